@@ -1,0 +1,363 @@
+/**
+ * Pure encoding and decoding of the structures AF_RXRPC exchanges with user
+ * space: struct sockaddr_rxrpc and the SOL_RXRPC control messages. No system
+ * calls here; everything is bytes in, values out, so it is tested on any host.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import { endianness } from 'node:os';
+import {
+  AF_INET, AF_INET6, AF_RXRPC, RXRPC_ABORT, RXRPC_ACK, RXRPC_BUSY, RXRPC_CHARGE_ACCEPT,
+  RXRPC_EXCLUSIVE_CALL, RXRPC_LOCAL_ERROR, RXRPC_NET_ERROR, RXRPC_NEW_CALL, RXRPC_SET_CALL_TIMEOUT,
+  RXRPC_TX_LENGTH, RXRPC_UPGRADE_SERVICE, RXRPC_USER_CALL_ID, SOCK_DGRAM, SOL_RXRPC,
+} from './constants';
+import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
+
+const LE = endianness() === 'LE';
+
+/** sizeof(struct sockaddr_rxrpc): 8 bytes of header and a 28-byte transport union. */
+export const SOCKADDR_RXRPC_SIZE = 36;
+const SOCKADDR_IN_SIZE = 16;
+const SOCKADDR_IN6_SIZE = 28;
+
+/** An Rx endpoint: a service on a UDP transport address. */
+export interface RxAddress {
+  /** Rx service ID (0 only for a client's local endpoint). */
+  service: number;
+  /** IPv4 or IPv6 address in text form. */
+  address: string;
+  /** UDP port. */
+  port: number;
+}
+
+/** A transport address decoded from the kernel, with its family. */
+export interface DecodedRxAddress extends RxAddress {
+  family: 'IPv4' | 'IPv6';
+}
+
+function checkUint(argument: string, value: unknown, max: number): number {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(argument, 'of type number', value);
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new OutOfRangeError(argument, `an integer from 0 to ${max}`, value);
+  }
+  return value;
+}
+
+/** Parses an IPv4 or IPv6 text address into its bytes (4 or 16). */
+export function parseIp(address: unknown, argument = 'address'): Uint8Array {
+  if (typeof address !== 'string') throw new InvalidArgTypeError(argument, 'of type string', address);
+  if (isIPv4(address)) return Uint8Array.from(address.split('.').map(Number));
+  if (!isIPv6(address)) {
+    throw new InvalidArgValueError(argument, 'must be an IPv4 or IPv6 address (no host names, no zone)', address);
+  }
+  if (address.includes('%')) {
+    throw new InvalidArgValueError(argument, 'must not carry an IPv6 zone index', address);
+  }
+  // A trailing dotted quad (::ffff:1.2.3.4) becomes two hex words first.
+  let text = address;
+  const quad = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (quad) {
+    const [a, b, c, d] = quad.slice(2).map(Number);
+    text = `${quad[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const parse = (part: string) => (part === '' ? [] : part.split(':').map((h) => parseInt(h, 16)));
+  const halves = text.split('::');
+  const left = parse(halves[0]);
+  const right = halves.length > 1 ? parse(halves[1]) : [];
+  const words = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const bytes = new Uint8Array(16);
+  words.forEach((w, i) => {
+    bytes[2 * i] = w >> 8;
+    bytes[2 * i + 1] = w & 0xff;
+  });
+  return bytes;
+}
+
+/** Formats 4 or 16 address bytes as text (RFC 5952 for IPv6). */
+export function formatIp(bytes: Uint8Array): string {
+  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return `::ffff:${Array.from(bytes.subarray(12)).join('.')}`;
+  }
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push((bytes[i] << 8) | bytes[i + 1]);
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
+  if (bestStart < 0) return hex(words);
+  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+}
+
+/** Encodes a struct sockaddr_rxrpc for bind() or as a sendmsg target. */
+export function encodeSockaddr(addr: RxAddress): Buffer {
+  if (typeof addr !== 'object' || addr === null) {
+    throw new InvalidArgTypeError('address', 'an object { service, address, port }', addr);
+  }
+  const service = checkUint('service', addr.service, 0xffff);
+  const port = checkUint('port', addr.port, 0xffff);
+  const ip = parseIp(addr.address);
+  const buf = Buffer.alloc(SOCKADDR_RXRPC_SIZE);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  view.setUint16(0, AF_RXRPC, LE);
+  view.setUint16(2, service, LE);
+  view.setUint16(4, SOCK_DGRAM, LE);
+  if (ip.length === 4) {
+    view.setUint16(6, SOCKADDR_IN_SIZE, LE);
+    view.setUint16(8, AF_INET, LE);
+    view.setUint16(10, port, false);
+    buf.set(ip, 12);
+  } else {
+    view.setUint16(6, SOCKADDR_IN6_SIZE, LE);
+    view.setUint16(8, AF_INET6, LE);
+    view.setUint16(10, port, false);
+    buf.set(ip, 16);
+  }
+  return buf;
+}
+
+/**
+ * Decodes a struct sockaddr_rxrpc as the kernel returns it in msg_name.
+ * The kernel may leave srx_family 0, so the transport family and length are
+ * what is trusted; both must agree.
+ */
+export function decodeSockaddr(bytes: Uint8Array, length = bytes.length): DecodedRxAddress {
+  if (length > bytes.length) throw new MalformedError('sockaddr_rxrpc', `length ${length} exceeds the ${bytes.length} bytes given`);
+  if (length < 8 + SOCKADDR_IN_SIZE) {
+    throw new MalformedError('sockaddr_rxrpc', `${length} bytes is too short (need at least ${8 + SOCKADDR_IN_SIZE})`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, length);
+  const srxFamily = view.getUint16(0, LE);
+  if (srxFamily !== 0 && srxFamily !== AF_RXRPC) {
+    throw new MalformedError('sockaddr_rxrpc', `srx_family ${srxFamily} is not AF_RXRPC`, 0);
+  }
+  const service = view.getUint16(2, LE);
+  const transportLen = view.getUint16(6, LE);
+  const family = view.getUint16(8, LE);
+  const port = view.getUint16(10, false);
+  if (family === AF_INET) {
+    if (transportLen !== SOCKADDR_IN_SIZE) {
+      throw new MalformedError('sockaddr_rxrpc', `transport_len ${transportLen} for AF_INET (expected 16)`, 6);
+    }
+    return { service, family: 'IPv4', address: formatIp(bytes.subarray(12, 16)), port };
+  }
+  if (family === AF_INET6) {
+    if (transportLen !== SOCKADDR_IN6_SIZE) {
+      throw new MalformedError('sockaddr_rxrpc', `transport_len ${transportLen} for AF_INET6 (expected 28)`, 6);
+    }
+    if (length < 8 + SOCKADDR_IN6_SIZE) {
+      throw new MalformedError('sockaddr_rxrpc', `${length} bytes is too short for an IPv6 transport`);
+    }
+    return { service, family: 'IPv6', address: formatIp(bytes.subarray(16, 32)), port };
+  }
+  throw new MalformedError('sockaddr_rxrpc', `transport family ${family} is neither AF_INET nor AF_INET6`, 8);
+}
+
+// ---------------------------------------------------------------------------
+// Control messages. struct cmsghdr on 64-bit Linux: size_t cmsg_len, int
+// cmsg_level, int cmsg_type, then the data; each message is padded to 8.
+
+const CMSG_HDR = 16;
+const align = (n: number) => (n + 7) & ~7;
+
+/** Control messages a caller can attach to a sendmsg. */
+export interface SendControl {
+  /** RXRPC_USER_CALL_ID: the caller's id for the call (required by the kernel). */
+  callId: number;
+  /** RXRPC_ABORT: abort the call with this code (signed or u32). */
+  abort?: number;
+  /** RXRPC_EXCLUSIVE_CALL: put a new client call on a connection of its own. */
+  exclusive?: boolean;
+  /** RXRPC_UPGRADE_SERVICE: ask the server to upgrade the service (first call of a connection). */
+  upgrade?: boolean;
+  /** RXRPC_TX_LENGTH: total bytes this side will send (first sendmsg of a phase only). */
+  txLength?: number | bigint;
+  /** RXRPC_SET_CALL_TIMEOUT: hard limit in s, idle in ms, normal (ack expected) in ms. */
+  timeouts?: readonly [number] | readonly [number, number] | readonly [number, number, number];
+  /** RXRPC_CHARGE_ACCEPT: charge the accept pool with callId (no data). */
+  chargeAccept?: boolean;
+}
+
+const MAX_CALL_ID = Number.MAX_SAFE_INTEGER;
+
+/** Encodes the control buffer for one sendmsg. */
+export function encodeControl(ctl: SendControl): Buffer {
+  if (typeof ctl !== 'object' || ctl === null) throw new InvalidArgTypeError('control', 'an object', ctl);
+  const { callId } = ctl;
+  if (typeof callId !== 'number') throw new InvalidArgTypeError('callId', 'of type number', callId);
+  if (!Number.isInteger(callId) || callId < 0 || callId > MAX_CALL_ID) {
+    throw new OutOfRangeError('callId', `an integer from 0 to ${MAX_CALL_ID}`, callId);
+  }
+  const parts: Array<[number, number]> = [[RXRPC_USER_CALL_ID, 8]]; // [type, data length]
+  let abort = 0;
+  if (ctl.abort !== undefined) {
+    if (typeof ctl.abort !== 'number') throw new InvalidArgTypeError('abort', 'of type number', ctl.abort);
+    if (!Number.isInteger(ctl.abort) || ctl.abort < -0x80000000 || ctl.abort > 0xffffffff) {
+      throw new OutOfRangeError('abort', 'a 32-bit integer (signed or unsigned)', ctl.abort);
+    }
+    abort = ctl.abort >>> 0;
+    parts.push([RXRPC_ABORT, 4]);
+  }
+  if (ctl.exclusive) parts.push([RXRPC_EXCLUSIVE_CALL, 0]);
+  if (ctl.upgrade) parts.push([RXRPC_UPGRADE_SERVICE, 0]);
+  let txLength = 0n;
+  if (ctl.txLength !== undefined) {
+    const t = ctl.txLength;
+    if (typeof t !== 'number' && typeof t !== 'bigint') {
+      throw new InvalidArgTypeError('txLength', 'of type number or bigint', t);
+    }
+    if ((typeof t === 'number' && (!Number.isSafeInteger(t) || t < 0)) || (typeof t === 'bigint' && (t < 0n || t >= 1n << 63n))) {
+      throw new OutOfRangeError('txLength', 'a non-negative integer below 2^63', t);
+    }
+    txLength = BigInt(t);
+    parts.push([RXRPC_TX_LENGTH, 8]);
+  }
+  let timeouts: readonly number[] = [];
+  if (ctl.timeouts !== undefined) {
+    if (!Array.isArray(ctl.timeouts) || ctl.timeouts.length < 1 || ctl.timeouts.length > 3) {
+      throw new InvalidArgValueError('timeouts', 'must be an array of 1 to 3 integers [hard s, idle ms, normal ms]', ctl.timeouts);
+    }
+    ctl.timeouts.forEach((t, i) => checkUint(`timeouts[${i}]`, t, 0xffffffff));
+    timeouts = ctl.timeouts;
+    parts.push([RXRPC_SET_CALL_TIMEOUT, 4 * timeouts.length]);
+  }
+  if (ctl.chargeAccept) parts.push([RXRPC_CHARGE_ACCEPT, 0]);
+
+  const size = parts.reduce((n, [, len]) => n + align(CMSG_HDR + len), 0);
+  const buf = Buffer.alloc(size);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  let off = 0;
+  for (const [type, len] of parts) {
+    view.setBigUint64(off, BigInt(CMSG_HDR + len), LE);
+    view.setInt32(off + 8, SOL_RXRPC, LE);
+    view.setInt32(off + 12, type, LE);
+    const d = off + CMSG_HDR;
+    switch (type) {
+      case RXRPC_USER_CALL_ID:
+        view.setUint32(d, LE ? callId % 0x100000000 : Math.floor(callId / 0x100000000), LE);
+        view.setUint32(d + 4, LE ? Math.floor(callId / 0x100000000) : callId % 0x100000000, LE);
+        break;
+      case RXRPC_ABORT:
+        view.setUint32(d, abort, LE);
+        break;
+      case RXRPC_TX_LENGTH:
+        view.setBigInt64(d, txLength, LE);
+        break;
+      case RXRPC_SET_CALL_TIMEOUT:
+        timeouts.forEach((t, i) => view.setUint32(d + 4 * i, t, LE));
+        break;
+    }
+    off += align(CMSG_HDR + len);
+  }
+  return buf;
+}
+
+/** How a received message relates to its call. */
+export type MessageKind =
+  | 'data' // call data (possibly empty); the call goes on unless the message is terminal
+  | 'ack' // RXRPC_ACK: a server call completed successfully
+  | 'abort' // RXRPC_ABORT: the call was aborted; `code` holds the abort code
+  | 'net-error' // RXRPC_NET_ERROR: `code` holds the errno
+  | 'local-error' // RXRPC_LOCAL_ERROR: `code` holds the errno
+  | 'busy' // RXRPC_BUSY: the server was busy
+  | 'new-call'; // RXRPC_NEW_CALL (old kernels only)
+
+/** The meaning of one recvmsg's control messages. */
+export interface ReceivedControl {
+  callId: number;
+  kind: MessageKind;
+  /** Abort code (signed) or errno, for the kinds that carry one. */
+  code: number;
+  /** Control message types that were present but are not known here. */
+  unknown: number[];
+}
+
+/**
+ * Decodes the control messages of one recvmsg. Every message from AF_RXRPC
+ * carries RXRPC_USER_CALL_ID; a buffer without one, a header that overruns
+ * the buffer, or a known message with the wrong size is malformed.
+ */
+export function decodeControl(bytes: Uint8Array, length = bytes.length): ReceivedControl {
+  if (length > bytes.length) {
+    throw new MalformedError('control messages', `length ${length} exceeds the ${bytes.length} bytes given`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, length);
+  let callId: number | undefined;
+  let kind: MessageKind = 'data';
+  let code = 0;
+  const unknown: number[] = [];
+  let off = 0;
+  while (off + CMSG_HDR <= length) {
+    const len = Number(view.getBigUint64(off, LE));
+    const level = view.getInt32(off + 8, LE);
+    const type = view.getInt32(off + 12, LE);
+    if (len < CMSG_HDR || off + len > length) {
+      throw new MalformedError('control messages', `cmsg_len ${len} overruns the ${length}-byte buffer`, off);
+    }
+    const dataLen = len - CMSG_HDR;
+    const d = off + CMSG_HDR;
+    const need = (n: number, name: string) => {
+      if (dataLen !== n) throw new MalformedError('control messages', `${name} with ${dataLen} data bytes (expected ${n})`, off);
+    };
+    if (level === SOL_RXRPC) {
+      switch (type) {
+        case RXRPC_USER_CALL_ID: {
+          need(8, 'RXRPC_USER_CALL_ID');
+          const lo = view.getUint32(LE ? d : d + 4, LE);
+          const hi = view.getUint32(LE ? d + 4 : d, LE);
+          if (hi > 0x1fffff) throw new MalformedError('control messages', `user call ID above 2^53`, off);
+          callId = hi * 0x100000000 + lo;
+          break;
+        }
+        case RXRPC_ABORT:
+          need(4, 'RXRPC_ABORT');
+          kind = 'abort';
+          code = view.getInt32(d, LE);
+          break;
+        case RXRPC_ACK:
+          kind = 'ack';
+          break;
+        case RXRPC_NET_ERROR:
+          need(4, 'RXRPC_NET_ERROR');
+          kind = 'net-error';
+          code = view.getUint32(d, LE);
+          break;
+        case RXRPC_LOCAL_ERROR:
+          need(4, 'RXRPC_LOCAL_ERROR');
+          kind = 'local-error';
+          code = view.getUint32(d, LE);
+          break;
+        case RXRPC_BUSY:
+          kind = 'busy';
+          break;
+        case RXRPC_NEW_CALL:
+          kind = 'new-call';
+          break;
+        default:
+          unknown.push(type);
+      }
+    } else {
+      unknown.push(type);
+    }
+    off += align(len);
+  }
+  if (off < length) throw new MalformedError('control messages', `${length - off} trailing bytes`, off);
+  if (callId === undefined) throw new MalformedError('control messages', 'no RXRPC_USER_CALL_ID');
+  return { callId, kind, code, unknown };
+}
+
+/** True for the kinds after which the kernel forgets the call id. */
+export function isTerminal(kind: MessageKind): boolean {
+  return kind !== 'data' && kind !== 'new-call';
+}

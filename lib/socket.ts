@@ -1,0 +1,305 @@
+/**
+ * RawSocket: the native socket with typed arguments, encoded addresses and
+ * control messages, and one decoded 'message' event per recvmsg. It keeps no
+ * per-call state; call ids, queues and timeouts belong to the layers above.
+ */
+import { EventEmitter } from 'node:events';
+import {
+  AF_INET, AF_INET6, MSG_CTRUNC, MSG_EOR, MSG_MORE, RXRPC_EXCLUSIVE_CONNECTION, RXRPC_MIN_SECURITY_LEVEL,
+  RXRPC_SECURITY_KEY, RXRPC_SECURITY_KEYRING, RXRPC_SUPPORTED_CMSG, RXRPC_UPGRADEABLE_SERVICE, SO_RCVBUF,
+  SO_SNDBUF, SOL_RXRPC, SOL_SOCKET,
+} from './constants';
+import {
+  decodeControl, decodeSockaddr, encodeControl, encodeSockaddr, MessageKind, RxAddress, SendControl,
+} from './codec';
+import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
+import {
+  EAGAIN, loadNative, NativeBinding, NativeSocket, RECORD_CONTROL_LENGTH, RECORD_DATA_LENGTH,
+  RECORD_DATA_OFFSET, RECORD_FLAGS, RECORD_NAME_LENGTH,
+} from './native';
+
+export type TransportFamily = 'IPv4' | 'IPv6';
+
+export interface RawSocketOptions {
+  /** Transport family of the socket: 'IPv6' sockets also reach IPv4 peers. Default 'IPv4'. */
+  family?: TransportFamily;
+  /** Messages read per event-loop wakeup. Default 64. */
+  batch?: number;
+  /** Bytes of call data read per wakeup at most. Default 256 KiB. */
+  batchBytes?: number;
+  /** The native binding (tests pass a fake). */
+  binding?: NativeBinding;
+}
+
+/** One recvmsg, decoded. */
+export interface ReceivedMessage {
+  callId: number;
+  kind: MessageKind;
+  /** Abort code (signed) for 'abort'; errno for 'net-error' and 'local-error'. */
+  code: number;
+  /** Call data; empty for most terminal messages. Valid after the event. */
+  data: Buffer;
+  /** MSG_EOR: the call is complete and its id released (a client's last reply data, or a terminal message). */
+  end: boolean;
+  /** MSG_MORE: more data of this phase follows. Clear on the last data of a phase. */
+  more: boolean;
+  /** Service ID from msg_name: the service that answered (client) or was called (server). */
+  service: number;
+  /** Transport address of the peer. */
+  peer: { family: TransportFamily; address: string; port: number };
+  /** Control message types present but not understood. */
+  unknown: number[];
+}
+
+export interface SendOptions {
+  /** Target of a new client call. */
+  target?: RxAddress;
+  /** MSG_MORE: more data for this call follows. */
+  more?: boolean;
+}
+
+interface RawSocketEvents {
+  message: [ReceivedMessage];
+  error: [Error];
+  close: [];
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function socketClosed(): Error {
+  const err = new Error('Socket is closed') as Error & { code: string };
+  err.code = 'ERR_SOCKET_CLOSED';
+  return err;
+}
+
+function checkString(argument: string, value: unknown): string {
+  if (typeof value !== 'string') throw new InvalidArgTypeError(argument, 'of type string', value);
+  if (value.length === 0 || value.includes('\0')) {
+    throw new InvalidArgValueError(argument, 'must be a non-empty string without NUL characters', value);
+  }
+  return value;
+}
+
+function checkInt(argument: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(argument, 'of type number', value);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new OutOfRangeError(argument, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+function u32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(value);
+  return b;
+}
+
+export class RawSocket extends EventEmitter<RawSocketEvents> {
+  readonly family: TransportFamily;
+  private readonly native: NativeSocket;
+  private readonly meta: Uint8Array;
+  private readonly metaView: DataView;
+  private readonly recordSize: number;
+  private readonly nameOffset: number;
+  private readonly controlOffset: number;
+  private readonly pendingAsync = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  private nextToken = 1;
+  private closed = false;
+  private lastName = Buffer.alloc(36);
+  private lastPeer: ReceivedMessage['peer'] | undefined;
+
+  constructor(options: RawSocketOptions = {}) {
+    super();
+    const family = options.family ?? 'IPv4';
+    if (family !== 'IPv4' && family !== 'IPv6') {
+      throw new InvalidArgValueError('family', "must be 'IPv4' or 'IPv6'", family);
+    }
+    const batch = checkInt('batch', options.batch ?? 64, 1, 1024);
+    const batchBytes = checkInt('batchBytes', options.batchBytes ?? 256 * 1024, 32 * 1024, 64 * 1024 * 1024);
+    const binding = options.binding ?? loadNative();
+    this.family = family;
+    this.recordSize = binding.RECORD_SIZE;
+    this.nameOffset = binding.RECORD_NAME;
+    this.controlOffset = binding.RECORD_CONTROL;
+    this.meta = new Uint8Array(batch * this.recordSize);
+    this.metaView = new DataView(this.meta.buffer);
+    this.native = new binding.Socket(
+      family === 'IPv4' ? AF_INET : AF_INET6,
+      this.meta,
+      (count, data, error) => this.onRecv(count, data, error),
+      (token, result, error) => this.onSendDone(token, result, error),
+      batchBytes,
+    );
+  }
+
+  /** Binds a service to a transport address; a server may bind twice (two services, one address). */
+  bind(address: RxAddress): void {
+    this.native.bind(encodeSockaddr(address));
+  }
+
+  /** Starts taking calls; backlog is the number of accept charges the kernel allows. */
+  listen(backlog: number): void {
+    this.native.listen(checkInt('backlog', backlog, 0, 0x7fffffff));
+  }
+
+  /** RXRPC_SECURITY_KEY: the key (by description) client calls use. Before bind. */
+  setSecurityKey(description: string): void {
+    this.native.setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEY, Buffer.from(checkString('description', description)));
+  }
+
+  /** RXRPC_SECURITY_KEYRING: the keyring of server keys. Before bind. */
+  setSecurityKeyring(description: string): void {
+    this.native.setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEYRING, Buffer.from(checkString('description', description)));
+  }
+
+  /** RXRPC_EXCLUSIVE_CONNECTION: every client call gets a connection of its own. Before bind. */
+  setExclusiveConnection(): void {
+    this.native.setsockopt(SOL_RXRPC, RXRPC_EXCLUSIVE_CONNECTION, null);
+  }
+
+  /** RXRPC_MIN_SECURITY_LEVEL: 0 plain, 1 authenticated, 2 encrypted. Before bind. */
+  setMinSecurityLevel(level: number): void {
+    this.native.setsockopt(SOL_RXRPC, RXRPC_MIN_SECURITY_LEVEL, u32(checkInt('level', level, 0, 2)));
+  }
+
+  /** RXRPC_UPGRADEABLE_SERVICE: after binding both services, before listen. */
+  setUpgradeableService(from: number, to: number): void {
+    const value = Buffer.alloc(4);
+    value.writeUInt16LE(checkInt('from', from, 1, 0xffff), 0);
+    value.writeUInt16LE(checkInt('to', to, 1, 0xffff), 2);
+    this.native.setsockopt(SOL_RXRPC, RXRPC_UPGRADEABLE_SERVICE, value);
+  }
+
+  /** RXRPC_SUPPORTED_CMSG: the highest control message type this kernel knows. */
+  supportedCmsg(): number {
+    return this.native.getsockopt(SOL_RXRPC, RXRPC_SUPPORTED_CMSG, 4).readInt32LE(0);
+  }
+
+  /** SO_SNDBUF as the kernel reports it (it doubles what is set). */
+  get sendBufferSize(): number {
+    return this.native.getsockopt(SOL_SOCKET, SO_SNDBUF, 4).readInt32LE(0);
+  }
+
+  set sendBufferSize(size: number) {
+    this.native.setsockopt(SOL_SOCKET, SO_SNDBUF, u32(checkInt('size', size, 1, 0x7fffffff)));
+  }
+
+  /** SO_RCVBUF as the kernel reports it (it doubles what is set). */
+  get receiveBufferSize(): number {
+    return this.native.getsockopt(SOL_SOCKET, SO_RCVBUF, 4).readInt32LE(0);
+  }
+
+  set receiveBufferSize(size: number) {
+    this.native.setsockopt(SOL_SOCKET, SO_RCVBUF, u32(checkInt('size', size, 1, 0x7fffffff)));
+  }
+
+  /**
+   * One sendmsg, on this thread, never sleeping: the bytes the kernel took,
+   * or -EAGAIN when it took none. Not for the first send of a client call
+   * (see sendAsync). Other failures throw errors with code, errno, syscall.
+   */
+  send(control: SendControl, data?: Uint8Array, options: SendOptions = {}): number {
+    if (this.closed) throw socketClosed();
+    return this.native.sendmsg(
+      options.target ? encodeSockaddr(options.target) : null,
+      encodeControl(control),
+      data ?? null,
+      options.more ? MSG_MORE : 0,
+    );
+  }
+
+  /** The same sendmsg made on the socket's sender thread, where it may sleep. */
+  sendAsync(control: SendControl, data?: Uint8Array, options: SendOptions = {}): Promise<number> {
+    if (this.closed) return Promise.reject(socketClosed());
+    const name = options.target ? encodeSockaddr(options.target) : null;
+    const ctl = encodeControl(control);
+    const token = this.nextToken++;
+    return new Promise<number>((resolve, reject) => {
+      this.native.sendmsgAsync(token, name, ctl, data ?? null, options.more ? MSG_MORE : 0);
+      this.pendingAsync.set(token, { resolve, reject });
+    });
+  }
+
+  /** Closes the socket; pending sendAsync promises reject with ERR_SOCKET_CLOSED. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close();
+    const pending = [...this.pendingAsync.values()];
+    this.pendingAsync.clear();
+    for (const p of pending) p.reject(socketClosed());
+    process.nextTick(() => this.emit('close'));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Keeps the event loop alive while the socket is open (the default). */
+  ref(): this {
+    if (!this.closed) this.native.ref();
+    return this;
+  }
+
+  /** Lets the process exit while the socket is open and idle. */
+  unref(): this {
+    if (!this.closed) this.native.unref();
+    return this;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private onSendDone(token: number, result: number, error: Error | undefined): void {
+    const p = this.pendingAsync.get(token);
+    if (!p) return;
+    this.pendingAsync.delete(token);
+    if (error && result !== -EAGAIN) p.reject(error);
+    else p.resolve(result);
+  }
+
+  private onRecv(count: number, data: Buffer | undefined, error: Error | undefined): void {
+    const view = this.metaView;
+    const all = data ?? EMPTY;
+    for (let i = 0; i < count && !this.closed; i++) {
+      const rec = i * this.recordSize;
+      const flags = view.getInt32(rec + RECORD_FLAGS, true);
+      const offset = view.getInt32(rec + RECORD_DATA_OFFSET, true);
+      const length = view.getInt32(rec + RECORD_DATA_LENGTH, true);
+      const nameLength = view.getInt32(rec + RECORD_NAME_LENGTH, true);
+      const controlLength = view.getInt32(rec + RECORD_CONTROL_LENGTH, true);
+      let message: ReceivedMessage;
+      try {
+        if (flags & MSG_CTRUNC) throw new Error('control messages truncated (MSG_CTRUNC)');
+        const ctl = decodeControl(this.meta.subarray(rec + this.controlOffset), controlLength);
+        const name = this.meta.subarray(rec + this.nameOffset, rec + this.nameOffset + nameLength);
+        message = {
+          callId: ctl.callId,
+          kind: ctl.kind,
+          code: ctl.code,
+          data: all.subarray(offset, offset + length),
+          end: (flags & MSG_EOR) !== 0,
+          more: (flags & MSG_MORE) !== 0,
+          service: nameLength >= 4 ? name[2] | (name[3] << 8) : 0,
+          peer: this.peerOf(name),
+          unknown: ctl.unknown,
+        };
+      } catch (err) {
+        this.emit('error', err as Error);
+        continue;
+      }
+      this.emit('message', message);
+    }
+    if (error && !this.closed) this.emit('error', error);
+  }
+
+  // Consecutive messages mostly come from one peer: decode its address once.
+  private peerOf(name: Uint8Array): ReceivedMessage['peer'] {
+    if (this.lastPeer && name.length === this.lastName.length && this.lastName.equals(name)) return this.lastPeer;
+    const d = decodeSockaddr(name);
+    this.lastName = Buffer.from(name);
+    this.lastPeer = { family: d.family, address: d.address, port: d.port };
+    return this.lastPeer;
+  }
+}

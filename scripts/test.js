@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+// npm test: build, run the host-side unit tests, then the integration tests
+// inside a kernel VM for each kernel of the matrix (one boot per kernel), and
+// close with a line "N passed, N failed" totalled over everything.
+//
+// Environment:
+//   RXRPC_KERNELS   comma-separated kernels (default: all of scripts/vm/kernels)
+//   RXRPC_HOST_ONLY=1  skip the VM (the summary then says so and fails)
+//   JEST_ARGS       extra jest arguments for both runs (e.g. a test name filter)
+'use strict';
+const { spawnSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const jestBin = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
+const MATRIX = ['bookworm', 'bookworm-backports', 'trixie-backports'];
+const kernels = (process.env.RXRPC_KERNELS || MATRIX.join(','))
+  .split(',')
+  .map((k) => k.trim())
+  .filter(Boolean);
+const extra = process.env.JEST_ARGS ? process.env.JEST_ARGS.split(' ').filter(Boolean) : [];
+
+function step(title) {
+  console.log(`\n=== ${title}`);
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+  return r.status === null ? 1 : r.status;
+}
+
+// Reads a jest --json report; undefined when the run never wrote one.
+function readReport(file) {
+  try {
+    const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+    // Suites that failed to run at all (syntax error, crash) count as failures too.
+    const broken = r.testResults.filter((t) => t.status === 'failed' && t.assertionResults.length === 0).length;
+    return { passed: r.numPassedTests, failed: r.numFailedTests + broken, skipped: r.numPendingTests + r.numTodoTests };
+  } catch {
+    return undefined;
+  }
+}
+
+function runInVm(kernel, outDir) {
+  return new Promise((resolve) => {
+    const args = [
+      path.join(root, 'scripts', 'vm', 'run.sh'),
+      '--kernel', kernel, '--out', outDir, '--',
+      process.execPath, jestBin, '--config', path.join(root, 'test', 'jest.integration.config.js'),
+      '--ci', '--runInBand', '--json', '--outputFile', path.join(outDir, 'jest.json'), ...extra,
+    ];
+    const child = spawn('bash', args, { cwd: root, stdio: 'inherit' });
+    child.on('close', (code) => resolve(code === null ? 1 : code));
+  });
+}
+
+async function main() {
+  const results = [];
+  const started = Date.now();
+
+  step('build');
+  if (run(process.execPath, [path.join(root, 'scripts', 'install.js')]) !== 0 ||
+      run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']) !== 0) {
+    console.log('\nbuild failed');
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rxrpc-test-'));
+  step('host: unit tests');
+  const hostJson = path.join(tmp, 'host.json');
+  const hostStatus = run(process.execPath, [jestBin, '--ci', '--json', '--outputFile', hostJson, ...extra]);
+  const host = readReport(hostJson) || { passed: 0, failed: 1, skipped: 0 };
+  if (hostStatus !== 0 && host.failed === 0) host.failed = 1;
+  results.push({ where: 'host', ...host, note: `${os.release()} (no VM)` });
+
+  if (process.env.RXRPC_HOST_ONLY === '1') {
+    results.push({ where: 'vm', passed: 0, failed: 1, skipped: 0, note: 'RXRPC_HOST_ONLY=1: integration tests not run' });
+  } else {
+    for (const kernel of kernels) {
+      step(`kernel ${kernel}: integration tests in the VM`);
+      const outDir = fs.mkdtempSync(path.join(tmp, `${kernel}-`));
+      const status = await runInVm(kernel, outDir);
+      const report = readReport(path.join(outDir, 'jest.json'));
+      let version = '';
+      try {
+        version = fs.readFileSync(path.join(outDir, 'kernel'), 'utf8').trim();
+      } catch {
+        // The guest writes it when it boots; without it the VM never started.
+      }
+      if (!report) {
+        const why = status >= 125 ? `VM failed (status ${status}), see "vm:" lines above` : `no jest report (status ${status})`;
+        results.push({ where: kernel, passed: 0, failed: 1, skipped: 0, note: why });
+      } else {
+        if (status !== 0 && report.failed === 0) report.failed = 1;
+        results.push({ where: kernel, ...report, note: version || 'kernel version unknown' });
+      }
+    }
+  }
+
+  step(`summary (${Math.round((Date.now() - started) / 1000)} s)`);
+  for (const r of results) {
+    const skipped = r.skipped ? `, ${r.skipped} skipped` : '';
+    console.log(`${r.where.padEnd(20)} ${String(r.passed).padStart(4)} passed, ${String(r.failed).padStart(3)} failed${skipped}  ${r.note}`);
+  }
+  const passed = results.reduce((n, r) => n + r.passed, 0);
+  const failed = results.reduce((n, r) => n + r.failed + r.skipped, 0);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed === 0 ? 0 : 1);
+}
+
+main().catch((err) => {
+  console.error(err);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+});

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Fetch a Debian kernel and build the initramfs that boots the test VM.
+#
+# Usage: scripts/vm/kernel.sh SUITE   (bookworm | bookworm-backports | trixie-backports)
+#
+# Prints the path of a directory holding vmlinuz, initrd.img and version
+# ("<kernel release> <Debian package version>"). Everything is cached under
+# ${RXRPC_VM_CACHE:-~/.cache/rxrpc-vm}/SUITE: the archive is asked for the
+# current kernel at most once a day (always with RXRPC_VM_REFRESH=1) and an
+# initramfs is built once per kernel package version. Progress goes to stderr.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=common.sh
+. "$here/common.sh"
+
+log() { echo "kernel.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# Modules the guest needs, in load order: virtio transport, its consoles, the
+# 9p shares, the ciphers rxkad needs (rxrpc fails to load without them) and
+# AF_RXRPC. Newer kernels have some built in.
+modules=(virtio_pci virtio_console 9pnet_virtio 9p fcrypt pcbc rxrpc)
+
+suite=${1:-}
+mirror=http://deb.debian.org/debian
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+case $suite in
+  bookworm) dists=("$mirror bookworm" "http://deb.debian.org/debian-security bookworm-security") ;;
+  bookworm-backports | trixie-backports) dists=("$mirror $suite") ;;
+  *) die "usage: kernel.sh bookworm|bookworm-backports|trixie-backports" ;;
+esac
+
+need busybox-static kmod cpio xz-utils debian-archive-keyring
+
+cache=${RXRPC_VM_CACHE:-$HOME/.cache/rxrpc-vm}/$suite
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
+apt=$cache/apt
+mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts.d"
+# Signatures are checked against Debian's archive keyring (it carries the
+# bookworm and trixie keys that sign these suites).
+for dist in "${dists[@]}"; do echo "deb [signed-by=$keyring] $dist main"; done >"$apt/sources.list"
+touch "$apt/status"
+
+# A private apt: its own sources, lists, cache and (empty) dpkg status, so the
+# host's apt configuration and state are neither used for the choice nor changed.
+apt_opts=(
+  -o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/parts.d"
+  -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null
+  -o "Dir::State::Lists=$apt/lists" -o "Dir::State::status=$apt/status"
+  -o "Dir::Cache=$apt/cache" -o APT::Architectures=amd64 -o APT::Default-Release=
+  -o "APT::Sandbox::User=$(id -un)" -o Acquire::Languages=none
+)
+
+# resolve: ask the archive which kernel linux-image-amd64 means today and
+# record "<version> <package>..." (the image and, on 7.x kernels, the
+# linux-binary-*/linux-modules-* packages it is split into).
+resolve() {
+  log "resolving linux-image-amd64 in $suite"
+  apt-get "${apt_opts[@]}" -q update >&2 || return 1
+  local pkgs version
+  pkgs=$(apt-cache "${apt_opts[@]}" depends --recurse --important linux-image-amd64 |
+    grep -E '^linux-(image|binary|modules)-[0-9]' | sort -u | tr '\n' ' ') || return 1
+  [[ $pkgs == linux-image-* ]] || return 1
+  version=$(apt-cache "${apt_opts[@]}" show --no-all-versions "${pkgs%% *}" |
+    sed -n 's/^Version: //p')
+  echo "$version $pkgs" >"$cache/resolved.tmp" && mv "$cache/resolved.tmp" "$cache/resolved"
+}
+
+if [[ ${RXRPC_VM_REFRESH:-} == 1 || -z $(find "$cache/resolved" -mmin -1440 2>/dev/null) ]]; then
+  resolve || { [[ -s $cache/resolved ]] && log "refresh failed; using the last resolved kernel"; } ||
+    die "cannot resolve the kernel for $suite"
+fi
+read -r version pkgs <"$cache/resolved"
+read -ra pkgs <<<"$pkgs"
+# The initramfs depends on this script and init.sh too: rebuild when they change.
+scripts=$(cat "$here/kernel.sh" "$here/init.sh" | sha256sum | cut -c1-8)
+out=$cache/${pkgs[0]}_${version}_$scripts
+if [[ -s $out/version ]]; then
+  echo "$out"
+  exit 0
+fi
+
+# Build in a scratch directory beside the result and rename it into place at
+# the end, so an interrupted run never leaves a half-built kernel behind.
+work=$(mktemp -d "$cache/.build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+log "downloading ${pkgs[*]} ($version)"
+mkdir debs root initrd result
+(cd debs && apt-get "${apt_opts[@]}" -q download "${pkgs[@]}" >&2)
+for deb in debs/*.deb; do dpkg-deb -x "$deb" root; done
+# 7.x kernels keep everything under usr/lib/modules; modprobe looks in lib.
+[[ -e root/lib ]] || ln -s usr/lib root/lib
+release=$(ls root/lib/modules)
+[[ -d root/lib/modules/$release ]] || die "expected one kernel in ${pkgs[*]}, found: $release"
+vmlinuz=root/boot/vmlinuz-$release
+[[ -f $vmlinuz ]] || vmlinuz=root/lib/modules/$release/vmlinuz
+cp "$vmlinuz" result/vmlinuz
+
+log "building initramfs for $release"
+depmod -b root "$release"
+mods=initrd/lib/modules/$release
+mkdir -p "$mods" initrd/bin initrd/etc initrd/proc initrd/sys initrd/dev initrd/newroot initrd/ctl
+for mod in "${modules[@]}"; do
+  # A module that modprobe cannot find is taken to be built in (7.x ships no
+  # modules.builtin); the guest checks that rxrpc and 9p really work.
+  deps=$(modprobe -C /dev/null -d root -S "$release" --show-depends "$mod" 2>/dev/null) || continue
+  while read -r cmd path _; do
+    [[ $cmd == insmod ]] || continue
+    rel=${path#*/lib/modules/"$release"/}
+    mkdir -p "$mods/$(dirname "$rel")"
+    case $path in
+      *.xz) xz -dc "$path" >"$mods/${rel%.xz}" ;;
+      *.zst) zstd -qdc "$path" >"$mods/${rel%.zst}" ;;
+      *) cp "$path" "$mods/$rel" ;;
+    esac
+  done <<<"$deps"
+  grep -q '^insmod' <<<"$deps" && echo "$mod" >>initrd/etc/modules
+done
+touch initrd/etc/modules "$mods"/modules.{order,builtin,builtin.modinfo}
+cp root/lib/modules/"$release"/modules.builtin* "$mods" 2>/dev/null || true
+depmod -b initrd "$release"
+cp /bin/busybox initrd/bin/busybox
+ln -s busybox initrd/bin/sh
+install -m 755 "$here/init.sh" initrd/init
+(cd initrd && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >result/initrd.img
+echo "$release $version" >result/version
+
+mv -T result "$out" 2>/dev/null || [[ -s $out/version ]] || die "cannot store $out"
+find "$cache" -mindepth 1 -maxdepth 1 -name 'linux-*' ! -path "$out" -exec rm -rf {} +
+log "kernel $release ($version) ready in $out"
+echo "$out"

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Run a command inside a Debian kernel that has AF_RXRPC, booted under QEMU
+# (software emulation) with the host's root filesystem shared read-only.
+#
+# Usage: scripts/vm/run.sh [--kernel SUITE] [--timeout SECONDS] [--mem MB]
+#                          [--smp N] [--out DIR] -- COMMAND [ARGS...]
+#
+#   --kernel   bookworm (default), bookworm-backports or trixie-backports
+#   --timeout  seconds before the VM is killed (default 1800)
+#   --mem      guest memory in MB (default 2048); --smp: vCPUs (default 2)
+#   --out      a host directory the command may write to, mounted writable at
+#              the same path in the guest (default: a fresh temporary one,
+#              removed afterwards if left empty); also in $RXRPC_VM_OUT
+#
+# COMMAND runs as root in the caller's working directory with the caller's
+# PATH, HOME=/tmp/home, TMPDIR=/tmp, RXRPC_VM_KERNEL=<guest uname -r>, and CI,
+# RXRPC_*, JEST_* and NODE_* passed through; the host is read-only except for
+# --out, /tmp is a fresh tmpfs. Its stdout and stderr stream to stdout.
+# Exit status: the command's, or 125 with a "vm: ..." line on stderr when the
+# VM could not run it (kernel, boot, guest setup, timeout).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=common.sh
+. "$here/common.sh"
+
+die() {
+  echo "vm: $*" >&2
+  exit 125
+}
+usage() { die "usage: run.sh [--kernel SUITE] [--timeout S] [--mem MB] [--smp N] [--out DIR] -- COMMAND [ARGS...]"; }
+
+suite=bookworm timeout=1800 mem=2048 smp=2 out=
+while (($#)); do
+  case $1 in
+    --kernel) suite=${2:-} ;;
+    --timeout) timeout=${2:-} ;;
+    --mem) mem=${2:-} ;;
+    --smp) smp=${2:-} ;;
+    --out) out=${2:-} ;;
+    --) shift; break ;;
+    *) usage ;;
+  esac
+  (($# >= 2)) || usage
+  shift 2
+done
+(($#)) || usage
+[[ $timeout$mem$smp =~ ^[0-9]+$ ]] || usage
+
+need qemu-system-x86
+kernel=$("$here/kernel.sh" "$suite") || die "cannot prepare the $suite kernel"
+
+keep_out=1
+if [[ -z $out ]]; then
+  out=$(mktemp -d) keep_out=
+fi
+mkdir -p "$out" && out=$(cd "$out" && pwd -P) || die "cannot use --out $out"
+ctl=$(mktemp -d)
+cleanup() {
+  rm -rf "$ctl"
+  [[ -n $keep_out ]] || rmdir "$out" 2>/dev/null || echo "vm: output left in $out" >&2
+}
+trap cleanup EXIT
+
+# Shell-quote for the guest's /bin/sh.
+q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+cwd=$(pwd -P)
+printf 'VM_OUT=%s\nVM_CWD=%s\n' "$(q "$out")" "$(q "$cwd")" >"$ctl/vm.env"
+{
+  echo 'exec 3<&-'
+  for name in $(compgen -e); do
+    case $name in
+      CI | RXRPC_* | JEST_* | NODE_*) printf 'export %s=%s\n' "$name" "$(q "${!name}")" ;;
+    esac
+  done
+  printf 'export PATH=%s RXRPC_VM_OUT=%s\n' "$(q "$PATH")" "$(q "$out")"
+  echo 'export HOME=/tmp/home TMPDIR=/tmp RXRPC_VM_KERNEL="$(uname -r)"'
+  echo 'mkdir -p "$HOME"'
+  printf 'cd %s || exit 125\n' "$(q "$cwd")"
+  printf 'exec'
+  for arg in "$@"; do printf ' %s' "$(q "$arg")"; done
+  echo
+} >"$ctl/cmd.sh"
+
+# Commas in QEMU option values are written twice.
+share() { echo "local,path=${2//,/,,},mount_tag=$1,security_model=none,multidevs=remap${3:-}"; }
+qemu=(
+  qemu-system-x86_64 -accel tcg -cpu max -smp "$smp" -m "$mem"
+  -nodefaults -nographic -no-reboot
+  -kernel "$kernel/vmlinuz" -initrd "$kernel/initrd.img"
+  -append "console=ttyS0 quiet panic=-1"
+  -serial "file:${ctl//,/,,}/console.log"
+  -virtfs "$(share hostroot / ,readonly=on)"
+  -virtfs "$(share out "$out")"
+  -virtfs "$(share ctl "$ctl")"
+  # hvc0 carries the command's output to our stdout, hvc1 notes to stderr.
+  -device virtio-serial
+  -chardev stdio,id=hvc0,signal=off -device virtconsole,chardev=hvc0
+  -chardev file,id=hvc1,path=/dev/stderr,append=on -device virtconsole,chardev=hvc1
+)
+timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null &
+pid=$!
+interrupted=
+trap 'interrupted=1; kill "$pid" 2>/dev/null' INT TERM
+status=0
+wait "$pid" || status=$?
+# A signal interrupts the first wait; wait again for QEMU to go.
+while kill -0 "$pid" 2>/dev/null; do wait "$pid" || status=$?; done
+
+if [[ -s $ctl/status ]]; then
+  read -r _ code <"$ctl/status"
+  exit "$code"
+fi
+[[ -z $interrupted ]] || die "interrupted"
+((status != 124 && status != 137)) || die "timed out after $timeout s"
+reason=$(tr -d '\r' <"$ctl/console.log" 2>/dev/null | sed -n 's/^vm: //p; s/^\[[ .0-9]*\] \(Kernel panic.*\)/\1/p' | tail -n1)
+log=$(mktemp --tmpdir rxrpc-vm-console.XXXXXX)
+cp "$ctl/console.log" "$log" 2>/dev/null || true
+die "${reason:-the guest stopped before the command finished (QEMU status $status)} (console log: $log)"

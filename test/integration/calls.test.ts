@@ -1,0 +1,91 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Endpoint } from '../../lib/endpoint';
+import { freshPort, raiseMaxBacklog, request, serve } from './helpers';
+
+const ADDRESS = '127.0.0.1';
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+describe('calls through the kernel', () => {
+  let client: Endpoint;
+  beforeEach(() => {
+    client = new Endpoint();
+  });
+  afterEach(() => client.close());
+
+  test('a small call is answered by the service it was addressed to', async () => {
+    const port = freshPort();
+    const server = serve(ADDRESS, port, [1234], (req) => Buffer.concat([Buffer.from('echo:'), req]));
+    try {
+      const { reply } = request(client, { service: 1234, address: ADDRESS, port }, Buffer.from('hello'));
+      await expect(reply).resolves.toEqual({ data: Buffer.from('echo:hello'), service: 1234 });
+    } finally {
+      server.close();
+    }
+  });
+
+  test('partial sends and EAGAIN: 4 MiB each way arrives intact, without spinning', async () => {
+    const port = freshPort();
+    const server = serve(ADDRESS, port, [1235], (req) => Buffer.concat([Buffer.from(sha(req), 'hex'), Buffer.from(req).reverse()]));
+    const body = randomBytes(4 * 1024 * 1024);
+    const started = Date.now();
+    try {
+      const { reply } = request(client, { service: 1235, address: ADDRESS, port }, body);
+      const { data } = await reply;
+      const elapsed = Date.now() - started;
+      expect(data.subarray(0, 32).toString('hex')).toBe(sha(body));
+      const back = data.subarray(32);
+      expect(back.length).toBe(4 * 1024 * 1024);
+      expect(back.equals(Buffer.from(body).reverse())).toBe(true);
+      // The trap was met: the kernel refused or cut sends at least once on one side.
+      const met = client.stats.sendAgain + client.stats.partialSends + server.stats.sendAgain + server.stats.partialSends;
+      expect(met).toBeGreaterThan(0);
+      // Retries are paced by a timer of 1 ms or more: a spinning sender would
+      // retry many times per millisecond.
+      expect(client.stats.sendAgain + server.stats.sendAgain).toBeLessThan(elapsed + 200);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('1000 calls with 64 in flight to one peer, server in the same process, complete', async () => {
+    // The kernel gives one peer at most 16 calls at once (4 connections x 4
+    // channels); the rest sleep in their first sendmsg, on the sender thread.
+    // The accept pool must cover those 16, which needs max_backlog raised.
+    expect(raiseMaxBacklog()).toBe(31);
+    const port = freshPort();
+    const server = serve(ADDRESS, port, [1236], (req) => req, 31);
+    try {
+      let next = 0;
+      let done = 0;
+      const worker = async () => {
+        while (next < 1000) {
+          const i = next++;
+          const body = Buffer.alloc(4);
+          body.writeUInt32BE(i);
+          const { data } = await request(client, { service: 1236, address: ADDRESS, port }, body).reply;
+          expect(data.readUInt32BE(0)).toBe(i);
+          done++;
+        }
+      };
+      await Promise.all(Array.from({ length: 64 }, worker));
+      expect(done).toBe(1000);
+      expect(client.activeCalls).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('closing the client with calls in flight settles every call', async () => {
+    const port = freshPort();
+    const server = serve(ADDRESS, port, [1237], () => new Promise<Uint8Array>(() => {})); // never answers
+    try {
+      const replies = Array.from({ length: 20 }, () => request(client, { service: 1237, address: ADDRESS, port }, Buffer.from('x')).reply);
+      await new Promise((r) => setTimeout(r, 200));
+      client.close();
+      const settled = await Promise.allSettled(replies);
+      expect(settled.every((s) => s.status === 'rejected' && (s.reason as { code?: string }).code === 'ERR_SOCKET_CLOSED')).toBe(true);
+    } finally {
+      server.close();
+    }
+  });
+});
