@@ -10,15 +10,17 @@ if (process.platform !== 'linux') {
   process.exit(0);
 }
 
-// npm hands install scripts the path of its own node-gyp; a local one is the fallback.
-let gyp = process.env.npm_config_node_gyp;
+// The project's pinned node-gyp when it is installed (development); otherwise
+// the one npm hands to install scripts.
+let gyp;
+try {
+  gyp = require.resolve('node-gyp/bin/node-gyp.js');
+} catch {
+  gyp = process.env.npm_config_node_gyp;
+}
 if (!gyp) {
-  try {
-    gyp = require.resolve('node-gyp/bin/node-gyp.js');
-  } catch {
-    console.error('rxrpc: node-gyp not found; run this through npm or install node-gyp');
-    process.exit(1);
-  }
+  console.error('rxrpc: node-gyp not found; run this through npm or install node-gyp');
+  process.exit(1);
 }
 const root = path.join(__dirname, '..');
 // An already configured tree is rebuilt incrementally; --rebuild starts afresh.

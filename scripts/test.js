@@ -48,6 +48,8 @@ function runInVm(kernel, outDir) {
     const args = [
       path.join(root, 'scripts', 'vm', 'run.sh'),
       '--kernel', kernel, '--out', outDir, '--',
+      // Note which kernel ran the tests (uname -r and Debian's package version).
+      'sh', '-c', 'echo "$RXRPC_VM_KERNEL ($(sed -n "s/.*Debian \\([^ ]*\\).*/\\1/p" /proc/version))" >"$RXRPC_VM_OUT/kernel"; exec "$@"', 'sh',
       process.execPath, jestBin, '--config', path.join(root, 'test', 'jest.integration.config.js'),
       '--ci', '--runInBand', '--json', '--outputFile', path.join(outDir, 'jest.json'), ...extra,
     ];
