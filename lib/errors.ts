@@ -81,3 +81,30 @@ export function isErrnoError(err: unknown): err is ErrnoError {
   return err instanceof Error && typeof (err as ErrnoError).errno === 'number' &&
     typeof (err as ErrnoError).syscall === 'string';
 }
+
+/** The operation was aborted through an AbortSignal (Node's AbortError shape). */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR';
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AbortError';
+  }
+}
+
+/** A call's timeout or deadline passed. */
+export class TimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(readonly timeout: number, what = 'Call') {
+    super(`${what} timed out after ${timeout} ms`);
+    this.name = 'TimeoutError';
+  }
+}
+
+/** A reply came from a service other than the one the call was addressed to. */
+export class WrongServiceError extends Error {
+  readonly code = 'ERR_RXRPC_WRONG_SERVICE';
+  constructor(readonly expected: number, readonly received: number, readonly data?: Buffer) {
+    super(`Reply came from service ${received}, but the call was addressed to service ${expected}`);
+    this.name = 'WrongServiceError';
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The AFS services that use service upgrade, and ready-made GetCapabilities
+ * probes for them. GetCapabilities exists in both the original and the
+ * upgraded service with the same request, which is what makes it the probe.
+ */
+import { Client, ProbeResult } from './client';
+import { checkDestination, Destination } from './services';
+import { XdrReader, XdrWriter } from './xdr';
+
+/** Service IDs and default ports. */
+export const AFS = {
+  VL: { service: 52, port: 7003, upgradeTo: 2503, getCapabilities: 65537 },
+  FS: { service: 1, port: 7000, upgradeTo: 2500, getCapabilities: 65540 },
+} as const;
+export const YFS_VL_SERVICE = 2503;
+export const YFS_FS_SERVICE = 2500;
+
+/** VL error codes (OpenAFS src/vlserver/vl_errors.et), for abort names. */
+export const VL_IDEXIST = 363520;
+export const VL_NOENT = 363524;
+
+/** The GetCapabilities request: the opcode alone. */
+export function capabilitiesRequest(opcode: number): Buffer {
+  return new XdrWriter().u32(opcode).toBuffer();
+}
+
+/** The GetCapabilities reply: a counted array of capability words. */
+export function decodeCapabilities(reply: Buffer): number[] {
+  const r = new XdrReader(reply);
+  const words = r.array((x) => x.u32(), 1024);
+  r.end();
+  return words;
+}
+
+export interface CapabilitiesProbe extends ProbeResult {
+  /** The capability words, when the server answered GetCapabilities. */
+  capabilities?: number[];
+}
+
+async function probeCapabilities(client: Client, destination: Destination, kind: 'VL' | 'FS',
+  options: { timeout?: number; signal?: AbortSignal }): Promise<CapabilitiesProbe> {
+  const spec = AFS[kind];
+  const result: CapabilitiesProbe = await client.probe(destination, {
+    service: spec.service,
+    upgradeTo: spec.upgradeTo,
+    request: capabilitiesRequest(spec.getCapabilities),
+    ...options,
+  });
+  if (result.reply && result.reply.length > 0) result.capabilities = decodeCapabilities(result.reply);
+  return result;
+}
+
+/** Probes a VL server (52 -> 2503) with VL_GetCapabilities. */
+export function probeVL(client: Client, destination: Partial<Destination> & { address: string },
+  options: { timeout?: number; signal?: AbortSignal } = {}): Promise<CapabilitiesProbe> {
+  const dest = checkDestination({ port: AFS.VL.port, ...destination });
+  return probeCapabilities(client, dest, 'VL', options);
+}
+
+/** Probes a file server (1 -> 2500) with FS GetCapabilities. */
+export function probeFS(client: Client, destination: Partial<Destination> & { address: string },
+  options: { timeout?: number; signal?: AbortSignal } = {}): Promise<CapabilitiesProbe> {
+  const dest = checkDestination({ port: AFS.FS.port, ...destination });
+  return probeCapabilities(client, dest, 'FS', options);
+}

@@ -1,0 +1,11 @@
+export * from './constants';
+export * from './errors';
+export * from './codec';
+export * from './xdr';
+export * from './services';
+export { RawSocket, RawSocketOptions, ReceivedMessage, SendOptions, TransportFamily } from './socket';
+export { Call, CallError, Endpoint, EndpointClosedError, EndpointOptions, StartOptions } from './endpoint';
+export { CallOptions, CallResult, Client, ClientCall, ClientOptions, KernelTimeouts, ProbeOptions, ProbeResult } from './client';
+export { Handler, IncomingCall, maxBacklog, Server, ServerOptions, upgradeWarning } from './server';
+export * from './afs';
+export { loadNative, NativeBinding, NativeSocket } from './native';

@@ -1,0 +1,90 @@
+/**
+ * Validation of the values users hand over: service IDs, transport
+ * addresses, and the service pair of an upgrade. Everything is checked
+ * before any system call, and errors name the value and the rule.
+ */
+import { isIP } from 'node:net';
+import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
+
+/** A UDP transport address. */
+export interface Destination {
+  address: string;
+  port: number;
+}
+
+/** A service at a transport address. */
+export interface ServiceDestination extends Destination {
+  service: number;
+}
+
+/** An upgrade: calls to `from` may be answered by `to`. */
+export interface ServicePair {
+  from: number;
+  to: number;
+}
+
+/** A service ID: an integer from 1 to 65535. */
+export function checkService(value: unknown, argument = 'service'): number {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(argument, 'of type number', value);
+  if (!Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new OutOfRangeError(argument, 'a service ID, an integer from 1 to 65535', value);
+  }
+  return value;
+}
+
+/** A UDP port; 0 only where `allowZero`. */
+export function checkPort(value: unknown, argument = 'port', allowZero = false): number {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(argument, 'of type number', value);
+  const min = allowZero ? 0 : 1;
+  if (!Number.isInteger(value) || value < min || value > 65535) {
+    throw new OutOfRangeError(argument, `a UDP port, an integer from ${min} to 65535`, value);
+  }
+  return value;
+}
+
+/** An IPv4 or IPv6 address in text form; returns its family. */
+export function checkAddress(value: unknown, argument = 'address'): 'IPv4' | 'IPv6' {
+  if (typeof value !== 'string') throw new InvalidArgTypeError(argument, 'of type string', value);
+  const family = isIP(value);
+  if (family === 0 || value.includes('%')) {
+    throw new InvalidArgValueError(argument, 'must be an IPv4 or IPv6 address (no host names, no zone)', value);
+  }
+  return family === 4 ? 'IPv4' : 'IPv6';
+}
+
+export function checkDestination(value: unknown, argument = 'destination'): Destination & { family: 'IPv4' | 'IPv6' } {
+  if (typeof value !== 'object' || value === null) {
+    throw new InvalidArgTypeError(argument, 'an object { address, port }', value);
+  }
+  const d = value as Destination;
+  const family = checkAddress(d.address, `${argument}.address`);
+  const port = checkPort(d.port, `${argument}.port`);
+  return { address: d.address, port, family };
+}
+
+export function checkServiceDestination(value: unknown, argument = 'destination'): ServiceDestination & { family: 'IPv4' | 'IPv6' } {
+  const d = checkDestination(value, argument);
+  return { ...d, service: checkService((value as ServiceDestination).service, `${argument}.service`) };
+}
+
+/** Two different service IDs, the upgrade from one to the other. */
+export function checkServicePair(value: unknown, argument = 'upgrade'): ServicePair {
+  if (typeof value !== 'object' || value === null) {
+    throw new InvalidArgTypeError(argument, 'an object { from, to }', value);
+  }
+  const p = value as ServicePair;
+  const from = checkService(p.from, `${argument}.from`);
+  const to = checkService(p.to, `${argument}.to`);
+  if (from === to) throw new InvalidArgValueError(argument, 'must name two different service IDs', value);
+  return { from, to };
+}
+
+/** A non-negative duration in milliseconds, or undefined. */
+export function checkDuration(value: unknown, argument: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number') throw new InvalidArgTypeError(argument, 'of type number', value);
+  if (!Number.isFinite(value) || value < 0 || value > 0x7fffffff) {
+    throw new OutOfRangeError(argument, 'a number of milliseconds from 0 to 2^31-1', value);
+  }
+  return value;
+}

@@ -1,0 +1,248 @@
+/**
+ * A fake AF_RXRPC for host-side tests of the policy above the native layer.
+ * It implements the NativeBinding interface with the same record layout as
+ * native/rxrpc.cc, and routes client calls to scripted peers registered by
+ * transport address. Every sendmsg is logged, so tests can check what left
+ * and in which order.
+ */
+import { decodeSockaddr, encodeSockaddr, SOCKADDR_RXRPC_SIZE } from '../lib/codec';
+import { MSG_EOR, MSG_MORE, RXRPC_ABORT, RXRPC_CHARGE_ACCEPT, RXRPC_EXCLUSIVE_CALL, RXRPC_UPGRADE_SERVICE, RXRPC_USER_CALL_ID, SOL_RXRPC } from '../lib/constants';
+import { NativeBinding, NativeSocket, RecvBatch, SendDone } from '../lib/native';
+
+const RECORD_SIZE = 192;
+const RECORD_NAME = 20;
+const RECORD_CONTROL = 56;
+
+/** What a scripted peer does with a complete request. */
+export type PeerAnswer =
+  | { reply: Uint8Array; service?: number; delay?: number }
+  | { abort: number; delay?: number }
+  | { silent: true };
+
+export interface FakeRequest {
+  service: number;
+  upgrade: boolean;
+  exclusive: boolean;
+  data: Buffer;
+}
+
+export type Peer = (request: FakeRequest) => PeerAnswer;
+
+/** One sendmsg as the fake kernel saw it. */
+export interface SentRecord {
+  socket: number;
+  callId: number;
+  target?: { service: number; address: string; port: number };
+  upgrade: boolean;
+  exclusive: boolean;
+  abort?: number;
+  bytes: number;
+  more: boolean;
+  at: number;
+}
+
+interface FakeCall {
+  socket: FakeSocket;
+  callId: number;
+  target: { service: number; address: string; port: number };
+  upgrade: boolean;
+  exclusive: boolean;
+  chunks: Buffer[];
+  done: boolean;
+}
+
+function parseControl(control: Uint8Array | null) {
+  const out = { callId: -1, upgrade: false, exclusive: false, charge: false, abort: undefined as number | undefined };
+  if (!control) return out;
+  const b = Buffer.from(control.buffer, control.byteOffset, control.length);
+  for (let off = 0; off + 16 <= b.length; ) {
+    const len = Number(b.readBigUInt64LE(off));
+    const level = b.readInt32LE(off + 8);
+    const type = b.readInt32LE(off + 12);
+    if (level === SOL_RXRPC) {
+      if (type === RXRPC_USER_CALL_ID) out.callId = Number(b.readBigUInt64LE(off + 16));
+      if (type === RXRPC_UPGRADE_SERVICE) out.upgrade = true;
+      if (type === RXRPC_EXCLUSIVE_CALL) out.exclusive = true;
+      if (type === RXRPC_CHARGE_ACCEPT) out.charge = true;
+      if (type === RXRPC_ABORT) out.abort = b.readInt32LE(off + 16);
+    }
+    off += (len + 7) & ~7;
+  }
+  return out;
+}
+
+function cmsg(type: number, data: Buffer = Buffer.alloc(0)): Buffer {
+  const len = 16 + data.length;
+  const b = Buffer.alloc((len + 7) & ~7);
+  b.writeBigUInt64LE(BigInt(len), 0);
+  b.writeInt32LE(SOL_RXRPC, 8);
+  b.writeInt32LE(type, 12);
+  data.copy(b, 16);
+  return b;
+}
+
+export class FakeKernel {
+  readonly peers = new Map<string, Peer>();
+  readonly sent: SentRecord[] = [];
+  /** Sends and deliveries in the order they happened. */
+  readonly log: string[] = [];
+  readonly sockets: FakeSocket[] = [];
+  /** When set, the first sendmsg of each new call waits this many ms on the "sender thread". */
+  startDelay = 0;
+  private readonly calls = new Map<string, FakeCall>();
+  private socketIds = 0;
+
+  /** Registers a scripted peer at a transport address. */
+  peer(address: string, port: number, peer: Peer): void {
+    this.peers.set(`${address}|${port}`, peer);
+  }
+
+  /** The NativeBinding to hand to Client/Endpoint/RawSocket. */
+  get binding(): NativeBinding {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const kernel = this;
+    return {
+      Socket: class extends FakeSocket {
+        constructor(family: number, meta: Uint8Array, onRecv: RecvBatch, onSendDone: SendDone) {
+          super(kernel, ++kernel.socketIds, family, meta, onRecv, onSendDone);
+          kernel.sockets.push(this);
+        }
+      },
+      RECORD_SIZE,
+      RECORD_NAME,
+      RECORD_NAME_SIZE: SOCKADDR_RXRPC_SIZE,
+      RECORD_CONTROL,
+      RECORD_CONTROL_SIZE: 136,
+    };
+  }
+
+  /** Calls that reached a peer, in order. */
+  get requests(): SentRecord[] {
+    return this.sent.filter((s) => s.target);
+  }
+
+  /** @internal */
+  send(socket: FakeSocket, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number): number {
+    const ctl = parseControl(control);
+    const bytes = data ? data.length : 0;
+    const more = (flags & MSG_MORE) !== 0;
+    const key = `${socket.id}|${ctl.callId}`;
+    const target = name ? decodeSockaddr(name) : undefined;
+    this.sent.push({
+      socket: socket.id, callId: ctl.callId, upgrade: ctl.upgrade, exclusive: ctl.exclusive, abort: ctl.abort, bytes, more,
+      at: Date.now(), ...(target ? { target: { service: target.service, address: target.address, port: target.port } } : {}),
+    });
+    this.log.push(`send ${target ? `${target.address}:${target.port}/${target.service}` : '-'} call ${socket.id}/${ctl.callId}${ctl.upgrade ? ' upgrade' : ''}${ctl.abort !== undefined ? ` abort ${ctl.abort}` : ''}`);
+    if (ctl.charge) return 0;
+    let call = this.calls.get(key);
+    if (ctl.abort !== undefined) {
+      if (call) call.done = true;
+      return 0;
+    }
+    if (!call) {
+      if (!target) throw Object.assign(new Error('sendmsg EBADSLT'), { code: 'EBADSLT', errno: -57, syscall: 'sendmsg' });
+      call = { socket, callId: ctl.callId, target, upgrade: ctl.upgrade, exclusive: ctl.exclusive, chunks: [], done: false };
+      this.calls.set(key, call);
+    }
+    if (data) call.chunks.push(Buffer.from(data));
+    if (!more) this.answer(call);
+    return bytes;
+  }
+
+  private answer(call: FakeCall): void {
+    const peer = this.peers.get(`${call.target.address}|${call.target.port}`);
+    const request: FakeRequest = { service: call.target.service, upgrade: call.upgrade, exclusive: call.exclusive, data: Buffer.concat(call.chunks) };
+    const answer: PeerAnswer = peer ? peer(request) : { abort: -1 };
+    if ('silent' in answer) return;
+    const from = { service: 'reply' in answer ? answer.service ?? call.target.service : call.target.service, address: call.target.address, port: call.target.port };
+    setTimeout(() => {
+      if (call.done || call.socket.closed) return;
+      call.done = true;
+      this.log.push(`answer call ${call.socket.id}/${call.callId}`);
+      const id = Buffer.alloc(8);
+      id.writeBigUInt64LE(BigInt(call.callId));
+      if ('reply' in answer) {
+        call.socket.deliver(Buffer.from(answer.reply), MSG_EOR, encodeSockaddr(from), cmsg(RXRPC_USER_CALL_ID, id));
+      } else {
+        const code = Buffer.alloc(4);
+        code.writeInt32LE(answer.abort);
+        call.socket.deliver(Buffer.alloc(0), MSG_EOR, encodeSockaddr(from), Buffer.concat([cmsg(RXRPC_USER_CALL_ID, id), cmsg(RXRPC_ABORT, code)]));
+      }
+    }, answer.delay ?? 0);
+  }
+}
+
+export class FakeSocket implements NativeSocket {
+  closed = false;
+  refed = true;
+  pendingAsync = 0;
+  readonly fd = -1;
+  bound: ReturnType<typeof decodeSockaddr>[] = [];
+
+  constructor(
+    private readonly kernel: FakeKernel,
+    readonly id: number,
+    readonly family: number,
+    private readonly meta: Uint8Array,
+    private readonly onRecv: RecvBatch,
+    private readonly onSendDone: SendDone,
+  ) {}
+
+  bind(sockaddr: Uint8Array): void {
+    this.bound.push(decodeSockaddr(sockaddr));
+  }
+
+  listen(): void {}
+
+  setsockopt(): void {}
+
+  getsockopt(level: number, name: number, size: number): Buffer {
+    const b = Buffer.alloc(size);
+    if (level === SOL_RXRPC && name === 6) b.writeInt32LE(14);
+    return b;
+  }
+
+  sendmsg(name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number): number {
+    if (this.closed) throw new Error('closed');
+    return this.kernel.send(this, name, control, data, flags);
+  }
+
+  sendmsgAsync(token: number, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number): void {
+    this.pendingAsync++;
+    setTimeout(() => {
+      this.pendingAsync--;
+      if (this.closed) return;
+      try {
+        this.onSendDone(token, this.kernel.send(this, name, control, data, flags), undefined);
+      } catch (err) {
+        this.onSendDone(token, -1, err as Error);
+      }
+    }, this.kernel.startDelay);
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  ref(): void {
+    this.refed = true;
+  }
+
+  unref(): void {
+    this.refed = false;
+  }
+
+  /** Delivers one message as a batch of one record. */
+  deliver(data: Buffer, flags: number, name: Buffer, control: Buffer): void {
+    if (this.closed) return;
+    const view = new DataView(this.meta.buffer, this.meta.byteOffset);
+    view.setInt32(0, flags, true);
+    view.setInt32(4, 0, true);
+    view.setInt32(8, data.length, true);
+    view.setInt32(12, name.length, true);
+    view.setInt32(16, control.length, true);
+    this.meta.set(name, RECORD_NAME);
+    this.meta.set(control, RECORD_CONTROL);
+    this.onRecv(1, data, undefined);
+  }
+}
