@@ -11,8 +11,8 @@
  *   to service B after one to service A at the same peer would otherwise ride
  *   A's connection and be served by A.
  * - A reply from a service other than the one asked for is an error.
- * - At most `maxCallsPerPeer` calls run at once per destination (the kernel
- *   gives one peer 16 channels); the rest wait their turn in order.
+ * - At most `maxCallsPerPeer` calls run at once per destination; the rest
+ *   wait their turn in order.
  */
 import { EventEmitter } from 'node:events';
 import { RX_CALL_TIMEOUT, RX_INVALID_OPERATION, RX_PROTOCOL_ERROR, RX_USER_ABORT, RXGEN_OPCODE } from './constants';
@@ -89,7 +89,11 @@ export interface ProbeResult {
 }
 
 export interface ClientOptions {
-  /** Calls at once per destination; more wait in order. Default 16. */
+  /**
+   * Calls at once per destination; more wait in order. Default 8: a server's
+   * accept pool holds 10 calls unless net.rxrpc.max_backlog is raised, and on
+   * Linux 6.1 calls beyond it fail with RX_PROTOCOL_ERROR instead of waiting.
+   */
   maxCallsPerPeer?: number;
   /** Give each service its own local endpoint (default true; see above). */
   isolateServices?: boolean;
@@ -381,7 +385,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   constructor(options: ClientOptions = {}) {
     super();
-    const max = options.maxCallsPerPeer ?? 16;
+    const max = options.maxCallsPerPeer ?? 8;
     if (typeof max !== 'number') throw new InvalidArgTypeError('maxCallsPerPeer', 'of type number', max);
     if (!Number.isInteger(max) || max < 1) throw new OutOfRangeError('maxCallsPerPeer', 'an integer of at least 1', max);
     this.maxCallsPerPeer = max;

@@ -256,6 +256,14 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   }
 
   /**
+   * Stops recharging the accept pool. Charges already given may still turn
+   * into calls; the owner decides what to do with them.
+   */
+  stopAccepting(): void {
+    this.backlog = 0;
+  }
+
+  /**
    * Starts a client call to `target` with the first part of the request.
    * The call's data and end arrive through call.ondata / call.ondone.
    */
