@@ -82,9 +82,17 @@ const ABORT_NAMES: ReadonlyMap<number, string> = new Map([
     'RXKADOUTOFSEQUENCE', 'RXKADNOAUTH', 'RXKADBADKEY', 'RXKADBADTICKET', 'RXKADUNKNOWNKEY',
     'RXKADEXPIRED', 'RXKADSEALEDINCON', 'RXKADDATALEN', 'RXKADILLEGALLEVEL',
   ].map((name, i): [number, string] => [19270400 + i, name]),
+  // The VL error table of OpenAFS (src/vlserver/vl_errors.et), base 363520.
+  ...[
+    'VL_IDEXIST', 'VL_IO', 'VL_NAMEEXIST', 'VL_CREATEFAIL', 'VL_NOENT', 'VL_EMPTY', 'VL_ENTDELETED', 'VL_BADNAME',
+    'VL_BADINDEX', 'VL_BADVOLTYPE', 'VL_BADSERVER', 'VL_BADPARTITION', 'VL_REPSFULL', 'VL_NOREPSERVER',
+    'VL_DUPREPSERVER', 'VL_RWNOTFOUND', 'VL_BADREFCOUNT', 'VL_SIZEEXCEEDED', 'VL_BADENTRY', 'VL_BADVOLIDBUMP',
+    'VL_IDALREADYHASHED', 'VL_ENTRYLOCKED', 'VL_BADVOLOPER', 'VL_BADRELLOCKTYPE', 'VL_RERELEASE',
+    'VL_BADSERVERFLAG', 'VL_PERM', 'VL_NOMEM', 'VL_BADVERSION', 'VL_INDEXERANGE', 'VL_MULTIPADDR', 'VL_BADMASK',
+  ].map((name, i): [number, string] => [363520 + i, name]),
 ]);
 
-/** The symbolic name of an abort code, or undefined when it has none here. */
+/** The symbolic name of an abort code (RX_*, RXGEN_*, RXKAD*, VL_*), or undefined. */
 export function abortCodeName(code: number): string | undefined {
   return ABORT_NAMES.get(code);
 }

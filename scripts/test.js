@@ -81,6 +81,10 @@ async function main() {
   if (process.env.RXRPC_HOST_ONLY === '1') {
     results.push({ where: 'vm', passed: 0, failed: 1, skipped: 0, note: 'RXRPC_HOST_ONLY=1: integration tests not run' });
   } else {
+    step('test dependencies (tshark, OpenAFS)');
+    if (run('bash', [path.join(root, 'scripts', 'test-deps.sh')]) !== 0) {
+      console.log('vm: could not install the packages the integration tests need; they will fail');
+    }
     for (const kernel of kernels) {
       step(`kernel ${kernel}: integration tests in the VM`);
       const outDir = fs.mkdtempSync(path.join(tmp, `${kernel}-`));
