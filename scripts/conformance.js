@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// npm run conformance [-- --json] [--n N] [--kernels a,b]: how each kernel of
+// the matrix behaves as an upgrading server, measured with this library's
+// client and server (scripts/conformance-run.ts), one VM boot per kernel.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const argv = process.argv.slice(2);
+const opt = (name, fallback) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : fallback;
+};
+const json = argv.includes('--json');
+const n = Number(opt('--n', '50'));
+const kernels = opt('--kernels', process.env.RXRPC_KERNELS || 'bookworm,bookworm-backports,trixie-backports').split(',');
+const runner = path.join(root, 'build', 'scripts', 'conformance-run.js');
+const log = (...a) => (json ? console.error(...a) : console.log(...a));
+
+const build = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+if (build.status !== 0) process.exit(1);
+
+const reports = [];
+let failed = false;
+for (const kernel of kernels) {
+  log(`kernel ${kernel}: ${n} probes...`);
+  const r = spawnSync('bash', [path.join(root, 'scripts', 'vm', 'run.sh'), '--kernel', kernel, '--', process.execPath, runner, String(n)], {
+    cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8',
+  });
+  const line = (r.stdout || '').trim().split('\n').pop();
+  try {
+    reports.push({ suite: kernel, ...JSON.parse(line) });
+  } catch {
+    failed = true;
+    log(`kernel ${kernel}: no report (status ${r.status})`);
+  }
+}
+
+if (json) {
+  console.log(JSON.stringify(reports, null, 2));
+} else {
+  const fmt = (o) => Object.entries(o).map(([k, v]) => `${v} ${k}`).join(', ') || '-';
+  console.log(`\nUpgrade conformance, ${new Date().toISOString().slice(0, 10)}, ${os.arch()}, under QEMU (TCG)`);
+  console.log('| kernel | probes | upgraded | original ID | aborted | failed | control: no-upgrade server |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of reports) {
+    const u = r.upgradeServer;
+    const p = r.plainServer;
+    console.log(`| ${r.kernel} (${r.suite}) | ${u.probes} | ${u.upgraded} | ${u.original} | ${fmt(u.aborted)} | ${fmt(u.failed)} | ${p.original} of ${p.probes} original |`);
+  }
+}
+process.exit(failed ? 1 : 0);
