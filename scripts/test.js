@@ -51,7 +51,8 @@ function runInVm(kernel, outDir) {
       // Note which kernel ran the tests (uname -r and Debian's package version).
       'sh', '-c', 'echo "$RXRPC_VM_KERNEL ($(sed -n "s/.*Debian \\([^ ]*\\).*/\\1/p" /proc/version))" >"$RXRPC_VM_OUT/kernel"; exec "$@"', 'sh',
       process.execPath, jestBin, '--config', path.join(root, 'test', 'jest.integration.config.js'),
-      '--ci', '--runInBand', '--json', '--outputFile', path.join(outDir, 'jest.json'), ...extra,
+      // --forceExit: a handle left open by a failing test must not keep the VM up until its timeout.
+      '--ci', '--runInBand', '--forceExit', '--json', '--outputFile', path.join(outDir, 'jest.json'), ...extra,
     ];
     const child = spawn('bash', args, { cwd: root, stdio: 'inherit' });
     child.on('close', (code) => resolve(code === null ? 1 : code));

@@ -90,4 +90,35 @@ describe('calls through the kernel', () => {
       server.close();
     }
   });
+
+  test('closing while the sender thread sleeps in a first sendmsg interrupts it and settles every call', async () => {
+    raiseMaxBacklog();
+    const port = freshPort();
+    const server = serve(ADDRESS, port, [1238], () => new Promise<Uint8Array>(() => {}), 31); // never answers
+    try {
+      // The peer gets 16 channels; the 17th call's first sendmsg sleeps in the kernel.
+      const replies = Array.from({ length: 24 }, () => request(client, { service: 1238, address: ADDRESS, port }, Buffer.from('x')).reply);
+      replies.forEach((r) => r.catch(() => {}));
+      const native = (client.raw as unknown as { native: { pendingAsync: number } }).native;
+      for (let i = 0; i < 100 && native.pendingAsync !== 8; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(native.pendingAsync).toBe(8); // 16 calls started, 8 first sends still on the sender thread
+      const before = Date.now();
+      client.close();
+      expect(Date.now() - before).toBeLessThan(5000); // close() interrupted the sleeping sendmsg
+      const settled = await Promise.allSettled(replies);
+      expect(settled.map((s) => s.status === 'rejected' && (s.reason as { code?: string }).code)).toEqual(new Array(24).fill('ERR_SOCKET_CLOSED'));
+      // The process is fine and a new socket works.
+      const echoPort = freshPort();
+      const echo = serve(ADDRESS, echoPort, [1239], (req) => req);
+      const again = new Endpoint();
+      try {
+        await expect(request(again, { service: 1239, address: ADDRESS, port: echoPort }, Buffer.from('y')).reply).resolves.toMatchObject({ data: Buffer.from('y') });
+      } finally {
+        again.close();
+        echo.close();
+      }
+    } finally {
+      server.close();
+    }
+  });
 });

@@ -59,7 +59,8 @@ test('userStatus 1 marks the probe\'s first DATA packet only; reply service IDs 
   } finally {
     client.close();
     await server.close();
-    await new Promise((r) => setTimeout(r, 500));
+    // The capture hands packets over in blocks on a timer: let the last block arrive.
+    await new Promise((r) => setTimeout(r, 2500));
     const exited = new Promise((r) => tshark.once('exit', r));
     tshark.kill('SIGINT');
     await exited;
