@@ -17,7 +17,9 @@
 import { EventEmitter } from 'node:events';
 import { RX_CALL_TIMEOUT, RX_INVALID_OPERATION, RX_PROTOCOL_ERROR, RX_USER_ABORT, RXGEN_OPCODE } from './constants';
 import { Call, Endpoint, EndpointClosedError } from './endpoint';
-import { AbortError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, TimeoutError, WrongServiceError } from './errors';
+import {
+  AbortError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, TimeoutError, WrongServiceError, writeError,
+} from './errors';
 import { NativeBinding } from './native';
 import {
   checkDestination, checkDuration, checkService, checkServiceDestination, Destination, ServiceDestination,
@@ -244,13 +246,8 @@ export class ClientCall implements AsyncIterable<Buffer> {
   }
 
   private push(chunk: Uint8Array, last: boolean): Promise<void> {
-    if (!(chunk instanceof Uint8Array)) return Promise.reject(new InvalidArgTypeError('chunk', 'a Uint8Array', chunk));
-    if (this.failed) return Promise.reject(this.failed);
-    if (this.ended) {
-      const err = new Error('write after end') as Error & { code: string };
-      err.code = 'ERR_STREAM_WRITE_AFTER_END';
-      return Promise.reject(err);
-    }
+    const refused = writeError(chunk, this.failed, this.ended);
+    if (refused) return Promise.reject(refused);
     this.ended = last;
     if (this.call) {
       this.call.write(chunk, !last);

@@ -108,3 +108,11 @@ export class WrongServiceError extends Error {
     this.name = 'WrongServiceError';
   }
 }
+
+/** Why a write to a call cannot be taken, or undefined when it can. */
+export function writeError(chunk: unknown, failed: Error | undefined, ended: boolean): Error | undefined {
+  if (!(chunk instanceof Uint8Array)) return new InvalidArgTypeError('chunk', 'a Uint8Array', chunk);
+  if (failed) return failed;
+  if (ended) return Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
+  return undefined;
+}

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { RX_CALL_DEAD, RX_USER_ABORT, RXGEN_SS_UNMARSHAL } from './constants';
 import { Call, Endpoint } from './endpoint';
-import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError } from './errors';
+import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError, writeError } from './errors';
 import { NativeBinding } from './native';
 import { checkAddress, checkDuration, checkPort, checkService, checkServicePair, Destination, ServicePair } from './services';
 
@@ -43,7 +43,6 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   private received = false;
   private bytes = 0;
   private wake: (() => void) | undefined;
-  private replyStarted = false;
   private replyEnded = false;
   private held: Array<{ data: Uint8Array; more: boolean }> = [];
   private error: Error | undefined;
@@ -120,14 +119,8 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   }
 
   private send(chunk: Uint8Array, more: boolean): Promise<void> {
-    if (!(chunk instanceof Uint8Array)) return Promise.reject(new InvalidArgTypeError('chunk', 'a Uint8Array', chunk));
-    if (this.error) return Promise.reject(this.error);
-    if (this.replyEnded) {
-      const err = new Error('write after end') as Error & { code: string };
-      err.code = 'ERR_STREAM_WRITE_AFTER_END';
-      return Promise.reject(err);
-    }
-    this.replyStarted = true;
+    const refused = writeError(chunk, this.error, this.replyEnded);
+    if (refused) return Promise.reject(refused);
     if (!more) this.replyEnded = true;
     if (!this.received) {
       this.held.push({ data: chunk, more });
