@@ -194,6 +194,7 @@ class Socket : public Napi::ObjectWrap<Socket> {
 
   bool CheckOpen(Napi::Env env);
   void DoClose();
+  static void OnEnvCleanup(void* self);
   void UpdateRefs();
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnAsync(uv_async_t* handle);
@@ -204,6 +205,7 @@ class Socket : public Napi::ObjectWrap<Socket> {
 
   int fd_ = -1;
   bool closed_ = false;
+  bool cleanup_hook_ = false;  // registered with the environment while open
   bool refed_ = true;
   Handles* handles_ = nullptr;
   std::unique_ptr<Napi::AsyncContext> context_;
@@ -326,6 +328,15 @@ Socket::Socket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Socket>(info) 
   uv_poll_start(&handles_->poll, UV_READABLE, &Socket::OnPoll);
   // Pin the wrapper while the socket is open: the watcher refers to it.
   Napi::ObjectWrap<Socket>::Ref();
+  // An environment torn down with the socket open (a worker thread exiting)
+  // closes it first, in the same order as close().
+  cleanup_hook_ = napi_add_env_cleanup_hook(env, &Socket::OnEnvCleanup, this) == napi_ok;
+}
+
+void Socket::OnEnvCleanup(void* self) {
+  Socket* socket = static_cast<Socket*>(self);
+  socket->cleanup_hook_ = false;  // the environment drops the hook itself
+  socket->DoClose();
 }
 
 Socket::~Socket() { DoClose(); }
@@ -608,6 +619,10 @@ void Socket::UpdateRefs() {
 void Socket::DoClose() {
   if (closed_) return;
   closed_ = true;
+  if (cleanup_hook_) {
+    napi_remove_env_cleanup_hook(Env(), &Socket::OnEnvCleanup, this);
+    cleanup_hook_ = false;
+  }
   StopSender();
   if (handles_ != nullptr) {
     handles_->owner = nullptr;
