@@ -284,7 +284,7 @@ export class ClientCall implements AsyncIterable<Buffer> {
       call = endpoint.startCall({ ...this.target, service: this.serviceId }, first, !this.ended, {
         upgrade: this.upgrade,
         exclusive: this.options.exclusive || this.upgrade,
-        kernelTimeouts: k ? [k.hard ?? 0, k.idle ?? 0, k.normal ?? 0] : undefined,
+        kernelTimeouts: k ? kernelTimeoutWords(k) : undefined,
       });
     } catch (err) {
       this.fail(err as Error);
@@ -633,6 +633,16 @@ export class Client extends EventEmitter<ClientEvents> {
       }
     }
   }
+}
+
+/**
+ * RXRPC_SET_CALL_TIMEOUT takes 1 to 3 words (hard s, idle ms, normal ms):
+ * send only as many as the last one given, so the kernel leaves the others alone.
+ */
+function kernelTimeoutWords(k: KernelTimeouts): [number] | [number, number] | [number, number, number] | undefined {
+  const words = [k.hard ?? 0, k.idle ?? 0, k.normal ?? 0];
+  const n = k.normal !== undefined ? 3 : k.idle !== undefined ? 2 : k.hard !== undefined ? 1 : 0;
+  return n === 0 ? undefined : (words.slice(0, n) as [number] | [number, number] | [number, number, number]);
 }
 
 /**

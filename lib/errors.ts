@@ -50,7 +50,12 @@ export class MalformedError extends Error {
   }
 }
 
-/** A call ended by an Rx abort, from the peer or from this side. */
+/**
+ * A call ended by an Rx abort. `local` is true when this side aborted it
+ * (a user abort, a timeout, an AbortSignal); otherwise the abort came from the
+ * peer or from the kernel itself (its own timeouts and protocol checks):
+ * recvmsg reports both the same way, so they cannot be told apart.
+ */
 export class RxAbortError extends Error {
   readonly code = 'ERR_RX_ABORT';
   /** The abort code, signed (RX_* codes are negative). */
@@ -61,7 +66,7 @@ export class RxAbortError extends Error {
     const signed = toSignedCode(code);
     const name = abortCodeName(signed);
     super(
-      `Call ${local ? 'aborted locally' : 'aborted by peer'} with code ${signed}` +
+      `Call ${local ? 'aborted locally' : 'aborted'} with code ${signed}` +
         `${name ? ` (${name})` : ''}${detail ? `: ${detail}` : ''}`,
     );
     this.name = 'RxAbortError';

@@ -6,7 +6,7 @@
 //
 // Receiving: a uv_poll watcher on the environment's own loop reads at most
 // `batch` messages per wakeup into a shared record array (see kRecord*) and
-// one data buffer, then enters JavaScript once with MakeCallback.
+// one data buffer, then enters JavaScript once with napi_make_callback.
 //
 // Sending: sendmsg() runs on the JavaScript thread with MSG_DONTWAIT; for a
 // call that already exists it never sleeps. The first sendmsg of a new client
@@ -195,6 +195,7 @@ class Socket : public Napi::ObjectWrap<Socket> {
   bool CheckOpen(Napi::Env env);
   void DoClose();
   static void OnEnvCleanup(void* self);
+  void Invoke(const Napi::FunctionReference& fn, std::initializer_list<napi_value> args);
   void UpdateRefs();
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnAsync(uv_async_t* handle);
@@ -331,6 +332,24 @@ Socket::Socket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Socket>(info) 
   // An environment torn down with the socket open (a worker thread exiting)
   // closes it first, in the same order as close().
   cleanup_hook_ = napi_add_env_cleanup_hook(env, &Socket::OnEnvCleanup, this) == napi_ok;
+}
+
+// Enters JavaScript from a libuv callback. An exception thrown by the
+// callback becomes an uncaught exception, as for Node's own handles; an
+// environment that can no longer run JavaScript (a worker being terminated)
+// is left alone. Nothing here throws across libuv.
+void Socket::Invoke(const Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
+  napi_env env = Env();
+  napi_value recv, func, result;
+  if (napi_get_reference_value(env, fn, &func) != napi_ok || func == nullptr) return;
+  if (napi_get_reference_value(env, Napi::ObjectWrap<Socket>::operator napi_ref(), &recv) != napi_ok || recv == nullptr) {
+    return;
+  }
+  napi_status status = napi_make_callback(env, *context_, recv, func, args.size(), args.begin(), &result);
+  if (status == napi_pending_exception) {
+    napi_value error;
+    if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+  }
 }
 
 void Socket::OnEnvCleanup(void* self) {
@@ -531,9 +550,22 @@ void Socket::StopSender() {
   in_flight_ = 0;
 }
 
+// node-addon-api reports a failed N-API call by throwing; from a libuv
+// callback such an exception would unwind into libuv. It becomes an uncaught
+// JavaScript exception instead, or nothing if the environment is going away.
+template <typename F>
+void Guarded(napi_env env, F body) {
+  try {
+    body();
+  } catch (const Napi::Error& e) {
+    napi_value value = e.Value();
+    if (value != nullptr) napi_fatal_exception(env, value);
+  }
+}
+
 void Socket::OnAsync(uv_async_t* handle) {
   Socket* self = static_cast<Handles*>(handle->data)->owner;
-  if (self != nullptr) self->DeliverSendResults();
+  if (self != nullptr) Guarded(self->Env(), [self] { self->DeliverSendResults(); });
 }
 
 void Socket::DeliverSendResults() {
@@ -550,7 +582,7 @@ void Socket::DeliverSendResults() {
     in_flight_--;
     Napi::Value error = job->result < 0 ? ErrnoError(env, job->err, "sendmsg") : env.Undefined();
     Napi::Value result = Napi::Number::New(env, job->result < 0 ? -job->err : static_cast<double>(job->result));
-    on_send_done_.MakeCallback(Value(), {Napi::Number::New(env, job->token), result, error}, *context_);
+    Invoke(on_send_done_, {Napi::Number::New(env, job->token), result, error});
   }
   UpdateRefs();
 }
@@ -559,15 +591,15 @@ void Socket::OnPoll(uv_poll_t* handle, int status, int events) {
   Socket* self = static_cast<Handles*>(handle->data)->owner;
   if (self == nullptr || self->closed_) return;
   (void)events;
-  if (status < 0) {
-    Napi::Env env = self->Env();
-    Napi::HandleScope scope(env);
-    self->on_recv_.MakeCallback(self->Value(),
-                                {Napi::Number::New(env, 0), env.Undefined(), ErrnoError(env, -status, "poll")},
-                                *self->context_);
-    return;
-  }
-  self->ReadBatch();
+  Guarded(self->Env(), [self, status] {
+    if (status < 0) {
+      Napi::Env env = self->Env();
+      Napi::HandleScope scope(env);
+      self->Invoke(self->on_recv_, {Napi::Number::New(env, 0), env.Undefined(), ErrnoError(env, -status, "poll")});
+      return;
+    }
+    self->ReadBatch();
+  });
 }
 
 void Socket::ReadBatch() {
@@ -605,7 +637,7 @@ void Socket::ReadBatch() {
   Napi::HandleScope scope(env);
   Napi::Value data = Napi::Buffer<uint8_t>::Copy(env, data_.data(), used);
   Napi::Value error = err != 0 ? ErrnoError(env, err, "recvmsg") : env.Undefined();
-  on_recv_.MakeCallback(Value(), {Napi::Number::New(env, static_cast<double>(count)), data, error}, *context_);
+  Invoke(on_recv_, {Napi::Number::New(env, static_cast<double>(count)), data, error});
 }
 
 void Socket::UpdateRefs() {

@@ -246,6 +246,23 @@ describe('event loop integration', () => {
     }
   });
 
+  test('an exception thrown by a listener becomes an uncaughtException, not a crash', async () => {
+    const lib = require.resolve('../../lib/index');
+    const port = freshPort();
+    const child = spawn(process.execPath, ['-e', `
+      const { Client, Server } = require(${JSON.stringify(lib)});
+      process.on('uncaughtException', (err) => { console.log('caught: ' + err.message); process.exit(0); });
+      const server = new Server({ address: '127.0.0.1', port: ${port}, services: 85 }, () => Buffer.from('r'));
+      server.endpoint.raw.on('message', () => { throw new Error('boom'); });
+      const client = new Client();
+      client.call({ address: '127.0.0.1', port: ${port}, service: 85 }, Buffer.from('x')).catch(() => {});
+    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    expect([code, out.trim()]).toEqual([0, 'caught: boom']);
+  });
+
   test('an unref\'d idle client lets the process exit; a ref\'d one keeps it alive', async () => {
     const lib = require.resolve('../../lib/index');
     const script = (unref: boolean) => `
