@@ -636,13 +636,14 @@ export class Client extends EventEmitter<ClientEvents> {
 }
 
 /**
- * RXRPC_SET_CALL_TIMEOUT takes 1 to 3 words (hard s, idle ms, normal ms):
- * send only as many as the last one given, so the kernel leaves the others alone.
+ * RXRPC_SET_CALL_TIMEOUT takes 1 to 3 words (hard s, idle ms, normal ms).
+ * Only words up to the last non-zero one are sent: a trailing 0 is "unset" to
+ * the caller, but 6.1 takes a normal timeout of 0 literally and ends the call.
  */
 function kernelTimeoutWords(k: KernelTimeouts): [number] | [number, number] | [number, number, number] | undefined {
   const words = [k.hard ?? 0, k.idle ?? 0, k.normal ?? 0];
-  const n = k.normal !== undefined ? 3 : k.idle !== undefined ? 2 : k.hard !== undefined ? 1 : 0;
-  return n === 0 ? undefined : (words.slice(0, n) as [number] | [number, number] | [number, number, number]);
+  while (words.length > 0 && words[words.length - 1] === 0) words.pop();
+  return words.length === 0 ? undefined : (words as [number] | [number, number] | [number, number, number]);
 }
 
 /**

@@ -203,8 +203,8 @@ export function encodeControl(ctl: SendControl): Buffer {
   let abort = 0;
   if (ctl.abort !== undefined) {
     if (typeof ctl.abort !== 'number') throw new InvalidArgTypeError('abort', 'of type number', ctl.abort);
-    if (!Number.isInteger(ctl.abort) || ctl.abort < -0x80000000 || ctl.abort > 0xffffffff) {
-      throw new OutOfRangeError('abort', 'a 32-bit integer (signed or unsigned)', ctl.abort);
+    if (!Number.isInteger(ctl.abort) || ctl.abort === 0 || ctl.abort < -0x80000000 || ctl.abort > 0xffffffff) {
+      throw new OutOfRangeError('abort', 'a non-zero 32-bit integer (signed or unsigned)', ctl.abort);
     }
     abort = ctl.abort >>> 0;
     parts.push([RXRPC_ABORT, 4]);

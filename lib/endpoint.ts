@@ -115,6 +115,10 @@ export class Call {
 
   /** Aborts the call on the wire with `code` (RX_USER_ABORT by default). */
   abort(code = RX_USER_ABORT, reason?: Error): void {
+    // The kernel refuses code 0 (EINVAL): the call would go on while reported aborted.
+    if (!Number.isInteger(code) || code === 0 || code < -0x80000000 || code > 0xffffffff) {
+      throw new OutOfRangeError('code', 'a non-zero 32-bit abort code', code);
+    }
     if (this.done) return;
     this.abortCode = code;
     // A call still being started is aborted once the kernel has it (started()).
@@ -122,9 +126,10 @@ export class Call {
     this.finish({ ok: false, error: reason ?? new RxAbortError(code, true) });
   }
 
-  private sendAbort(): void {
+  /** @internal aborts the call in the kernel; EBADSLT/ESHUTDOWN mean it is already gone there. */
+  sendAbort(code = this.abortCode ?? RX_USER_ABORT): void {
     try {
-      this.endpoint.raw.send({ callId: this.id, abort: this.abortCode });
+      this.endpoint.raw.send({ callId: this.id, abort: code });
     } catch {
       // The call is already gone in the kernel; its terminal message says why.
     }
@@ -164,6 +169,8 @@ export class Call {
       try {
         sent = this.endpoint.raw.send({ callId: this.id }, head.data, { more: head.more });
       } catch (err) {
+        // A refused send can leave the call alive in the kernel (EMSGSIZE does): end it there too.
+        this.sendAbort();
         this.finish({ ok: false, error: err as Error });
         return true;
       }
@@ -287,7 +294,12 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         if (sent === -EAGAIN) sent = 0;
         call.started(sent, pending);
       },
-      (err: Error) => call.finish({ ok: false, error: err }),
+      (err: Error) => {
+        // A failed first sendmsg can leave the call in the kernel, holding one
+        // of the peer's channels until the socket closes: abort it there.
+        if (!this.closed) call.sendAbort();
+        call.finish({ ok: false, error: err });
+      },
     );
     return call;
   }

@@ -8,7 +8,7 @@
 export PATH=/bin
 
 fail() {
-  echo "vm: $*"
+  printf '\nvm: %s\n' "$*"
   poweroff -f
 }
 must() { "$@" || fail "failed: $*"; }
@@ -57,8 +57,14 @@ mount9p out "$new$VM_OUT" cache=none
 must ip link set lo up
 [ -d "$new$VM_CWD" ] || fail "no directory $VM_CWD in the guest"
 
-# hvc settings last only while the device is open: hold both open.
-exec 4>/dev/hvc0 5>/dev/hvc1 || fail "no virtio console"
+# The console ports appear asynchronously after the driver has loaded. Their
+# settings last only while the device is open: hold both open.
+tries=0
+until [ -e /dev/hvc0 ] && [ -e /dev/hvc1 ]; do
+  [ $((tries += 1)) -le 300 ] || fail "no virtio console"
+  sleep 0.1
+done
+exec 4>/dev/hvc0 5>/dev/hvc1 || fail "cannot open the virtio console"
 must stty -F /dev/hvc0 raw -echo
 must stty -F /dev/hvc1 raw -echo
 version=$(uname -v | sed -n 's/.*Debian \([^ ]*\).*/Debian \1/p')

@@ -4,7 +4,9 @@
 # Usage: scripts/vm/kernel.sh SUITE   (bookworm | bookworm-backports | trixie-backports)
 #
 # Prints the path of a directory holding vmlinuz, initrd.img and version
-# ("<kernel release> <Debian package version>"). Everything is cached under
+# ("<kernel release> <Debian package version>"), and vmlinux, the same kernel
+# uncompressed, when it can be booted directly (PVH): under emulation that
+# saves the seconds vmlinuz spends decompressing itself. Everything is cached under
 # ${RXRPC_VM_CACHE:-~/.cache/rxrpc-vm}/SUITE: the archive is asked for the
 # current kernel at most once a day (always with RXRPC_VM_REFRESH=1) and an
 # initramfs is built once per kernel package version. Progress goes to stderr.
@@ -31,11 +33,14 @@ case $suite in
   *) die "usage: kernel.sh bookworm|bookworm-backports|trixie-backports" ;;
 esac
 
-need busybox-static kmod cpio xz-utils debian-archive-keyring
+need busybox-static kmod cpio xz-utils zstd debian-archive-keyring
 
 cache=${RXRPC_VM_CACHE:-$HOME/.cache/rxrpc-vm}/$suite
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
+# One kernel.sh per suite at a time: they share the apt state and the builds.
+exec 9>"$cache/.lock"
+flock -n 9 || { log "waiting for another kernel.sh"; flock 9; }
 apt=$cache/apt
 mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts.d"
 # Signatures are checked against Debian's archive keyring (it carries the
@@ -55,35 +60,60 @@ apt_opts=(
 
 # resolve: ask the archive which kernel linux-image-amd64 means today and
 # record "<version> <package>..." (the image and, on 7.x kernels, the
-# linux-binary-*/linux-modules-* packages it is split into).
+# linux-binary-* (vmlinuz), linux-modules-* and linux-base-* (modules.builtin)
+# packages it is split into).
 resolve() {
+  resolved_now=1
   log "resolving linux-image-amd64 in $suite"
   apt-get "${apt_opts[@]}" -q update >&2 || return 1
-  local pkgs version
-  pkgs=$(apt-cache "${apt_opts[@]}" depends --recurse --important linux-image-amd64 |
-    grep -E '^linux-(image|binary|modules)-[0-9]' | sort -u | tr '\n' ' ') || return 1
-  [[ $pkgs == linux-image-* ]] || return 1
-  version=$(apt-cache "${apt_opts[@]}" show --no-all-versions "${pkgs%% *}" |
-    sed -n 's/^Version: //p')
-  echo "$version $pkgs" >"$cache/resolved.tmp" && mv "$cache/resolved.tmp" "$cache/resolved"
+  local deps image parts version
+  deps=$(apt-cache "${apt_opts[@]}" depends --recurse --important linux-image-amd64 | sort -u)
+  image=$(grep -E '^linux-image-[0-9]' <<<"$deps" | head -n1) || return 1
+  parts=$(grep -E '^linux-(base|binary|modules)-[0-9]' <<<"$deps" | tr '\n' ' ') || true
+  version=$(apt-cache "${apt_opts[@]}" show --no-all-versions "$image" | sed -n 's/^Version: //p')
+  echo "$version $image $parts" >"$cache/resolved.tmp" && mv "$cache/resolved.tmp" "$cache/resolved"
 }
 
+# extract_vmlinux BZIMAGE OUT: unpack the compressed kernel (xz on 6.1, zstd
+# later) that a bzImage carries; its last 4 bytes are the unpacked size.
+extract_vmlinux() {
+  local setup offset length
+  setup=$(od -An -tu1 -j $((0x1f1)) -N1 "$1")
+  read -r offset length < <(od -An -tu4 -j $((0x248)) -N8 "$1")
+  dd if="$1" of=payload iflag=skip_bytes,count_bytes bs=1M status=none \
+    skip=$(((setup + 1) * 512 + offset)) count=$((length - 4))
+  xz -dc payload >"$2" 2>/dev/null || zstd -qdc payload >"$2" 2>/dev/null
+}
+
+# built: the result directory for the resolved kernel, if it is already there.
+# The initramfs depends on this script and init.sh too: rebuild when they change.
+built() {
+  local scripts
+  read -r version pkgs <"$cache/resolved"
+  read -ra pkgs <<<"$pkgs"
+  scripts=$(cat "$here/kernel.sh" "$here/init.sh" | sha256sum | cut -c1-8)
+  out=$cache/${pkgs[0]}_${version}_$scripts
+  [[ -s $out/version ]]
+}
+
+resolved_now=
 if [[ ${RXRPC_VM_REFRESH:-} == 1 || -z $(find "$cache/resolved" -mmin -1440 2>/dev/null) ]]; then
   resolve || { [[ -s $cache/resolved ]] && log "refresh failed; using the last resolved kernel"; } ||
     die "cannot resolve the kernel for $suite"
 fi
-read -r version pkgs <"$cache/resolved"
-read -ra pkgs <<<"$pkgs"
-# The initramfs depends on this script and init.sh too: rebuild when they change.
-scripts=$(cat "$here/kernel.sh" "$here/init.sh" | sha256sum | cut -c1-8)
-out=$cache/${pkgs[0]}_${version}_$scripts
-if [[ -s $out/version ]]; then
+# Before building, make sure the packages are still the current ones (the
+# archive drops superseded kernels).
+if ! built && [[ -z $resolved_now ]]; then
+  resolve || die "cannot resolve the kernel for $suite"
+fi
+if built; then
   echo "$out"
   exit 0
 fi
 
 # Build in a scratch directory beside the result and rename it into place at
 # the end, so an interrupted run never leaves a half-built kernel behind.
+rm -rf "$cache"/.build.*
 work=$(mktemp -d "$cache/.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -98,14 +128,21 @@ release=$(ls root/lib/modules)
 vmlinuz=root/boot/vmlinuz-$release
 [[ -f $vmlinuz ]] || vmlinuz=root/lib/modules/$release/vmlinuz
 cp "$vmlinuz" result/vmlinuz
+config=root/boot/config-$release
+[[ -f $config ]] || config=root/lib/modules/$release/config
+if grep -qx CONFIG_PVH=y "$config" && ! extract_vmlinux "$vmlinuz" result/vmlinux; then
+  log "cannot unpack $vmlinuz; booting it as it is"
+  rm -f result/vmlinux
+fi
 
 log "building initramfs for $release"
 depmod -b root "$release"
 mods=initrd/lib/modules/$release
 mkdir -p "$mods" initrd/bin initrd/etc initrd/proc initrd/sys initrd/dev initrd/newroot initrd/ctl
 for mod in "${modules[@]}"; do
-  # A module that modprobe cannot find is taken to be built in (7.x ships no
-  # modules.builtin); the guest checks that rxrpc and 9p really work.
+  # Built-in modules need no loading, and one that modprobe cannot find is
+  # skipped (7.x has no fcrypt or pcbc; its rxrpc pulls in libdes instead).
+  # The guest checks that the 9p shares and AF_RXRPC really work.
   deps=$(modprobe -C /dev/null -d root -S "$release" --show-depends "$mod" 2>/dev/null) || continue
   while read -r cmd path _; do
     [[ $cmd == insmod ]] || continue
@@ -117,7 +154,7 @@ for mod in "${modules[@]}"; do
       *) cp "$path" "$mods/$rel" ;;
     esac
   done <<<"$deps"
-  grep -q '^insmod' <<<"$deps" && echo "$mod" >>initrd/etc/modules
+  if grep -q '^insmod' <<<"$deps"; then echo "$mod" >>initrd/etc/modules; fi
 done
 touch initrd/etc/modules "$mods"/modules.{order,builtin,builtin.modinfo}
 cp root/lib/modules/"$release"/modules.builtin* "$mods" 2>/dev/null || true

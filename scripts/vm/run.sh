@@ -7,7 +7,9 @@
 #
 #   --kernel   bookworm (default), bookworm-backports or trixie-backports
 #   --timeout  seconds before the VM is killed (default 1800)
-#   --mem      guest memory in MB (default 2048); --smp: vCPUs (default 2)
+#   --mem      guest memory in MB (default 2048)
+#   --smp      virtual CPUs (default 1: under emulation a second one made
+#              node and jest slower, not faster)
 #   --out      a host directory the command may write to, mounted writable at
 #              the same path in the guest (default: a fresh temporary one,
 #              removed afterwards if left empty); also in $RXRPC_VM_OUT
@@ -15,7 +17,9 @@
 # COMMAND runs as root in the caller's working directory with the caller's
 # PATH, HOME=/tmp/home, TMPDIR=/tmp, RXRPC_VM_KERNEL=<guest uname -r>, and CI,
 # RXRPC_*, JEST_* and NODE_* passed through; the host is read-only except for
-# --out, /tmp is a fresh tmpfs. Its stdout and stderr stream to stdout.
+# --out, /tmp is a fresh tmpfs. Its stdin is empty; its stdout and stderr
+# stream to our stdout. A line "vm: kernel <release> (Debian <version>)" goes
+# to stderr before it starts.
 # Exit status: the command's, or 125 with a "vm: ..." line on stderr when the
 # VM could not run it (kernel, boot, guest setup, timeout).
 set -euo pipefail
@@ -30,7 +34,7 @@ die() {
 }
 usage() { die "usage: run.sh [--kernel SUITE] [--timeout S] [--mem MB] [--smp N] [--out DIR] -- COMMAND [ARGS...]"; }
 
-suite=bookworm timeout=1800 mem=2048 smp=2 out=
+suite=bookworm timeout=1800 mem=2048 smp=1 out=
 while (($#)); do
   case $1 in
     --kernel) suite=${2:-} ;;
@@ -45,17 +49,21 @@ while (($#)); do
   shift 2
 done
 (($#)) || usage
-[[ $timeout$mem$smp =~ ^[0-9]+$ ]] || usage
+for n in "$timeout" "$mem" "$smp"; do [[ $n =~ ^[1-9][0-9]*$ ]] || usage; done
 
 need qemu-system-x86
 kernel=$("$here/kernel.sh" "$suite") || die "cannot prepare the $suite kernel"
+image=$kernel/vmlinuz
+[[ -f $kernel/vmlinux ]] && image=$kernel/vmlinux
 
 keep_out=1
 if [[ -z $out ]]; then
   out=$(mktemp -d) keep_out=
 fi
-mkdir -p "$out" && out=$(cd "$out" && pwd -P) || die "cannot use --out $out"
+mkdir -p "$out" || die "cannot create $out"
+out=$(cd "$out" && pwd -P)
 ctl=$(mktemp -d)
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
   rm -rf "$ctl"
   [[ -n $keep_out ]] || rmdir "$out" 2>/dev/null || echo "vm: output left in $out" >&2
@@ -74,8 +82,10 @@ printf 'VM_OUT=%s\nVM_CWD=%s\n' "$(q "$out")" "$(q "$cwd")" >"$ctl/vm.env"
     esac
   done
   printf 'export PATH=%s RXRPC_VM_OUT=%s\n' "$(q "$PATH")" "$(q "$out")"
-  echo 'export HOME=/tmp/home TMPDIR=/tmp RXRPC_VM_KERNEL="$(uname -r)"'
-  echo 'mkdir -p "$HOME"'
+  cat <<'EOF'
+export HOME=/tmp/home TMPDIR=/tmp RXRPC_VM_KERNEL="$(uname -r)"
+mkdir -p "$HOME"
+EOF
   printf 'cd %s || exit 125\n' "$(q "$cwd")"
   printf 'exec'
   for arg in "$@"; do printf ' %s' "$(q "$arg")"; done
@@ -87,7 +97,7 @@ share() { echo "local,path=${2//,/,,},mount_tag=$1,security_model=none,multidevs
 qemu=(
   qemu-system-x86_64 -accel tcg -cpu max -smp "$smp" -m "$mem"
   -nodefaults -nographic -no-reboot
-  -kernel "$kernel/vmlinuz" -initrd "$kernel/initrd.img"
+  -kernel "$image" -initrd "$kernel/initrd.img"
   -append "console=ttyS0 quiet panic=-1"
   -serial "file:${ctl//,/,,}/console.log"
   -virtfs "$(share hostroot / ,readonly=on)"
@@ -95,25 +105,36 @@ qemu=(
   -virtfs "$(share ctl "$ctl")"
   # hvc0 carries the command's output to our stdout, hvc1 notes to stderr.
   -device virtio-serial
-  -chardev stdio,id=hvc0,signal=off -device virtconsole,chardev=hvc0
-  -chardev file,id=hvc1,path=/dev/stderr,append=on -device virtconsole,chardev=hvc1
+  -chardev "stdio,id=hvc0,signal=off" -device "virtconsole,chardev=hvc0"
+  -chardev "file,id=hvc1,path=${ctl//,/,,}/notes" -device "virtconsole,chardev=hvc1"
 )
-timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null &
+# hvc1 reaches our stderr through a FIFO and cat, which write through our own
+# stderr (reopening it would clobber a log file that stdout shares). Holding
+# the FIFO open here lets cat start at once and end only after QEMU.
+mkfifo "$ctl/notes"
+cat "$ctl/notes" >&2 &
+exec 7<>"$ctl/notes"
+start=$SECONDS
+timeout -s KILL "$timeout" "${qemu[@]}" </dev/null &
 pid=$!
 interrupted=
 trap 'interrupted=1; kill "$pid" 2>/dev/null' INT TERM
 status=0
-wait "$pid" || status=$?
+wait "$pid" 2>/dev/null || status=$?
 # A signal interrupts the first wait; wait again for QEMU to go.
-while kill -0 "$pid" 2>/dev/null; do wait "$pid" || status=$?; done
+while kill -0 "$pid" 2>/dev/null; do wait "$pid" 2>/dev/null || status=$?; done
+exec 7>&-
+wait
 
 if [[ -s $ctl/status ]]; then
   read -r _ code <"$ctl/status"
   exit "$code"
 fi
 [[ -z $interrupted ]] || die "interrupted"
-((status != 124 && status != 137)) || die "timed out after $timeout s"
-reason=$(tr -d '\r' <"$ctl/console.log" 2>/dev/null | sed -n 's/^vm: //p; s/^\[[ .0-9]*\] \(Kernel panic.*\)/\1/p' | tail -n1)
+((SECONDS - start < timeout)) || die "timed out after $timeout s"
+# Otherwise the console log tells why: init's "vm: ..." line or a kernel panic.
 log=$(mktemp --tmpdir rxrpc-vm-console.XXXXXX)
-cp "$ctl/console.log" "$log" 2>/dev/null || true
-die "${reason:-the guest stopped before the command finished (QEMU status $status)} (console log: $log)"
+tr -d '\r' 2>/dev/null <"$ctl/console.log" >"$log" || true
+reason=$(sed -n 's/^vm: //p; s/.*\] \(Kernel panic.*\)/\1/p' "$log" | tail -n1)
+((status == 0)) || reason=${reason:-QEMU failed with status $status}
+die "${reason:-the guest stopped before the command finished} (console log: $log)"

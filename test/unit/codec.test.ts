@@ -135,6 +135,7 @@ describe('control messages', () => {
     expect(() => encodeControl({ callId: 2 ** 53 })).toThrow(RangeError);
     expect(() => encodeControl({ callId: '1' as unknown as number })).toThrow(TypeError);
     expect(() => encodeControl({ callId: 1, abort: 2 ** 32 })).toThrow(/"abort"/);
+    expect(() => encodeControl({ callId: 1, abort: 0 })).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', value: 0 }));
     expect(() => encodeControl({ callId: 1, txLength: -1 })).toThrow(/"txLength"/);
     expect(() => encodeControl({ callId: 1, txLength: 1n << 63n })).toThrow(RangeError);
     expect(() => encodeControl({ callId: 1, timeouts: [1, 2, 3, 4] as never })).toThrow(/timeouts/);
