@@ -2,7 +2,8 @@
  * Packet-level checks: the loopback traffic of a probe and a later call,
  * captured with tshark inside the VM and decoded by its Rx dissector.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { Client } from '../../lib/client';
 import { Server } from '../../lib/server';
 import { freshPort } from './helpers';
@@ -19,33 +20,51 @@ interface Packet {
   seq: number;
 }
 
-function startCapture(port: number, file: string): Promise<ChildProcess> {
-  const tshark = spawn('tshark', ['-i', 'lo', '-f', `udp port ${port}`, '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let err = '';
-    tshark.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (err.includes('Capturing on')) resolve(tshark);
-    });
-    tshark.on('exit', (code) => reject(new Error(`tshark exited with ${code}: ${err}`)));
-  });
-}
-
-function decode(file: string, port: number): Packet[] {
-  const out = execFileSync('tshark', [
-    '-r', file, '-d', `udp.port==${port},rx`, '-T', 'fields', '-E', 'separator=,',
+/**
+ * Live capture and Rx decoding of one UDP port. It is ready only once a
+ * marker datagram sent to the port has come through: "Capturing on ..." is
+ * printed a moment before the capture filter is in place.
+ */
+async function startCapture(port: number): Promise<{ packets: Packet[]; stop: () => Promise<void>; marker: number }> {
+  const tshark = spawn('tshark', [
+    '-i', 'lo', '-l', '-f', `udp port ${port}`, '-d', `udp.port==${port},rx`, '-T', 'fields', '-E', 'separator=,',
     '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'rx.type', '-e', 'rx.userstatus', '-e', 'rx.serviceid', '-e', 'rx.seq',
-  ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  return out.trim().split('\n').filter(Boolean).map((line) => {
-    const [src, dst, type, userStatus, service, seq] = line.split(',').map((f) => Number(f));
-    return { src, dst, type, userStatus, service, seq };
+  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const packets: Packet[] = [];
+  let buffered = '';
+  tshark.stdout!.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      const [src, dst, type, userStatus, service, seq] = line.split(',').map((f) => Number(f));
+      packets.push({ src, dst, type, userStatus, service, seq });
+    }
   });
+  const exited = new Promise<void>((resolve) => tshark.once('exit', () => resolve()));
+  const udp = createSocket('udp4');
+  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  const marker = udp.address().port;
+  try {
+    for (let i = 0; !packets.some((p) => p.src === marker); i++) {
+      if (i > 300 || tshark.exitCode !== null) throw new Error('tshark never saw the marker datagram');
+      udp.send('marker', port, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    udp.close();
+  }
+  const stop = async () => {
+    await new Promise((r) => setTimeout(r, 1000)); // the last packets, then a clean exit flushes the rest
+    tshark.kill('SIGINT');
+    await exited;
+  };
+  return { packets, stop, marker };
 }
 
 test('userStatus 1 marks the probe\'s first DATA packet only; reply service IDs match what the client reported', async () => {
   const port = freshPort();
-  const file = `/tmp/capture-${port}.pcap`;
-  const tshark = await startCapture(port, file);
+  const capture = await startCapture(port);
   const server = new Server({ address, port, services: [52, 2503], upgrade: { from: 52, to: 2503 } }, (c) => Buffer.from(String(c.service)));
   const client = new Client();
   let probeService: number;
@@ -59,13 +78,9 @@ test('userStatus 1 marks the probe\'s first DATA packet only; reply service IDs 
   } finally {
     client.close();
     await server.close();
-    // The capture hands packets over in blocks on a timer: let the last block arrive.
-    await new Promise((r) => setTimeout(r, 2500));
-    const exited = new Promise((r) => tshark.once('exit', r));
-    tshark.kill('SIGINT');
-    await exited;
+    await capture.stop();
   }
-  const packets = decode(file, port);
+  const packets = capture.packets.filter((p) => p.src !== capture.marker);
   const requests = packets.filter((p) => p.type === DATA && p.dst === port);
   const replies = packets.filter((p) => p.type === DATA && p.src === port);
   expect(requests.length).toBeGreaterThanOrEqual(2);
