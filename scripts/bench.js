@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// npm run bench [-- --smoke] [--json] [--kernel bookworm[,...]] [--memory-calls N] [--only small,memory]
+//
+// The Node binding against the C reference (scripts/bench/rxbench.c) on the
+// same kernel: builds the TypeScript and rxbench on this host, then runs the
+// whole suite (scripts/bench/suite.ts) in one boot of each kernel VM -- or
+// directly where this kernel has AF_RXRPC -- and prints the table (or the
+// report as JSON with --json). Progress goes to stderr.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const argv = process.argv.slice(2);
+const option = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+const json = argv.includes('--json');
+const smoke = argv.includes('--smoke');
+const kernels = (option('--kernel') || process.env.RXRPC_KERNEL || 'bookworm').split(',');
+const memoryCalls = option('--memory-calls');
+const only = option('--only');
+const log = (line) => process.stderr.write(`${line}\n`);
+
+function build() {
+  const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'scripts', 'bench', 'tsconfig.json')], { cwd: root, stdio: ['ignore', 2, 2] });
+  if (tsc.status !== 0) throw new Error('tsc failed');
+  const binary = path.join(root, 'build', 'bench', 'rxbench');
+  fs.mkdirSync(path.dirname(binary), { recursive: true });
+  const gcc = spawnSync('gcc', ['-O2', '-Wall', '-pthread', '-o', binary, path.join(root, 'scripts', 'bench', 'rxbench.c')], { stdio: ['ignore', 2, 2] });
+  if (gcc.status !== 0) throw new Error('gcc failed to build rxbench');
+  return binary;
+}
+
+function hostHasRxrpc() {
+  const { RawSocket } = require(path.join(root, 'build', 'lib', 'socket.js'));
+  try {
+    new RawSocket().close();
+    return true;
+  } catch (err) {
+    if (err.code === 'EAFNOSUPPORT') return false;
+    throw err;
+  }
+}
+
+function runOne(kernel, rxbench, direct) {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rxrpc-bench-'));
+  const file = path.join(out, 'report.json');
+  const guest = [process.execPath, path.join(root, 'build', 'scripts', 'bench', 'guest.js'), rxbench, '--out', file,
+    ...(smoke ? ['--smoke'] : []), ...(memoryCalls ? ['--memory-calls', memoryCalls] : []), ...(only ? ['--only', only] : [])];
+  const cmd = direct ? guest : ['bash', path.join(root, 'scripts', 'vm', 'run.sh'), '--kernel', kernel, '--timeout', '2400', '--out', out, '--', ...guest];
+  log(direct ? 'running on this kernel' : `booting the ${kernel} kernel VM`);
+  const r = spawnSync(cmd[0], cmd.slice(1), { cwd: root, stdio: ['ignore', 2, 2] });
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    throw new Error(`${kernel}: no report (exit status ${r.status})`);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}
+
+try {
+  const rxbench = build();
+  const { formatReport, targets } = require(path.join(root, 'build', 'scripts', 'bench', 'report.js'));
+  const direct = !process.env.RXRPC_VM_KERNEL && hostHasRxrpc();
+  const reports = [];
+  for (const kernel of direct ? ['host'] : kernels) {
+    const report = runOne(kernel, rxbench, direct);
+    reports.push({ suite: kernel, ...report, targets: targets(report) });
+    if (!json) console.log(`\n${formatReport(report)}`);
+  }
+  if (json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
+} catch (err) {
+  log(`bench: ${err.message}`);
+  process.exit(1);
+}

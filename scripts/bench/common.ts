@@ -1,0 +1,76 @@
+/**
+ * What the benchmark's processes exchange: the workloads, the figures each
+ * client reports, and the wire protocol shared with rxbench.c (the first 4
+ * bytes of a request, big-endian, are the size of the reply).
+ */
+
+/** Which implementation plays a side: the C reference, the binding (Endpoint), or the Client/Server API. */
+export type Impl = 'c' | 'binding' | 'api';
+
+export type Workload =
+  | { kind: 'small'; inflight: number; seconds: number; warmup: number }
+  | { kind: 'upload' | 'download'; size: number; seconds: number }
+  | { kind: 'upgrade'; calls: number }
+  | { kind: 'memory'; inflight: number; checkpoints: number[] };
+
+export interface Job {
+  port: number;
+  /** The server binds `service` (upgradeable) and `service + 1`; workloads call `service + 1`, probes `service`. */
+  service: number;
+  workload: Workload;
+}
+
+/** One client run's figures; which fields are set depends on the workload. */
+export interface Figures {
+  calls: number;
+  errors: number;
+  /** Seconds measured (small) or elapsed (bulk). */
+  seconds?: number;
+  rate?: number;
+  p50_ms?: number;
+  p99_ms?: number;
+  mbps?: number;
+  /** Bulk: throughput of the median call, MB/s. */
+  mbps_median?: number;
+  upgraded?: number;
+  original?: number;
+  aborted?: number;
+  /** Resident size in MB (10^6 bytes) after each checkpoint's number of calls. */
+  rss_mb?: Record<string, number>;
+  /** Node only: V8 heap in use after a full GC at each checkpoint, MB. */
+  heap_mb?: Record<string, number>;
+  /** CPU seconds of the client process over the job (all threads, user + system). */
+  cpu_s?: number;
+  /** CPU seconds of the server process over the job. */
+  server_cpu_s?: number;
+  /** Calls that ended during the job, warm-up included. */
+  total_calls?: number;
+  /** Client and server CPU per call (small, memory, upgrade) or per MB (bulk), in ms. */
+  client_cpu_ms?: number;
+  server_cpu_ms?: number;
+  /** Each round's figures, when the workload ran in rounds. */
+  rounds?: Figures[];
+  /** Why calls failed, by error code, when some did. */
+  failures?: Record<string, number>;
+}
+
+export const ADDRESS = '127.0.0.1';
+
+/** A request whose first 4 bytes ask for `reply` bytes back. */
+export function request(size: number, reply: number): Buffer {
+  const b = Buffer.alloc(Math.max(4, size), 0x5a);
+  b.writeUInt32BE(reply, 0);
+  return b;
+}
+
+/** The p-th quantile (nearest rank) of the values, in place. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  values.sort((a, b) => a - b);
+  return values[Math.round(p * (values.length - 1))];
+}
+
+export function errorKey(err: unknown): string {
+  const e = err as { abortName?: string; abortCode?: number; code?: string; name?: string };
+  return e.abortName ?? (e.abortCode !== undefined ? String(e.abortCode) : e.code ?? e.name ?? String(err));
+}

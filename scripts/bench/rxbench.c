@@ -1,0 +1,683 @@
+// rxbench: the C reference for the rxrpc benchmark, written against the raw
+// AF_RXRPC socket API (linux/rxrpc.h).
+//
+//   rxbench server --port P [--service S] [--backlog N]
+//   rxbench client --port P [--service S] --workload small|upload|download|upgrade|memory [options]
+//
+// Wire protocol of the benchmark: the first 4 bytes of a request (big-endian)
+// are the number of reply bytes the server sends back; the rest of the
+// request is read and discarded. The server binds S and S+1 on one address
+// with S upgradeable to S+1; workloads call S+1, the upgrade probe calls S.
+//
+// Threads: a poll loop reads everything with recvmsg(MSG_DONTWAIT). Sends
+// that may sleep go to one sender thread making blocking sendmsg calls: the
+// first send of a client call (it waits for a free channel: a peer gets 16
+// calls at once), and whatever part of a reply or request the kernel did not
+// take at once (it waits for the call's transmit window, which has no poll
+// wakeup). User call IDs are the addresses of the call records.
+//
+// Output: the server prints {"ready":...} once listening and runs until its
+// stdin closes; the client prints one JSON line with its figures.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/rxrpc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef AF_RXRPC
+#define AF_RXRPC 33
+#endif
+#ifndef SOL_RXRPC
+#define SOL_RXRPC 272
+#endif
+
+#define RECV_BUFFER (256 * 1024)
+#define CTL_SPACE 128
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "rxbench: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "%s%s\n", errno ? ": " : "", errno ? strerror(errno) : "");
+  va_end(ap);
+  exit(1);
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static double rss_mb(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL || fscanf(f, "%ld %ld", &pages, &resident) != 2) die("statm");
+  fclose(f);
+  return resident * (double)sysconf(_SC_PAGESIZE) / 1e6;
+}
+
+static struct sockaddr_rxrpc address(uint16_t service, uint16_t port) {
+  struct sockaddr_rxrpc srx;
+  memset(&srx, 0, sizeof srx);
+  srx.srx_family = AF_RXRPC;
+  srx.srx_service = service;
+  srx.transport_type = SOCK_DGRAM;
+  srx.transport_len = sizeof srx.transport.sin;
+  srx.transport.sin.sin_family = AF_INET;
+  srx.transport.sin.sin_port = htons(port);
+  srx.transport.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return srx;
+}
+
+// Control messages of one sendmsg: the user call ID and optional flags.
+struct control {
+  union {
+    char buf[CTL_SPACE];
+    struct cmsghdr align;
+  };
+  size_t len;
+};
+
+static void control_init(struct control *c, unsigned long id) {
+  memset(c, 0, sizeof *c);
+  struct cmsghdr *h = (struct cmsghdr *)c->buf;
+  h->cmsg_level = SOL_RXRPC;
+  h->cmsg_type = RXRPC_USER_CALL_ID;
+  h->cmsg_len = CMSG_LEN(sizeof id);
+  memcpy(CMSG_DATA(h), &id, sizeof id);
+  c->len = CMSG_SPACE(sizeof id);
+}
+
+static void control_flag(struct control *c, int type) {
+  struct cmsghdr *h = (struct cmsghdr *)(c->buf + c->len);
+  h->cmsg_level = SOL_RXRPC;
+  h->cmsg_type = type;
+  h->cmsg_len = CMSG_LEN(0);
+  c->len += CMSG_SPACE(0);
+}
+
+static ssize_t send_call(int fd, const struct sockaddr_rxrpc *target, const struct control *c, const void *data,
+                         size_t len, int flags) {
+  struct iovec iov = {(void *)data, len};
+  struct msghdr msg = {0};
+  msg.msg_name = (void *)target;
+  msg.msg_namelen = target ? sizeof *target : 0;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = (void *)c->buf;
+  msg.msg_controllen = c->len;
+  ssize_t n;
+  do n = sendmsg(fd, &msg, flags | MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+// One received message, decoded.
+struct message {
+  unsigned long id;
+  int kind;  // 0 data, or the terminal control message type (RXRPC_ACK, RXRPC_ABORT, ...)
+  int32_t code;
+  ssize_t len;
+  int flags;
+  uint16_t service;
+};
+
+// recvmsg(MSG_DONTWAIT); 0 when nothing is queued.
+static int receive(int fd, uint8_t *buf, size_t size, struct message *m) {
+  union {
+    char buf[CTL_SPACE];
+    struct cmsghdr align;
+  } ctl;
+  struct sockaddr_rxrpc srx;
+  struct iovec iov = {buf, size};
+  struct msghdr msg = {0};
+  msg.msg_name = &srx;
+  msg.msg_namelen = sizeof srx;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return 0;
+    die("recvmsg");
+  }
+  memset(m, 0, sizeof *m);
+  m->len = n;
+  m->flags = msg.msg_flags;
+  m->service = msg.msg_namelen >= 4 ? srx.srx_service : 0;
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h != NULL; h = CMSG_NXTHDR(&msg, h)) {
+    if (h->cmsg_level != SOL_RXRPC) continue;
+    if (h->cmsg_type == RXRPC_USER_CALL_ID) {
+      memcpy(&m->id, CMSG_DATA(h), sizeof m->id);
+    } else {
+      m->kind = h->cmsg_type;
+      if (h->cmsg_len >= CMSG_LEN(4)) memcpy(&m->code, CMSG_DATA(h), 4);
+    }
+  }
+  return 1;
+}
+
+// ---- sender thread ----------------------------------------------------------
+
+struct call;
+struct job {
+  struct job *next;
+  struct call *call;
+  struct sockaddr_rxrpc target;
+  int has_target;
+  struct control ctl;
+  const uint8_t *data;
+  size_t len;
+};
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  struct job *head, *tail;
+  int fd;
+  int notify;  // eventfd: a first send failed
+  void (*done)(struct job *, ssize_t, int);
+} sender = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, -1, -1, NULL};
+
+static void *sender_loop(void *arg) {
+  (void)arg;
+  for (;;) {
+    pthread_mutex_lock(&sender.lock);
+    while (sender.head == NULL) pthread_cond_wait(&sender.wake, &sender.lock);
+    struct job *job = sender.head;
+    sender.head = job->next;
+    if (sender.head == NULL) sender.tail = NULL;
+    pthread_mutex_unlock(&sender.lock);
+    // Blocking: sleeps for a channel or the transmit window, never spins.
+    ssize_t n = send_call(sender.fd, job->has_target ? &job->target : NULL, &job->ctl, job->data, job->len, 0);
+    sender.done(job, n, n < 0 ? errno : 0);
+    free(job);
+  }
+  return NULL;
+}
+
+static void sender_start(int fd, void (*done)(struct job *, ssize_t, int)) {
+  sender.fd = fd;
+  sender.done = done;
+  sender.notify = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (sender.notify < 0) die("eventfd");
+  pthread_t t;
+  if (pthread_create(&t, NULL, sender_loop, NULL) != 0) die("pthread_create");
+  pthread_detach(t);
+}
+
+static void sender_post(struct job *job) {
+  job->next = NULL;
+  pthread_mutex_lock(&sender.lock);
+  if (sender.tail) sender.tail->next = job;
+  else sender.head = job;
+  sender.tail = job;
+  pthread_cond_signal(&sender.wake);
+  pthread_mutex_unlock(&sender.lock);
+}
+
+// ---- server -------------------------------------------------------------------
+
+// A server call. It is freed once both its terminal message has been read and
+// the sender thread is done with it (lock: sender.lock).
+struct call {
+  uint8_t head[4];
+  size_t got;
+  int seen, request_done;
+  int sending;
+  int ended;
+  // client side
+  double started;
+  size_t received;
+  uint16_t service;
+};
+
+static uint8_t *payload;  // reply and request bytes (a fixed pattern)
+static size_t payload_size;
+
+static void ensure_payload(size_t size) {
+  if (size <= payload_size) return;
+  payload = realloc(payload, size);
+  if (payload == NULL) die("out of memory");
+  memset(payload + payload_size, 0x5a, size - payload_size);
+  payload_size = size;
+}
+
+static void server_sent(struct job *job, ssize_t n, int err) {
+  (void)n;
+  (void)err;  // a failed reply shows up as the call's terminal message
+  pthread_mutex_lock(&sender.lock);
+  job->call->sending = 0;
+  if (job->call->ended) free(job->call);
+  pthread_mutex_unlock(&sender.lock);
+}
+
+static void charge(int fd) {
+  struct call *c = calloc(1, sizeof *c);
+  struct control ctl;
+  control_init(&ctl, (unsigned long)c);
+  control_flag(&ctl, RXRPC_CHARGE_ACCEPT);
+  if (send_call(fd, NULL, &ctl, NULL, 0, MSG_DONTWAIT) < 0) die("charge");
+}
+
+static void reply(int fd, struct call *c) {
+  size_t want = (size_t)c->head[0] << 24 | c->head[1] << 16 | c->head[2] << 8 | c->head[3];
+  if (c->got < 4) want = 0;
+  if (want > 256u << 20) want = 256u << 20;
+  ensure_payload(want);
+  struct control ctl;
+  control_init(&ctl, (unsigned long)c);
+  // Most replies go at once; the rest waits for the window on the sender thread.
+  ssize_t n = send_call(fd, NULL, &ctl, payload, want, MSG_DONTWAIT);
+  if (n == (ssize_t)want) return;
+  if (n < 0 && errno != EAGAIN) return;  // the terminal message follows
+  struct job *job = calloc(1, sizeof *job);
+  job->call = c;
+  job->ctl = ctl;
+  job->data = payload + (n > 0 ? n : 0);
+  job->len = want - (n > 0 ? n : 0);
+  c->sending = 1;
+  sender_post(job);
+}
+
+static int server(uint16_t port, uint16_t service, int backlog) {
+  int fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
+  if (fd < 0) die("socket");
+  for (int i = 0; i < 2; i++) {
+    struct sockaddr_rxrpc srx = address(service + i, port);
+    if (bind(fd, (struct sockaddr *)&srx, sizeof srx) < 0) die("bind %u", service + i);
+  }
+  uint16_t upgrade[2] = {service, service + 1};
+  if (setsockopt(fd, SOL_RXRPC, RXRPC_UPGRADEABLE_SERVICE, upgrade, sizeof upgrade) < 0) die("upgradeable service");
+  if (listen(fd, backlog) < 0) die("listen %d", backlog);
+  for (int i = 0; i < backlog; i++) charge(fd);
+  sender_start(fd, server_sent);
+  printf("{\"ready\":true,\"port\":%u,\"services\":[%u,%u],\"backlog\":%d}\n", port, service, service + 1, backlog);
+  fflush(stdout);
+
+  uint8_t *buf = malloc(RECV_BUFFER);
+  struct pollfd pfd[2] = {{fd, POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
+  for (;;) {
+    if (poll(pfd, 2, -1) < 0 && errno != EINTR) die("poll");
+    if (pfd[1].revents) {
+      char b[64];
+      if (read(STDIN_FILENO, b, sizeof b) <= 0) return 0;  // the launcher went away
+    }
+    struct message m;
+    while (receive(fd, buf, RECV_BUFFER, &m)) {
+      struct call *c = (struct call *)m.id;
+      if (c == NULL) continue;
+      if (!c->seen) c->seen = 1, charge(fd);  // a new call: keep the pool full
+      if (m.kind != 0 || (m.flags & MSG_EOR)) {  // terminal: ACK, ABORT, errors
+        pthread_mutex_lock(&sender.lock);
+        c->ended = 1;
+        if (!c->sending) free(c);
+        pthread_mutex_unlock(&sender.lock);
+        continue;
+      }
+      if (c->request_done) continue;  // empty messages after the request carry nothing
+      for (ssize_t i = 0; i < m.len && c->got + i < 4; i++) c->head[c->got + i] = buf[i];
+      c->got += m.len;
+      // The last data of the request comes without MSG_MORE.
+      if (!(m.flags & MSG_MORE)) c->request_done = 1, reply(fd, c);
+    }
+  }
+}
+
+// ---- client -------------------------------------------------------------------
+
+struct stats {
+  double *lat;  // latencies in seconds of the measured calls
+  size_t n, cap;
+};
+
+static void stats_add(struct stats *s, double v) {
+  if (s->n == s->cap) {
+    s->cap = s->cap ? 2 * s->cap : 4096;
+    s->lat = realloc(s->lat, s->cap * sizeof *s->lat);
+  }
+  s->lat[s->n++] = v;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double percentile(struct stats *s, double p) {
+  if (s->n == 0) return 0;
+  qsort(s->lat, s->n, sizeof *s->lat, cmp_double);
+  size_t i = (size_t)(p * (s->n - 1) + 0.5);
+  return s->lat[i];
+}
+
+static struct {
+  int fd;
+  struct sockaddr_rxrpc target;
+  const uint8_t *request;
+  size_t request_len;
+  int upgrade;
+  int active;
+  long errors;
+  long completed;  // calls ended, warm-up included
+} client;
+
+static volatile long first_send_failures;
+static volatile int first_send_errno;
+
+// Failed calls by what ended them: the control message type (0: the first
+// sendmsg failed, with its errno) and its code.
+#define SHORT_REPLY 100
+static struct {
+  int kind, code;
+  long count;
+} failures[16];
+
+static void failed(int kind, int code) {
+  client.errors++;
+  for (int i = 0; i < 16; i++) {
+    if (failures[i].count == 0) failures[i].kind = kind, failures[i].code = code;
+    if (failures[i].kind == kind && failures[i].code == code) {
+      failures[i].count++;
+      return;
+    }
+  }
+}
+
+static void reset_failures(void) {
+  memset(failures, 0, sizeof failures);
+  client.errors = 0;
+}
+
+static void print_failures(void) {
+  static const char *names[] = {[0] = "sendmsg", [RXRPC_ABORT] = "abort", [RXRPC_NET_ERROR] = "net-error",
+                                [RXRPC_LOCAL_ERROR] = "local-error", [RXRPC_BUSY] = "busy"};
+  printf(",\"failures\":{");
+  for (int i = 0; i < 16 && failures[i].count; i++) {
+    int k = failures[i].kind;
+    const char *name = k == SHORT_REPLY ? "short-reply" : k < 8 && names[k] ? names[k] : "other";
+    printf("%s\"%s %d\":%ld", i ? "," : "", name, failures[i].code, failures[i].count);
+  }
+  printf("}");
+}
+
+static void client_sent(struct job *job, ssize_t n, int err) {
+  (void)job;
+  if (n >= 0) return;
+  first_send_errno = err;
+  // The call never started: the poll loop replaces it. Its record is kept:
+  // a late terminal message may still name it.
+  __atomic_add_fetch(&first_send_failures, 1, __ATOMIC_SEQ_CST);
+  uint64_t one = 1;
+  if (write(sender.notify, &one, sizeof one) < 0) die("eventfd write");
+}
+
+static void start_call(void) {
+  struct call *c = calloc(1, sizeof *c);
+  struct job *job = calloc(1, sizeof *job);
+  c->started = now();
+  job->call = c;
+  job->target = client.target;
+  job->has_target = 1;
+  control_init(&job->ctl, (unsigned long)c);
+  if (client.upgrade) {
+    control_flag(&job->ctl, RXRPC_UPGRADE_SERVICE);
+    control_flag(&job->ctl, RXRPC_EXCLUSIVE_CALL);
+  }
+  job->data = client.request;
+  job->len = client.request_len;
+  client.active++;
+  sender_post(job);
+}
+
+// Outcome of a finished client call.
+struct outcome {
+  struct call *call;
+  int ok;
+  int32_t abort;
+  uint16_t service;
+};
+
+// Waits until a call ends (or until `deadline`); 0 when the deadline passed.
+static int next_outcome(struct outcome *o, double deadline, uint8_t *buf) {
+  for (;;) {
+    struct message m;
+    while (receive(client.fd, buf, RECV_BUFFER, &m)) {
+      struct call *c = (struct call *)m.id;
+      if (c == NULL) continue;
+      if (m.kind == 0) {
+        c->received += m.len;
+        if (m.len > 0) c->service = m.service;
+        if (!(m.flags & MSG_EOR)) continue;
+      }
+      client.active--;
+      client.completed++;
+      o->call = c;
+      o->ok = m.kind == 0;
+      o->abort = m.kind == RXRPC_ABORT ? m.code : 0;
+      o->service = c->service;
+      if (!o->ok) failed(m.kind, m.code);
+      return 1;
+    }
+    if (first_send_failures > 0) {
+      __atomic_sub_fetch(&first_send_failures, 1, __ATOMIC_SEQ_CST);
+      client.active--;
+      failed(0, first_send_errno);
+      o->call = NULL;
+      o->ok = 0;
+      o->abort = 0;
+      return 1;
+    }
+    int timeout = -1;
+    if (deadline > 0) {
+      double left = deadline - now();
+      if (left <= 0) return 0;
+      timeout = (int)(left * 1000) + 1;
+    }
+    struct pollfd pfd[2] = {{client.fd, POLLIN, 0}, {sender.notify, POLLIN, 0}};
+    if (poll(pfd, 2, timeout) < 0 && errno != EINTR) die("poll");
+    if (pfd[1].revents) {
+      uint64_t v;
+      if (read(sender.notify, &v, sizeof v) < 0 && errno != EAGAIN) die("eventfd read");
+    }
+  }
+}
+
+static void make_request(size_t len, uint32_t reply) {
+  if (len < 4) len = 4;
+  ensure_payload(len);
+  free((void *)client.request);
+  uint8_t *r = malloc(len);
+  memcpy(r, payload, len);
+  r[0] = reply >> 24, r[1] = reply >> 16, r[2] = reply >> 8, r[3] = reply;
+  client.request = r;
+  client.request_len = len;
+}
+
+struct options {
+  const char *workload;
+  int inflight;
+  double seconds, warmup;
+  long calls;
+  size_t size;
+  long checkpoint[8];
+  int checkpoints;
+};
+
+// Small calls: `inflight` calls kept running; rate and latency of the calls
+// that ended within the measured window.
+static void run_small(struct options *o, uint8_t *buf) {
+  make_request(4, 4);
+  struct stats s = {0};
+  double begin = 0, end = 0;  // the window opens `warmup` seconds after the first call ended
+  for (int i = 0; i < o->inflight; i++) start_call();
+  struct outcome out;
+  while (client.active > 0) {
+    if (!next_outcome(&out, 0, buf)) break;
+    double t = now();
+    if (begin == 0) begin = t + o->warmup, end = begin + o->seconds;
+    if (out.ok && t >= begin && t < end) stats_add(&s, t - out.call->started);
+    if (out.call) free(out.call);
+    if (t < end) start_call();
+  }
+  printf("{\"workload\":\"small\",\"inflight\":%d,\"seconds\":%.3f,\"calls\":%zu,\"rate\":%.1f,"
+         "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"errors\":%ld",
+         o->inflight, o->seconds, s.n, s.n / o->seconds, percentile(&s, 0.5) * 1e3, percentile(&s, 0.99) * 1e3,
+         client.errors);
+}
+
+static void warm_up(uint8_t *buf) {
+  make_request(4, 4);
+  struct outcome out;
+  for (int i = 0; i < 3; i++) {
+    start_call();
+    next_outcome(&out, 0, buf);
+    if (out.call) free(out.call);
+  }
+}
+
+// Bulk calls one at a time until `seconds` have passed: MB/s (10^6 bytes).
+static void run_bulk(struct options *o, uint8_t *buf, int upload) {
+  warm_up(buf);
+  reset_failures();
+  make_request(upload ? o->size : 4, upload ? 4 : (uint32_t)o->size);
+  long calls = 0;
+  struct stats s = {0};
+  struct outcome out;
+  double t0 = now(), t;
+  do {
+    start_call();
+    next_outcome(&out, 0, buf);
+    if (out.ok && (upload || out.call->received == o->size)) calls++, stats_add(&s, now() - out.call->started);
+    else if (out.ok) failed(SHORT_REPLY, (int)out.call->received);
+    if (out.call) free(out.call);
+    t = now();
+  } while (t - t0 < o->seconds || calls < 1);
+  printf("{\"workload\":\"%s\",\"size\":%zu,\"calls\":%ld,\"elapsed\":%.3f,\"mbps\":%.2f,\"p50_ms\":%.3f,\"errors\":%ld",
+         upload ? "upload" : "download", o->size, calls, t - t0, calls * (double)o->size / 1e6 / (t - t0),
+         percentile(&s, 0.5) * 1e3, client.errors);
+}
+
+// Upgrade probes one at a time, each on a new connection: latency and outcomes.
+static void run_upgrade(struct options *o, uint8_t *buf) {
+  warm_up(buf);
+  reset_failures();
+  uint16_t asked = client.target.srx_service;
+  make_request(4, 4);
+  client.upgrade = 1;
+  struct stats s = {0};
+  long upgraded = 0, original = 0, aborted = 0;
+  struct outcome out;
+  for (long i = 0; i < o->calls; i++) {
+    start_call();
+    next_outcome(&out, 0, buf);
+    if (out.call) stats_add(&s, now() - out.call->started);
+    if (out.ok) *(out.service == asked ? &original : &upgraded) += 1;
+    else if (out.abort) aborted++;
+    if (out.call) free(out.call);
+  }
+  long failed = client.errors - aborted;
+  printf("{\"workload\":\"upgrade\",\"calls\":%ld,\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"upgraded\":%ld,\"original\":%ld,"
+         "\"aborted\":%ld,\"errors\":%ld",
+         o->calls, percentile(&s, 0.5) * 1e3, percentile(&s, 0.99) * 1e3, upgraded, original, aborted, failed);
+}
+
+// Small calls, `inflight` at once, with the resident size at each checkpoint.
+static void run_memory(struct options *o, uint8_t *buf) {
+  make_request(4, 4);
+  long total = o->checkpoint[o->checkpoints - 1], done = 0, started = 0;
+  double rss[8];
+  int next = 0;
+  struct outcome out;
+  double t0 = now();
+  for (; started < o->inflight && started < total; started++) start_call();
+  while (client.active > 0) {
+    next_outcome(&out, 0, buf);
+    if (out.call) free(out.call);
+    done++;
+    while (next < o->checkpoints && done == o->checkpoint[next]) rss[next++] = rss_mb();
+    if (started < total) start_call(), started++;
+  }
+  printf("{\"workload\":\"memory\",\"inflight\":%d,\"elapsed\":%.3f,\"rss_mb\":{", o->inflight, now() - t0);
+  for (int i = 0; i < o->checkpoints; i++) printf("%s\"%ld\":%.2f", i ? "," : "", o->checkpoint[i], rss[i]);
+  printf("},\"errors\":%ld", client.errors);
+}
+
+static int run_client(uint16_t port, uint16_t service, struct options *o) {
+  client.fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
+  if (client.fd < 0) die("socket");
+  client.target = address(service, port);
+  sender_start(client.fd, client_sent);
+  uint8_t *buf = malloc(RECV_BUFFER);
+  double cpu = cpu_seconds();
+  if (!strcmp(o->workload, "small")) run_small(o, buf);
+  else if (!strcmp(o->workload, "upload")) run_bulk(o, buf, 1);
+  else if (!strcmp(o->workload, "download")) run_bulk(o, buf, 0);
+  else if (!strcmp(o->workload, "upgrade")) run_upgrade(o, buf);
+  else if (!strcmp(o->workload, "memory")) run_memory(o, buf);
+  else die("unknown workload %s", o->workload);
+  // Figures every workload shares: CPU time of the whole process (both
+  // threads, user and system) and every call that ended, warm-up included.
+  printf(",\"cpu_s\":%.3f,\"total_calls\":%ld", cpu_seconds() - cpu, client.completed);
+  if (client.errors) print_failures();
+  printf("}\n");
+  fflush(stdout);
+  _exit(0);  // the sender thread may still sleep in a send; nothing to tidy
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: rxbench server|client --port P [--service S] [options]\n");
+    return 2;
+  }
+  uint16_t port = 0, service = 4100;
+  int backlog = 31;
+  struct options o = {"small", 1, 3, 0.5, 20, 1 << 20, {0}, 0};
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const char *k = argv[i], *v = argv[i + 1];
+    if (!strcmp(k, "--port")) port = atoi(v);
+    else if (!strcmp(k, "--service")) service = atoi(v);
+    else if (!strcmp(k, "--backlog")) backlog = atoi(v);
+    else if (!strcmp(k, "--workload")) o.workload = v;
+    else if (!strcmp(k, "--inflight")) o.inflight = atoi(v);
+    else if (!strcmp(k, "--seconds")) o.seconds = atof(v);
+    else if (!strcmp(k, "--warmup")) o.warmup = atof(v);
+    else if (!strcmp(k, "--calls")) o.calls = atol(v);
+    else if (!strcmp(k, "--size")) o.size = strtoul(v, NULL, 10);
+    else if (!strcmp(k, "--checkpoints")) {
+      for (char *p = (char *)v; *p && o.checkpoints < 8; p += *p == ',')
+        o.checkpoint[o.checkpoints++] = strtol(p, &p, 10);
+    } else {
+      errno = 0;
+      die("unknown option %s", k);
+    }
+  }
+  errno = 0;
+  if (port == 0) die("--port is required");
+  if (!strcmp(argv[1], "server")) return server(port, service, backlog);
+  if (!strcmp(argv[1], "client")) {
+    if (o.inflight < 1 || (!strcmp(o.workload, "memory") && o.checkpoints == 0)) die("bad options");
+    return run_client(port, service + (strcmp(o.workload, "upgrade") ? 1 : 0), &o);
+  }
+  die("unknown mode %s", argv[1]);
+}

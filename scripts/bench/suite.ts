@@ -1,0 +1,364 @@
+/**
+ * The benchmark suite, run where AF_RXRPC exists (in the kernel VM): starts
+ * the three servers (C, binding, api), runs every workload for every client
+ * and server pairing, and returns the figures. Pairings take turns within a
+ * workload, in alternating order over the rounds, so that a machine whose
+ * speed drifts (other VMs on the host) affects them alike.
+ *
+ * Clients and servers are separate processes: rxbench (C) once per job, a
+ * forked Node client worker kept for the run, and a fresh one for each memory
+ * measurement (so that its resident size is its own).
+ */
+import { ChildProcess, fork, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { join } from 'node:path';
+import { Figures, Impl, Job, percentile, Workload } from './common';
+
+export interface Pairing {
+  client: Impl;
+  server: Impl;
+}
+
+/** C/C first: it is the reference of every ratio. */
+export const PAIRINGS: Pairing[] = [
+  { client: 'c', server: 'c' },
+  { client: 'binding', server: 'c' },
+  { client: 'api', server: 'c' },
+  { client: 'c', server: 'binding' },
+  { client: 'c', server: 'api' },
+  { client: 'binding', server: 'binding' },
+  { client: 'api', server: 'api' },
+];
+
+export interface Parameters {
+  small: { inflight: number[]; seconds: number; warmup: number; rounds: number };
+  /** Bulk calls one at a time: for at least `seconds` (and one call) per round. */
+  bulk: Array<{ size: number; seconds: number; rounds: number }>;
+  upgrade: { calls: number };
+  memory: { inflight: number; checkpoints: number[] };
+}
+
+/**
+ * About 10 minutes in the VM under emulation, where a C client makes some
+ * 300-800 small calls/s and a Node one 100-300. 100,000 calls for the memory
+ * figure would take 6-15 minutes per Node client; `--memory-calls 100000`
+ * (scripts/bench.js) runs them.
+ */
+export const FULL: Parameters = {
+  small: { inflight: [1, 16, 64], seconds: 2, warmup: 0.5, rounds: 2 },
+  bulk: [{ size: 1 << 20, seconds: 1.5, rounds: 2 }, { size: 16 << 20, seconds: 0, rounds: 1 }],
+  upgrade: { calls: 10 },
+  memory: { inflight: 16, checkpoints: [1000, 10000] },
+};
+
+export const SMOKE: Parameters = {
+  small: { inflight: [1, 16, 64], seconds: 0.5, warmup: 0.2, rounds: 1 },
+  bulk: [{ size: 64 << 10, seconds: 0, rounds: 1 }, { size: 256 << 10, seconds: 0, rounds: 1 }],
+  upgrade: { calls: 2 },
+  memory: { inflight: 16, checkpoints: [20, 100] },
+};
+
+export interface Row extends Pairing {
+  /** e.g. small-64, upload-1MiB, upgrade. */
+  workload: string;
+  figures: Figures;
+}
+
+export interface Report {
+  kernel: string;
+  date: string;
+  node: string;
+  smoke: boolean;
+  parameters: Parameters;
+  /** net.rxrpc.max_backlog during the run, and the servers' listen backlog. */
+  backlog: number;
+  rows: Row[];
+  /** Memory of each client against the C server. */
+  memory: Array<{ client: Impl; figures: Figures }>;
+  /** Wall-clock seconds the suite took. */
+  seconds: number;
+}
+
+export interface SuiteOptions {
+  smoke?: boolean;
+  parameters?: Parameters;
+  /** The compiled rxbench. */
+  rxbench: string;
+  /** Run only the workloads whose names start with one of these (small, upload, download, upgrade, memory). */
+  only?: string[];
+  basePort?: number;
+  service?: number;
+  log?: (line: string) => void;
+}
+
+const MAX_BACKLOG = '/proc/sys/net/rxrpc/max_backlog';
+
+/** Raises net.rxrpc.max_backlog to 31 (root only) and returns what is in force. */
+function raiseBacklog(): number {
+  try {
+    writeFileSync(MAX_BACKLOG, '31');
+  } catch {
+    // Not root: the kernel's limit stays, and bursts may fail on 6.1.
+  }
+  return Number(readFileSync(MAX_BACKLOG, 'utf8')) || 10;
+}
+
+export function sizeName(bytes: number): string {
+  return bytes >= 1 << 20 ? `${bytes / (1 << 20)}MiB` : `${bytes / 1024}KiB`;
+}
+
+/** Rounds of one workload merged into one set of figures. */
+function merge(list: Figures[], workload: Workload): Figures {
+  const sum = (k: keyof Figures) => list.reduce((n, f) => n + ((f[k] as number | undefined) ?? 0), 0);
+  const mean = (k: keyof Figures) => sum(k) / list.length;
+  const failures: Record<string, number> = {};
+  for (const f of list) for (const [k, v] of Object.entries(f.failures ?? {})) failures[k] = (failures[k] ?? 0) + v;
+  const out: Figures = { calls: sum('calls'), errors: sum('errors'), seconds: sum('seconds') };
+  if (Object.keys(failures).length) out.failures = failures;
+  // CPU per call, or per MB for bulk calls.
+  const units = workload.kind === 'upload' || workload.kind === 'download' ? (sum('calls') * workload.size) / 1e6 : sum('total_calls');
+  if (units > 0) {
+    out.client_cpu_ms = (sum('cpu_s') * 1000) / units;
+    out.server_cpu_ms = (sum('server_cpu_s') * 1000) / units;
+  }
+  if (list.length > 1) out.rounds = list;
+  if (workload.kind === 'small') {
+    out.rate = out.calls / out.seconds!;
+    out.p50_ms = mean('p50_ms');
+    out.p99_ms = mean('p99_ms');
+  } else if (workload.kind === 'upload' || workload.kind === 'download') {
+    out.mbps = (out.calls * workload.size) / 1e6 / out.seconds!;
+    // The median call of the rounds: a long stall in one call (kernel retransmission) moves it little.
+    const medians = list.map((f) => f.p50_ms ?? 0).filter((v) => v > 0);
+    if (medians.length) out.mbps_median = workload.size / 1e3 / percentile(medians, 0.5);
+  } else if (workload.kind === 'upgrade') {
+    Object.assign(out, { p50_ms: mean('p50_ms'), p99_ms: mean('p99_ms'), upgraded: sum('upgraded'), original: sum('original'), aborted: sum('aborted') });
+  }
+  return out;
+}
+
+function cArgs(w: Workload): string[] {
+  switch (w.kind) {
+    case 'small':
+      return ['--inflight', w.inflight, '--seconds', w.seconds, '--warmup', w.warmup].map(String);
+    case 'upload':
+    case 'download':
+      return ['--size', w.size, '--seconds', w.seconds].map(String);
+    case 'upgrade':
+      return ['--calls', String(w.calls)];
+    case 'memory':
+      return ['--inflight', String(w.inflight), '--checkpoints', w.checkpoints.join(',')];
+  }
+}
+
+/** How long a job may take before it counts as hung. */
+function jobTimeout(w: Workload): number {
+  switch (w.kind) {
+    case 'small':
+      return (w.warmup + w.seconds) * 1000 + 60000;
+    case 'upload':
+    case 'download':
+      return w.seconds * 1000 + 300000;
+    case 'upgrade':
+      return w.calls * 30000 + 30000;
+    case 'memory':
+      return w.checkpoints[w.checkpoints.length - 1] * 50 + 60000;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => (timer = setTimeout(() => {
+      onTimeout();
+      reject(new Error(`no result within ${Math.round(ms / 1000)} s`));
+    }, ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function runC(rxbench: string, job: Job, w: Workload): Promise<Figures> {
+  const child = spawn(rxbench, ['client', '--port', String(job.port), '--service', String(job.service),
+    '--workload', w.kind, ...cArgs(w)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const done = new Promise<Figures>((resolve, reject) => {
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        const r = JSON.parse(line) as Figures & { elapsed?: number };
+        resolve({ ...r, seconds: r.seconds ?? r.elapsed });
+      } catch {
+        reject(new Error(`rxbench client exited ${code}: ${err.trim() || out.trim()}`));
+      }
+    });
+  });
+  return withTimeout(done, jobTimeout(w), () => child.kill('SIGKILL'));
+}
+
+/** A forked Node client worker. */
+class NodeClient {
+  private child: ChildProcess;
+  private waiting: ((m: { figures?: Figures; error?: string }) => void) | undefined;
+  constructor() {
+    this.child = fork(join(__dirname, 'node-client.js'), [], { execArgv: ['--expose-gc'], stdio: ['ignore', 2, 2, 'ipc'] });
+    this.child.on('message', (m: { figures?: Figures; error?: string }) => this.waiting?.(m));
+    this.child.on('exit', (code) => this.waiting?.({ error: `node client worker exited (${code})` }));
+  }
+  run(impl: 'binding' | 'api', job: Job): Promise<Figures> {
+    const done = new Promise<Figures>((resolve, reject) => {
+      this.waiting = (m) => {
+        this.waiting = undefined;
+        if (m.figures) resolve(m.figures);
+        else reject(new Error(m.error));
+      };
+    });
+    this.child.send({ impl, job });
+    return withTimeout(done, jobTimeout(job.workload), () => this.child.kill('SIGKILL'));
+  }
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+  close(): void {
+    if (this.alive) this.child.kill();
+  }
+}
+
+interface Servers {
+  ports: Record<Impl, number>;
+  pids: Record<Impl, number>;
+  close(): void;
+}
+
+/** CPU seconds a process's threads have run so far (user + system), from /proc (schedstat: ns). */
+function cpuOf(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/task`).reduce((n, t) => n + Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]) / 1e9, 0);
+  } catch {
+    return NaN;
+  }
+}
+
+async function startServers(rxbench: string, basePort: number, service: number, backlog: number): Promise<Servers> {
+  const ports: Record<Impl, number> = { c: basePort, binding: basePort + 1, api: basePort + 2 };
+  const c = spawn(rxbench, ['server', '--port', String(ports.c), '--service', String(service), '--backlog', String(backlog)],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  const node = fork(join(__dirname, 'node-server.js'), [ports.binding, ports.api, service, backlog].map(String),
+    { stdio: ['ignore', 2, 2, 'ipc'] });
+  const close = () => {
+    c.stdin!.end();
+    if (node.connected) node.disconnect();
+  };
+  const exited = (name: string) => (code: number | null) => `${name} server exited (${code}) before it was ready`;
+  try {
+    await Promise.all([
+      new Promise<void>((resolve, reject) => {
+        c.stdout!.once('data', () => resolve());
+        c.once('exit', (code) => reject(new Error(exited('C')(code))));
+      }),
+      new Promise<void>((resolve, reject) => {
+        node.once('message', () => resolve());
+        node.once('exit', (code) => reject(new Error(exited('Node')(code))));
+      }),
+    ]);
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { ports, pids: { c: c.pid!, binding: node.pid!, api: node.pid! }, close };
+}
+
+export async function runSuite(options: SuiteOptions): Promise<Report> {
+  const started = Date.now();
+  const params = options.parameters ?? (options.smoke ? SMOKE : FULL);
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const service = options.service ?? 4100;
+  const backlog = Math.min(31, raiseBacklog());
+  const servers = await startServers(options.rxbench, options.basePort ?? 18400, service, backlog);
+  let worker = new NodeClient();
+  const rows: Row[] = [];
+  const memory: Report['memory'] = [];
+
+  const run = async (client: Impl, server: Impl, workload: Workload): Promise<Figures> => {
+    const job = { port: servers.ports[server], service, workload };
+    try {
+      const before = cpuOf(servers.pids[server]);
+      if (client !== 'c' && !worker.alive) worker = new NodeClient();
+      const figures = client === 'c' ? await runC(options.rxbench, job, workload) : await worker.run(client, job);
+      return { ...figures, server_cpu_s: cpuOf(servers.pids[server]) - before };
+    } catch (err) {
+      log(`  ${client}: ${(err as Error).message}`);
+      return { calls: 0, errors: 1, failures: { [(err as Error).message]: 1 } };
+    }
+  };
+
+  const wanted = (name: string) => !options.only || options.only.some((prefix) => name.startsWith(prefix));
+  const measure = async (name: string, workload: Workload, rounds: number) => {
+    if (!wanted(name)) return;
+    const results = PAIRINGS.map(() => [] as Figures[]);
+    for (let r = 0; r < rounds; r++) {
+      const order = PAIRINGS.map((_, i) => i);
+      if (r % 2 === 1) order.reverse();
+      for (const i of order) {
+        const p = PAIRINGS[i];
+        results[i].push(await run(p.client, p.server, workload));
+      }
+    }
+    PAIRINGS.forEach((p, i) => rows.push({ ...p, workload: name, figures: merge(results[i], workload) }));
+    log(`${name}: done (${Math.round((Date.now() - started) / 1000)} s)`);
+  };
+
+  try {
+    // Node compiles its hot paths as it runs them: warm the client worker and
+    // both Node servers before anything is measured (rxbench has nothing to warm).
+    const warm: Workload[] = [
+      { kind: 'small', inflight: 16, seconds: params.small.seconds / 2, warmup: 0 },
+      { kind: 'upload', size: params.bulk[0].size, seconds: 0 },
+      { kind: 'download', size: params.bulk[0].size, seconds: 0 },
+    ];
+    for (const impl of ['binding', 'api'] as const) for (const w of warm) await run(impl, impl, w);
+    log(`warm-up: done (${Math.round((Date.now() - started) / 1000)} s)`);
+    const s = params.small;
+    for (const inflight of s.inflight) {
+      await measure(`small-${inflight}`, { kind: 'small', inflight, seconds: s.seconds, warmup: s.warmup }, s.rounds);
+    }
+    for (const b of params.bulk) {
+      for (const kind of ['upload', 'download'] as const) {
+        await measure(`${kind}-${sizeName(b.size)}`, { kind, size: b.size, seconds: b.seconds }, b.rounds);
+      }
+    }
+    await measure('upgrade', { kind: 'upgrade', calls: params.upgrade.calls }, 1);
+    worker.close();
+    const m: Workload = { kind: 'memory', ...params.memory };
+    for (const client of wanted('memory') ? (['c', 'binding', 'api'] as const) : []) {
+      worker = new NodeClient(); // a fresh process: its resident size is this workload's alone
+      memory.push({ client, figures: await run(client, 'c', m) });
+      worker.close();
+    }
+    if (wanted('memory')) log(`memory: done (${Math.round((Date.now() - started) / 1000)} s)`);
+  } finally {
+    worker.close();
+    servers.close();
+  }
+
+  let debian = '';
+  try {
+    debian = /.*Debian (\S+)/.exec(readFileSync('/proc/version', 'utf8'))?.[1] ?? '';
+  } catch {
+    // Not Debian's kernel.
+  }
+  return {
+    kernel: `${release()}${debian ? ` (Debian ${debian})` : ''}`,
+    date: new Date().toISOString(),
+    node: process.version,
+    smoke: options.smoke ?? false,
+    parameters: params,
+    backlog,
+    rows,
+    memory,
+    seconds: (Date.now() - started) / 1000,
+  };
+}

@@ -1,0 +1,58 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { formatReport } from '../../scripts/bench/report';
+import { PAIRINGS, Report, runSuite, SMOKE, sizeName } from '../../scripts/bench/suite';
+
+const root = join(__dirname, '..', '..', '..');
+
+/** rxbench as `npm run bench` builds it on the host, or compiled here when that one is missing or stale. */
+function rxbench(): string {
+  const source = join(root, 'scripts', 'bench', 'rxbench.c');
+  const built = join(root, 'build', 'bench', 'rxbench');
+  if (existsSync(built) && statSync(built).mtimeMs >= statSync(source).mtimeMs) return built;
+  const binary = '/tmp/rxbench';
+  execFileSync('gcc', ['-O2', '-pthread', '-o', binary, source], { stdio: 'inherit' });
+  return binary;
+}
+
+describe('benchmark smoke run (every workload, every pairing, tiny counts)', () => {
+  let report: Report;
+  beforeAll(async () => {
+    report = await runSuite({ smoke: true, rxbench: rxbench(), basePort: 18410, log: () => {} });
+  }, 600000);
+
+  const workloads = [
+    ...SMOKE.small.inflight.map((n) => `small-${n}`),
+    ...SMOKE.bulk.flatMap((b) => [`upload-${sizeName(b.size)}`, `download-${sizeName(b.size)}`]),
+    'upgrade',
+  ];
+
+  test.each(workloads)('%s has a row with positive figures for every client/server pairing', (workload) => {
+    for (const p of PAIRINGS) {
+      const row = report.rows.find((r) => r.workload === workload && r.client === p.client && r.server === p.server);
+      expect({ pairing: p, figures: row?.figures }).toEqual({ pairing: p, figures: expect.objectContaining({ calls: expect.any(Number) }) });
+      const f = row!.figures;
+      expect({ pairing: p, calls: f.calls > 0 }).toEqual({ pairing: p, calls: true });
+      const keys = workload.startsWith('small') ? (['rate', 'p50_ms', 'p99_ms'] as const)
+        : workload === 'upgrade' ? (['p50_ms', 'p99_ms'] as const) : (['mbps'] as const);
+      for (const key of keys) expect({ pairing: p, key, positive: (f[key] ?? 0) > 0 }).toEqual({ pairing: p, key, positive: true });
+      if (workload === 'upgrade') expect((f.upgraded ?? 0) + (f.original ?? 0) + (f.aborted ?? 0)).toBe(SMOKE.upgrade.calls);
+    }
+  });
+
+  test('memory has a positive resident size at every checkpoint for the C, binding and api clients', () => {
+    expect(report.memory.map((m) => m.client)).toEqual(['c', 'binding', 'api']);
+    for (const m of report.memory) {
+      for (const c of SMOKE.memory.checkpoints) expect({ client: m.client, c, rss: (m.figures.rss_mb?.[c] ?? 0) > 0 }).toEqual({ client: m.client, c, rss: true });
+    }
+  });
+
+  test('the report names the kernel and prints a table row for every workload', () => {
+    expect(report.kernel).toContain(process.env.RXRPC_VM_KERNEL ?? '');
+    const table = formatReport(report);
+    for (const label of ['small, 1 in flight', 'small, 64 in flight', 'upload 256 KiB', 'download 64 KiB', 'upgrade probe', 'growth']) {
+      expect(table).toContain(label);
+    }
+  });
+});
