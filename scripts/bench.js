@@ -32,16 +32,7 @@ function build() {
   return binary;
 }
 
-function hostHasRxrpc() {
-  const { RawSocket } = require(path.join(root, 'build', 'lib', 'socket.js'));
-  try {
-    new RawSocket().close();
-    return true;
-  } catch (err) {
-    if (err.code === 'EAFNOSUPPORT') return false;
-    throw err;
-  }
-}
+const hostHasRxrpc = () => require('./host').hostHasRxrpc(root);
 
 function runOne(kernel, rxbench, direct) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rxrpc-bench-'));

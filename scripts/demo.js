@@ -10,16 +10,7 @@ const root = path.join(__dirname, '..');
 const demo = path.join(root, 'build', 'scripts', 'upgrade-demo.js');
 const args = process.argv.slice(2);
 
-function hostHasRxrpc() {
-  const { RawSocket } = require(path.join(root, 'build', 'lib', 'socket.js'));
-  try {
-    new RawSocket().close();
-    return true;
-  } catch (err) {
-    if (err.code === 'EAFNOSUPPORT') return false;
-    throw err;
-  }
-}
+const hostHasRxrpc = () => require('./host').hostHasRxrpc(root);
 
 const build = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], {
   cwd: root,
