@@ -19,8 +19,14 @@ export interface NativeSocket {
   getsockopt(level: number, name: number, size: number): Buffer;
   /** Bytes sent, or -EAGAIN (-11); other failures throw. Never sleeps for an existing call. */
   sendmsg(name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number): number;
-  /** The same sendmsg on the socket's sender thread; may sleep there. */
-  sendmsgAsync(token: number, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number): void;
+  /**
+   * The same sendmsg on a thread of the socket, where it may sleep. With
+   * `blocking`, on a bulk thread without MSG_DONTWAIT, repeated until all of
+   * `data` is taken: the result is the bytes taken, or the error if none were.
+   */
+  sendmsgAsync(token: number, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number, blocking?: boolean): void;
+  /** Ends a blocking sendmsgAsync early (its completion follows); false if there is none with `token`. */
+  interrupt(token: number): boolean;
   close(): void;
   ref(): void;
   unref(): void;

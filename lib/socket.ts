@@ -58,6 +58,14 @@ export interface SendOptions {
   more?: boolean;
 }
 
+/** A send in progress on a bulk thread (RawSocket.sendBlocking). */
+export interface BlockingSend {
+  /** The bytes the kernel took. */
+  sent: Promise<number>;
+  /** Ends the wait early; `sent` then resolves with what was taken so far. */
+  interrupt(): void;
+}
+
 interface RawSocketEvents {
   message: [ReceivedMessage];
   error: [Error];
@@ -218,6 +226,36 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       this.native.sendmsgAsync(token, name, ctl, data ?? null, options.more ? MSG_MORE : 0);
       this.pendingAsync.set(token, { resolve, reject });
     });
+  }
+
+  /**
+   * Data sent on a bulk thread that sleeps in sendmsg
+   * until the kernel has taken all of it (the kernel wakes a sleeping sender
+   * when the call's transmit window opens; it has no other signal for it).
+   * `sent` resolves with the bytes taken: fewer after interrupt(), which ends
+   * the sleep. While it runs, nothing else may be sent on the call from this
+   * thread: the kernel holds the call locked, and a send would sleep here.
+   */
+  sendBlocking(control: SendControl, data: Uint8Array, options: SendOptions = {}): BlockingSend {
+    if (this.closed) return { sent: Promise.reject(socketClosed()), interrupt: () => {} };
+    const name = options.target ? encodeSockaddr(options.target) : null;
+    const ctl = encodeControl(control);
+    const token = this.nextToken++;
+    const sent = new Promise<number>((resolve, reject) => {
+      this.native.sendmsgAsync(token, name, ctl, data, options.more ? MSG_MORE : 0, true);
+      this.pendingAsync.set(token, {
+        // EAGAIN: the kernel took nothing without sleeping (it can, e.g. when the call ends).
+        resolve: (n) => resolve(Math.max(n, 0)),
+        // Interrupted before it took anything: nothing was sent.
+        reject: (err) => ((err as { code?: string }).code === 'EINTR' ? resolve(0) : reject(err)),
+      });
+    });
+    return {
+      sent,
+      interrupt: () => {
+        if (!this.closed && this.pendingAsync.has(token)) this.native.interrupt(token);
+      },
+    };
   }
 
   /** Closes the socket; pending sendAsync promises reject with ERR_SOCKET_CLOSED. Idempotent. */

@@ -11,11 +11,15 @@
 // Sending: sendmsg() runs on the JavaScript thread with MSG_DONTWAIT; for a
 // call that already exists it never sleeps. The first sendmsg of a new client
 // call can sleep in the kernel even with MSG_DONTWAIT (it waits for a free
-// channel), so sendmsgAsync() hands such sends to a per-socket sender thread
-// and reports completion through a uv_async_t.
+// channel), so sendmsgAsync() hands such sends to a per-socket starter thread
+// and reports completion through a uv_async_t. sendmsgAsync(..., blocking)
+// instead hands data to a pool of bulk threads that sleep in sendmsg until
+// the kernel has taken all of it: the kernel gives no wakeup when a call's
+// transmit window opens, but a sleeping sendmsg is woken by it.
+// interrupt(token) ends such a sleep early (a signal), keeping what was sent.
 //
-// Closing: mark closed, stop and join the sender thread (interrupting a
-// sleeping sendmsg with a signal), stop the poll watcher, close the fd, and
+// Closing: mark closed, stop and join the threads (interrupting a sleeping
+// sendmsg with a signal), stop the poll watcher, close the fd, and
 // free the libuv handles in their close callbacks. Nothing touches the fd
 // after it is closed, and no callback reaches JavaScript after close().
 
@@ -23,12 +27,14 @@
 #include <uv.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -58,6 +64,8 @@ constexpr size_t kRecordSize = 192;
 constexpr size_t kDefaultDataCapacity = 256 * 1024;
 constexpr size_t kMinReadSpace = 16 * 1024;
 constexpr int kWakeSignal = SIGURG;
+// Bulk threads per socket at most; the library keeps fewer blocking sends in flight.
+constexpr size_t kMaxBulkThreads = 8;
 
 void NoopSignalHandler(int) {}
 
@@ -145,7 +153,7 @@ bool GetInt(const Napi::CallbackInfo& info, size_t index, const char* what, int6
   return true;
 }
 
-// One sendmsg handed to the sender thread.
+// One sendmsg handed to a thread.
 struct SendJob {
   double token = 0;
   std::vector<uint8_t> name;
@@ -153,9 +161,21 @@ struct SendJob {
   uint8_t* data = nullptr;
   size_t length = 0;
   int flags = 0;
+  bool blocking = false;  // sleep until all of `data` is taken (bulk threads)
   Napi::Reference<Napi::Value> keep;  // keeps `data` alive; used only on the JS thread
   ssize_t result = 0;
   int err = 0;
+  // Shared with interrupt() under the socket's mutex_.
+  bool interrupted = false;
+  bool in_syscall = false;
+  pthread_t thread{};
+};
+
+// A thread of the socket: the starter (first sends) or a bulk thread.
+struct Worker {
+  std::thread thread;
+  bool bulk = false;
+  bool exited = false;  // under the socket's mutex_
 };
 
 class Socket;
@@ -186,6 +206,7 @@ class Socket : public Napi::ObjectWrap<Socket> {
   Napi::Value GetSockOpt(const Napi::CallbackInfo& info);
   Napi::Value SendMsg(const Napi::CallbackInfo& info);
   Napi::Value SendMsgAsync(const Napi::CallbackInfo& info);
+  Napi::Value Interrupt(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value RefHandle(const Napi::CallbackInfo& info);
   Napi::Value UnrefHandle(const Napi::CallbackInfo& info);
@@ -201,7 +222,8 @@ class Socket : public Napi::ObjectWrap<Socket> {
   static void OnAsync(uv_async_t* handle);
   void ReadBatch();
   void DeliverSendResults();
-  void SenderLoop();
+  void WorkerLoop(Worker* self);
+  void RunJob(SendJob* job, std::unique_lock<std::mutex>& lock);
   void StopSender();
 
   int fd_ = -1;
@@ -217,16 +239,19 @@ class Socket : public Napi::ObjectWrap<Socket> {
   size_t batch_ = 0;
   std::vector<uint8_t> data_;
 
-  // Sender thread; jobs_, done_, stopping_ and sender_exited_ are shared
-  // with it under mutex_.
-  std::thread sender_;
+  // Threads; everything below but in_flight_ is shared with them under mutex_.
+  std::vector<std::unique_ptr<Worker>> workers_;  // changed on the JS thread only
+  bool has_starter_ = false;
+  size_t bulk_threads_ = 0;
+  size_t idle_bulk_ = 0;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::deque<SendJob*> jobs_;
+  std::deque<SendJob*> jobs_;       // first sends, for the starter thread
+  std::deque<SendJob*> bulk_jobs_;  // blocking sends, for the bulk threads
+  std::vector<SendJob*> running_;   // blocking sends a bulk thread has taken
   std::vector<SendJob*> done_;
   bool stopping_ = false;
-  bool sender_exited_ = false;
-  size_t in_flight_ = 0;  // handed to the thread and not yet delivered (JS thread only)
+  size_t in_flight_ = 0;  // handed to a thread and not yet delivered (JS thread only)
 };
 
 Napi::Function Socket::Init(Napi::Env env) {
@@ -238,6 +263,7 @@ Napi::Function Socket::Init(Napi::Env env) {
                          InstanceMethod<&Socket::GetSockOpt>("getsockopt"),
                          InstanceMethod<&Socket::SendMsg>("sendmsg"),
                          InstanceMethod<&Socket::SendMsgAsync>("sendmsgAsync"),
+                         InstanceMethod<&Socket::Interrupt>("interrupt"),
                          InstanceMethod<&Socket::Close>("close"),
                          InstanceMethod<&Socket::RefHandle>("ref"),
                          InstanceMethod<&Socket::UnrefHandle>("unref"),
@@ -287,7 +313,10 @@ Socket::Socket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Socket>(info) 
     return;
   }
 
-  int fd = socket(kAfRxrpc, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, static_cast<int>(family));
+  // The descriptor stays blocking: every call on the JavaScript thread passes
+  // MSG_DONTWAIT itself, and the bulk threads need a sendmsg that can sleep
+  // (O_NONBLOCK would turn every sendmsg into MSG_DONTWAIT).
+  int fd = socket(kAfRxrpc, SOCK_DGRAM | SOCK_CLOEXEC, static_cast<int>(family));
   if (fd < 0) {
     ThrowErrno(env, errno, "socket");
     return;
@@ -303,6 +332,15 @@ Socket::Socket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Socket>(info) 
   }
   handles->poll.data = handles;
   handles->open = 1;
+  // uv_poll_init made the descriptor non-blocking; undo that (see above).
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    int err = errno;
+    uv_close(reinterpret_cast<uv_handle_t*>(&handles->poll), &Handles::OnClose);
+    ::close(fd);
+    ThrowErrno(env, err, "fcntl");
+    return;
+  }
   rc = uv_async_init(loop, &handles->async, &Socket::OnAsync);
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(&handles->poll), &Handles::OnClose);
@@ -456,8 +494,13 @@ Napi::Value Socket::SendMsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// sendmsgAsync(token, name, control, data, flags): the same sendmsg, made on
-// the socket's sender thread; onSendDone(token, result, error) follows.
+// sendmsgAsync(token, name, control, data, flags, blocking): the same
+// sendmsg, made on a thread; onSendDone(token, result, error) follows. Without
+// `blocking` it runs on the starter thread with MSG_DONTWAIT (a first send,
+// which may still sleep for a channel). With `blocking` it runs on a bulk
+// thread without MSG_DONTWAIT, repeating until all of `data` is taken, an
+// error, or interrupt(token); the result is the bytes taken, or the error when
+// none were.
 Napi::Value Socket::SendMsgAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
@@ -471,45 +514,123 @@ Napi::Value Socket::SendMsgAsync(const Napi::CallbackInfo& info) {
       !GetBytes(info, 3, "data", &data) || !GetInt(info, 4, "flags", 0, INT32_MAX, &flags)) {
     return env.Undefined();
   }
+  if (!info[5].IsUndefined() && !info[5].IsBoolean()) {
+    Napi::TypeError::New(env, "The \"blocking\" argument must be a boolean").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  bool blocking = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
   auto* job = new SendJob();
   job->token = info[0].As<Napi::Number>().DoubleValue();
   job->name.assign(name.data, name.data + name.length);
   job->control.assign(control.data, control.data + control.length);
   job->data = data.data;
   job->length = data.length;
-  job->flags = static_cast<int>(flags) | MSG_DONTWAIT | MSG_NOSIGNAL;
+  job->blocking = blocking;
+  job->flags = static_cast<int>(flags) | MSG_NOSIGNAL | (blocking ? 0 : MSG_DONTWAIT);
   if (data.data != nullptr) job->keep = Napi::Reference<Napi::Value>::New(info[3], 1);
 
-  if (!sender_.joinable()) {
-    InstallWakeSignal();
-    sender_ = std::thread(&Socket::SenderLoop, this);
-  }
+  InstallWakeSignal();
+  bool spawn;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    jobs_.push_back(job);
+    if (blocking) {
+      bulk_jobs_.push_back(job);
+      spawn = bulk_jobs_.size() > idle_bulk_ && bulk_threads_ < kMaxBulkThreads;
+      if (spawn) bulk_threads_++;
+    } else {
+      jobs_.push_back(job);
+      spawn = !has_starter_;
+      has_starter_ = true;
+    }
   }
-  cv_.notify_one();
+  if (spawn) {
+    auto worker = std::make_unique<Worker>();
+    worker->bulk = blocking;
+    Worker* w = worker.get();
+    workers_.push_back(std::move(worker));
+    w->thread = std::thread(&Socket::WorkerLoop, this, w);
+  }
+  cv_.notify_all();
   in_flight_++;
   UpdateRefs();
   return env.Undefined();
 }
 
-void Socket::SenderLoop() {
+// interrupt(token): ends a blocking sendmsgAsync early; its completion still
+// follows, with the bytes taken so far (or EINTR when none were). Returns
+// false when no blocking send has that token.
+Napi::Value Socket::Interrupt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(env, "The \"token\" argument must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double token = info[0].As<Napi::Number>().DoubleValue();
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (auto it = bulk_jobs_.begin(); it != bulk_jobs_.end(); ++it) {
+    if ((*it)->token != token) continue;
+    SendJob* job = *it;
+    bulk_jobs_.erase(it);
+    job->result = -1;
+    job->err = EINTR;
+    done_.push_back(job);
+    if (handles_ != nullptr) uv_async_send(&handles_->async);
+    return Napi::Boolean::New(env, true);
+  }
+  for (SendJob* job : running_) {
+    if (job->token != token) continue;
+    job->interrupted = true;
+    // A signal sent just before the thread enters sendmsg is lost: repeat
+    // until it is out of the system call (it then sees `interrupted`).
+    while (job->in_syscall) {
+      pthread_kill(job->thread, kWakeSignal);
+      cv_.wait_for(lock, std::chrono::milliseconds(1));
+    }
+    return Napi::Boolean::New(env, true);
+  }
+  return Napi::Boolean::New(env, false);
+}
+
+void Socket::WorkerLoop(Worker* self) {
   // Only kWakeSignal may interrupt this thread; process signals go elsewhere.
   sigset_t all;
   sigfillset(&all);
   sigdelset(&all, kWakeSignal);
   pthread_sigmask(SIG_SETMASK, &all, nullptr);
 
+  std::deque<SendJob*>& queue = self->bulk ? bulk_jobs_ : jobs_;
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    if (self->bulk) idle_bulk_++;
+    cv_.wait(lock, [this, &queue] { return stopping_ || !queue.empty(); });
+    if (self->bulk) idle_bulk_--;
     if (stopping_) break;
-    SendJob* job = jobs_.front();
-    jobs_.pop_front();
-    lock.unlock();
+    SendJob* job = queue.front();
+    queue.pop_front();
+    if (job->blocking) running_.push_back(job);
+    RunJob(job, lock);
+    if (job->blocking) running_.erase(std::find(running_.begin(), running_.end(), job));
+    done_.push_back(job);
+    uv_async_send(&handles_->async);
+  }
+  self->exited = true;
+  lock.unlock();
+  cv_.notify_all();
+}
 
-    iovec iov{job->data, job->length};
+// Runs one job; `lock` is held on entry and exit and released around sendmsg.
+void Socket::RunJob(SendJob* job, std::unique_lock<std::mutex>& lock) {
+  size_t sent = 0;
+  int err = 0;
+  for (;;) {
+    if (job->interrupted || stopping_) {
+      err = EINTR;
+      break;
+    }
+    job->in_syscall = true;
+    job->thread = pthread_self();
+    lock.unlock();
+    iovec iov{job->data + sent, job->length - sent};
     msghdr msg{};
     msg.msg_name = job->name.empty() ? nullptr : job->name.data();
     msg.msg_namelen = static_cast<socklen_t>(job->name.size());
@@ -517,35 +638,55 @@ void Socket::SenderLoop() {
     msg.msg_iovlen = 1;
     msg.msg_control = job->control.empty() ? nullptr : job->control.data();
     msg.msg_controllen = job->control.size();
-    job->result = sendmsg(fd_, &msg, job->flags);
-    job->err = job->result < 0 ? errno : 0;
-
+    ssize_t n = sendmsg(fd_, &msg, job->flags);
+    int e = n < 0 ? errno : 0;
     lock.lock();
-    done_.push_back(job);
-    uv_async_send(&handles_->async);
+    job->in_syscall = false;
+    cv_.notify_all();
+    if (n < 0) {
+      if (e == EINTR) continue;  // a wake: stop if interrupted, else go on
+      err = e;
+      break;
+    }
+    sent += static_cast<size_t>(n);
+    if (!job->blocking || sent >= job->length) break;
   }
-  sender_exited_ = true;
-  lock.unlock();
-  cv_.notify_all();
+  // Bytes taken win over a later error: the next send meets the error again.
+  if (sent > 0 || err == 0) {
+    job->result = static_cast<ssize_t>(sent);
+    job->err = 0;
+  } else {
+    job->result = -1;
+    job->err = err;
+  }
 }
 
 void Socket::StopSender() {
-  if (!sender_.joinable()) return;
+  if (workers_.empty()) return;
   std::unique_lock<std::mutex> lock(mutex_);
   stopping_ = true;
   cv_.notify_all();
-  // The thread may be asleep in sendmsg, where only a signal reaches it. A
+  // A thread may be asleep in sendmsg, where only a signal reaches it. A
   // signal sent just before it enters the system call is lost, so repeat.
-  while (!sender_exited_) {
-    pthread_kill(sender_.native_handle(), kWakeSignal);
+  for (;;) {
+    bool all_exited = true;
+    for (auto& w : workers_) {
+      if (w->exited) continue;
+      all_exited = false;
+      pthread_kill(w->thread.native_handle(), kWakeSignal);
+    }
+    if (all_exited) break;
     cv_.wait_for(lock, std::chrono::milliseconds(2));
   }
   lock.unlock();
-  sender_.join();
+  for (auto& w : workers_) w->thread.join();
+  workers_.clear();
   // Undelivered jobs are dropped: after close() nothing reaches JavaScript.
   for (SendJob* job : jobs_) delete job;
+  for (SendJob* job : bulk_jobs_) delete job;
   for (SendJob* job : done_) delete job;
   jobs_.clear();
+  bulk_jobs_.clear();
   done_.clear();
   in_flight_ = 0;
 }

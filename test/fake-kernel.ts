@@ -38,6 +38,8 @@ export interface SentRecord {
   abort?: number;
   bytes: number;
   more: boolean;
+  /** Made on a bulk thread (a sleeping sendmsg). */
+  blocking: boolean;
   at: number;
 }
 
@@ -89,6 +91,17 @@ export class FakeKernel {
   readonly sockets: FakeSocket[] = [];
   /** When set, the first sendmsg of each new call waits this many ms on the "sender thread". */
   startDelay = 0;
+  /** When set, a non-blocking sendmsg of an existing call takes at most this many bytes (0: EAGAIN). */
+  window: number | undefined;
+  /** A blocking sendmsg (bulk thread) takes everything after this many ms, or half of it when interrupted. */
+  bulkDelay = 5;
+  /**
+   * When set, the next first send fails with this errno (the call is made in
+   * the kernel all the same) and, with `abort`, a terminal ABORT for it follows.
+   */
+  failStart: { code: string; errno: number; abort?: number } | undefined;
+  /** Bytes an interrupted blocking sendmsg took. */
+  interruptTakes = 0;
   private readonly calls = new Map<string, FakeCall>();
   private socketIds = 0;
 
@@ -116,20 +129,31 @@ export class FakeKernel {
     };
   }
 
+  /** @internal */
+  callIdOf(control: Uint8Array | null): number {
+    return parseControl(control).callId;
+  }
+
   /** Calls that reached a peer, in order. */
   get requests(): SentRecord[] {
     return this.sent.filter((s) => s.target);
   }
 
   /** @internal */
-  send(socket: FakeSocket, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number): number {
+  send(socket: FakeSocket, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number,
+    blocking = false): number {
     const ctl = parseControl(control);
+    let more = (flags & MSG_MORE) !== 0;
+    if (data && !name && !blocking && this.window !== undefined && data.length > this.window) {
+      if (this.window === 0) return -11; // EAGAIN
+      data = data.subarray(0, this.window);
+      more = true;
+    }
     const bytes = data ? data.length : 0;
-    const more = (flags & MSG_MORE) !== 0;
     const key = `${socket.id}|${ctl.callId}`;
     const target = name ? decodeSockaddr(name) : undefined;
     this.sent.push({
-      socket: socket.id, callId: ctl.callId, upgrade: ctl.upgrade, exclusive: ctl.exclusive, abort: ctl.abort, bytes, more,
+      socket: socket.id, callId: ctl.callId, upgrade: ctl.upgrade, exclusive: ctl.exclusive, abort: ctl.abort, bytes, more, blocking,
       at: Date.now(), ...(target ? { target: { service: target.service, address: target.address, port: target.port } } : {}),
     });
     this.log.push(`send ${target ? `${target.address}:${target.port}/${target.service}` : '-'} call ${socket.id}/${ctl.callId}${ctl.upgrade ? ' upgrade' : ''}${ctl.abort !== undefined ? ` abort ${ctl.abort}` : ''}`);
@@ -207,11 +231,45 @@ export class FakeSocket implements NativeSocket {
     return this.kernel.send(this, name, control, data, flags);
   }
 
-  sendmsgAsync(token: number, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number): void {
+  /** Blocking sends in progress, by token. */
+  readonly bulk = new Map<number, { timer: NodeJS.Timeout; finish: (taken: number) => void }>();
+
+  sendmsgAsync(token: number, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number,
+    blocking?: boolean): void {
+    if (blocking) {
+      this.pendingAsync++;
+      const finish = (taken: number) => {
+        clearTimeout(job.timer);
+        this.bulk.delete(token);
+        this.pendingAsync--;
+        if (this.closed) return;
+        if (data && data.length > 0 && taken === 0) {
+          this.onSendDone(token, -4, Object.assign(new Error('sendmsg EINTR'), { code: 'EINTR', errno: -4, syscall: 'sendmsg' }));
+          return;
+        }
+        const part = data ? data.subarray(0, taken) : null;
+        try {
+          this.onSendDone(token, this.kernel.send(this, name, control, part, data && taken < data.length ? flags | MSG_MORE : flags, true), undefined);
+        } catch (err) {
+          this.onSendDone(token, -1, err as Error);
+        }
+      };
+      const job = { timer: setTimeout(() => finish(data ? data.length : 0), this.kernel.bulkDelay), finish };
+      this.bulk.set(token, job);
+      return;
+    }
     this.pendingAsync++;
     setTimeout(() => {
       this.pendingAsync--;
       if (this.closed) return;
+      const fail = this.kernel.failStart;
+      if (fail) {
+        this.kernel.failStart = undefined;
+        const callId = this.kernel.callIdOf(control);
+        this.onSendDone(token, -fail.errno, Object.assign(new Error(`sendmsg ${fail.code}`), { code: fail.code, errno: -fail.errno, syscall: 'sendmsg' }));
+        if (fail.abort !== undefined) setTimeout(() => this.deliverAbort(callId, fail.abort!), 5);
+        return;
+      }
       try {
         this.onSendDone(token, this.kernel.send(this, name, control, data, flags), undefined);
       } catch (err) {
@@ -220,8 +278,20 @@ export class FakeSocket implements NativeSocket {
     }, this.kernel.startDelay);
   }
 
+  interrupt(token: number): boolean {
+    const job = this.bulk.get(token);
+    if (!job) return false;
+    this.kernel.log.push(`interrupt ${token}`);
+    clearTimeout(job.timer);
+    // The completion follows later, as the native one does.
+    job.timer = setTimeout(() => job.finish(this.kernel.interruptTakes), 0);
+    return true;
+  }
+
   close(): void {
     this.closed = true;
+    for (const job of this.bulk.values()) clearTimeout(job.timer);
+    this.bulk.clear();
   }
 
   ref(): void {
@@ -230,6 +300,15 @@ export class FakeSocket implements NativeSocket {
 
   unref(): void {
     this.refed = false;
+  }
+
+  /** Delivers a terminal ABORT for `callId`. */
+  deliverAbort(callId: number, code: number): void {
+    const id = Buffer.alloc(8);
+    id.writeBigUInt64LE(BigInt(callId));
+    const c = Buffer.alloc(4);
+    c.writeInt32LE(code);
+    this.deliver(Buffer.alloc(0), MSG_EOR, encodeSockaddr({ service: 1, address: '127.0.0.1', port: 1 }), Buffer.concat([cmsg(RXRPC_USER_CALL_ID, id), cmsg(RXRPC_ABORT, c)]));
   }
 
   /** Delivers one message as a batch of one record. */

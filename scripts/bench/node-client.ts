@@ -86,7 +86,7 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
     }, upgrade),
     close: () => inner.close(),
   };
-  const failures: Record<string, number> = {};
+  let failures: Record<string, number> = {};
   let errors = 0;
   const failed = (err: Error) => {
     errors++;
@@ -117,6 +117,7 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
     });
   const warmUp = () => serial(request(4, 4), 3).then(() => {
     errors = 0;
+    failures = {};
   });
 
   switch (w.kind) {

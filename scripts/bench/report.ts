@@ -85,15 +85,17 @@ export function formatReport(report: Report): string {
   const lines: string[] = [];
   const p = report.parameters;
   lines.push(`rxrpc benchmark${report.smoke ? ' (smoke)' : ''}: Linux ${report.kernel}, ${report.date.slice(0, 16).replace('T', ' ')} UTC, Node ${report.node}, ${Math.round(report.seconds)} s`);
-  lines.push('pairs are client/server; binding = Endpoint (the native layer), api = Client / Server; (ratio) = figure / C/C figure');
-  lines.push('cpu cli / cpu srv: CPU time (user + system, all threads) of the client / server process, ms per call (per MB for bulk)');
-  lines.push('MB/s: bytes over the time of all calls; MB/s med: the median call (a call stalled by kernel retransmission moves it little)');
-  lines.push('');
+  if (report.rows.length > 0) {
+    lines.push('pairs are client/server; binding = Endpoint (the native layer), api = Client / Server; (ratio) = figure / C/C figure');
+    lines.push('cpu cli / cpu srv: CPU time (user + system, all threads) of the client / server process, ms per call (per MB for bulk)');
+    lines.push('MB/s: bytes over the time of all calls; MB/s med: the median call (a call stalled by kernel retransmission moves it little)');
+    lines.push('');
+  }
   const w0 = 22;
   const w1 = 10;
   const wc = 15;
-  lines.push(pad('workload', w0) + pad('figure', w1) + PAIRINGS.map((x) => pad(pairName(x), wc)).join(''));
   const workloads = [...new Set(report.rows.map((r) => r.workload))];
+  if (workloads.length > 0) lines.push(pad('workload', w0) + pad('figure', w1) + PAIRINGS.map((x) => pad(pairName(x), wc)).join(''));
   const notes: string[] = [];
   for (const w of workloads) {
     const rows = PAIRINGS.map((x) => report.rows.find((r) => r.workload === w && r.client === x.client && r.server === x.server));
@@ -117,7 +119,7 @@ export function formatReport(report: Report): string {
     }
   }
   if (workloads.includes('upgrade')) lines.push('upgrade outcome: o = answered by the original service, u = upgraded, a = aborted by the server kernel');
-  lines.push('');
+  if (workloads.length > 0) lines.push('');
 
   if (report.memory.length > 0) {
     const [first, last] = [p.memory.checkpoints[0], p.memory.checkpoints.at(-1)!];

@@ -23,22 +23,59 @@ describe('calls through the kernel', () => {
     }
   });
 
-  test('partial sends and EAGAIN: 4 MiB each way arrives intact, without spinning', async () => {
+  test('large chunks go on bulk threads: 4 MiB each way arrives intact', async () => {
     const port = freshPort();
     const server = serve(ADDRESS, port, [1235], (req) => Buffer.concat([Buffer.from(sha(req), 'hex'), Buffer.from(req).reverse()]));
     const body = randomBytes(4 * 1024 * 1024);
-    const started = Date.now();
     try {
       const { reply } = request(client, { service: 1235, address: ADDRESS, port }, body);
       const { data } = await reply;
-      const elapsed = Date.now() - started;
       expect(data.subarray(0, 32).toString('hex')).toBe(sha(body));
       const back = data.subarray(32);
       expect(back.length).toBe(4 * 1024 * 1024);
       expect(back.equals(Buffer.from(body).reverse())).toBe(true);
+      // Both the request and the reply went as sleeping sends, and nothing was cut short.
+      expect(client.stats.bulkSends).toBeGreaterThan(0);
+      expect(server.stats.bulkSends).toBeGreaterThan(0);
+      expect(client.stats.partialSends + client.stats.sendAgain).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('small chunks: partial sends and EAGAIN, 4 MiB each way arrives intact, without spinning', async () => {
+    const port = freshPort();
+    const chunk = 16 * 1024;
+    const server = new Endpoint();
+    server.raw.bind({ service: 1237, address: ADDRESS, port });
+    server.listen(8);
+    server.on('call', (call) => {
+      const parts: Buffer[] = [];
+      call.ondata = (part, end) => {
+        parts.push(part);
+        if (!end) return;
+        const req = Buffer.concat(parts);
+        const reply = Buffer.concat([Buffer.from(sha(req), 'hex'), Buffer.from(req).reverse()]);
+        for (let off = 0; off < reply.length; off += chunk) call.write(reply.subarray(off, off + chunk), off + chunk < reply.length);
+      };
+    });
+    const body = randomBytes(4 * 1024 * 1024);
+    const started = Date.now();
+    try {
+      const call = client.startCall({ service: 1237, address: ADDRESS, port }, body.subarray(0, chunk), true);
+      for (let off = chunk; off < body.length; off += chunk) call.write(body.subarray(off, off + chunk), off + chunk < body.length);
+      const parts: Buffer[] = [];
+      const data = await new Promise<Buffer>((resolve, reject) => {
+        call.ondata = (part) => parts.push(part);
+        call.ondone = (err) => (err ? reject(err) : resolve(Buffer.concat(parts)));
+      });
+      const elapsed = Date.now() - started;
+      expect(data.subarray(0, 32).toString('hex')).toBe(sha(body));
+      expect(data.subarray(32).equals(Buffer.from(body).reverse())).toBe(true);
       // The trap was met: the kernel refused or cut sends at least once on one side.
       const met = client.stats.sendAgain + client.stats.partialSends + server.stats.sendAgain + server.stats.partialSends;
       expect(met).toBeGreaterThan(0);
+      expect(client.stats.bulkSends + server.stats.bulkSends).toBe(0);
       // Retries are paced by a timer of 1 ms or more: a spinning sender would
       // retry many times per millisecond.
       expect(client.stats.sendAgain + server.stats.sendAgain).toBeLessThan(elapsed + 200);

@@ -105,6 +105,30 @@ describe('Client on a fake kernel', () => {
     expect((await client.call({ ...A, service: 52 }, req)).service).toBe(52);
   });
 
+  test('a probe whose first sendmsg reports ECONNABORTED is judged by the abort code that follows', async () => {
+    // Under load the server's abort can complete the call before the first
+    // sendmsg returns; the kernel then reports ECONNABORTED and delivers the
+    // terminal ABORT afterwards.
+    kernel.peer(A.address, A.port, upgrading(52, 2503));
+    kernel.failStart = { code: 'ECONNABORTED', errno: 103, abort: RX_PROTOCOL_ERROR };
+    const result = await client.probe(A, { service: 52, upgradeTo: 2503, request: req });
+    expect(result).toMatchObject({ service: 52, upgraded: false, fallback: 'protocol-error', abortCode: RX_PROTOCOL_ERROR });
+    // It was not aborted a second time from this side.
+    expect(kernel.sent.filter((s) => s.abort !== undefined)).toEqual([]);
+  });
+
+  test('a call whose first sendmsg reports ECONNABORTED rejects with the abort code that follows', async () => {
+    kernel.peer(A.address, A.port, () => ({ reply: Buffer.from('x') }));
+    kernel.failStart = { code: 'ECONNABORTED', errno: 103, abort: RXGEN_OPCODE };
+    await expect(client.call({ ...A, service: 52 }, req)).rejects.toMatchObject({ name: 'RxAbortError', abortCode: RXGEN_OPCODE });
+  });
+
+  test('a first sendmsg that fails otherwise rejects with the errno at once', async () => {
+    kernel.peer(A.address, A.port, () => ({ reply: Buffer.from('x') }));
+    kernel.failStart = { code: 'ECONNREFUSED', errno: 111 };
+    await expect(client.call({ ...A, service: 52 }, req)).rejects.toMatchObject({ code: 'ECONNREFUSED', syscall: 'sendmsg' });
+  });
+
   test('a probe that fails otherwise rejects, learns nothing, and releases waiting calls', async () => {
     kernel.peer(A.address, A.port, (r) => (r.upgrade ? { abort: RX_CALL_DEAD, delay: 20 } : { reply: Buffer.from('ok') }));
     const probe = client.probe(A, { service: 52, request: req });
