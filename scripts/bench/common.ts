@@ -39,6 +39,8 @@ export interface Figures {
   rss_mb?: Record<string, number>;
   /** Node only: V8 heap in use after a full GC at each checkpoint, MB. */
   heap_mb?: Record<string, number>;
+  /** Node only: memory V8 holds for its heap (heapTotal: committed, young generation included), MB. */
+  committed_mb?: Record<string, number>;
   /** CPU seconds of the client process over the job (all threads, user + system). */
   cpu_s?: number;
   /** CPU seconds of the server process over the job. */

@@ -12,7 +12,10 @@ const smoke = argv.includes('--smoke');
 const parameters = structuredClone(smoke ? SMOKE : FULL);
 const option = (name: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
 const memoryCalls = option('--memory-calls');
-if (memoryCalls) parameters.memory.checkpoints = [parameters.memory.checkpoints[0], Number(memoryCalls)];
+if (memoryCalls) {
+  const last = Number(memoryCalls);
+  parameters.memory.checkpoints = [...parameters.memory.checkpoints.filter((n) => n < last), last];
+}
 const out = option('--out');
 const only = option('--only')?.split(',');
 

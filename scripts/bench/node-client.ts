@@ -67,10 +67,10 @@ function makeCaller(impl: Impl, job: Job, inflight: number): Caller {
 }
 
 /** Resident size and live heap in MB, after a full GC when the worker runs with --expose-gc. */
-function memoryMb(): { rss: number; heap: number } {
+function memoryMb(): { rss: number; heap: number; committed: number } {
   (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
-  return { rss: m.rss / 1e6, heap: m.heapUsed / 1e6 };
+  return { rss: m.rss / 1e6, heap: m.heapUsed / 1e6, committed: m.heapTotal / 1e6 };
 }
 
 /** Runs one client job; resolves with its figures. */
@@ -201,6 +201,7 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
         const total = w.checkpoints[w.checkpoints.length - 1];
         const rss: Record<string, number> = {};
         const heap: Record<string, number> = {};
+        const committed: Record<string, number> = {};
         const t0 = performance.now();
         let started = 0;
         let done = 0;
@@ -209,9 +210,9 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
           caller.call(body, (err) => {
             if (err) failed(err);
             done++;
-            if (w.checkpoints.includes(done)) ({ rss: rss[done], heap: heap[done] } = memoryMb());
+            if (w.checkpoints.includes(done)) ({ rss: rss[done], heap: heap[done], committed: committed[done] } = memoryMb());
             if (started < total) start();
-            else if (done === total) resolve(finish({ calls: done, seconds: (performance.now() - t0) / 1000, rss_mb: rss, heap_mb: heap }));
+            else if (done === total) resolve(finish({ calls: done, seconds: (performance.now() - t0) / 1000, rss_mb: rss, heap_mb: heap, committed_mb: committed }));
           });
         };
         for (let i = 0; i < w.inflight && i < total; i++) start();

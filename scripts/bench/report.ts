@@ -125,10 +125,11 @@ export function formatReport(report: Report): string {
     const [first, last] = [p.memory.checkpoints[0], p.memory.checkpoints.at(-1)!];
     const row = (label: string, unit: string, cell: (f: Figures) => string) =>
       lines.push(pad(label, w0) + pad(unit, w1) + report.memory.map((m) => pad(cell(m.figures), wc)).join(''));
-    lines.push(`memory: client resident size (Node: after a full GC, and the V8 heap in use), against the C server, ${p.memory.inflight} in flight`);
+    lines.push(`memory: client resident size (Node: after a full GC; the V8 heap in use; what V8 holds for its heap), against the C server, ${p.memory.inflight} in flight`);
     lines.push(pad('', w0 + w1) + report.memory.map((m) => pad(NAMES[m.client], wc)).join(''));
     for (const c of p.memory.checkpoints) row(`after ${c.toLocaleString('en')} calls`, 'MB', (f) => num(f.rss_mb?.[c]));
     for (const c of p.memory.checkpoints) row(`  heap, ${c.toLocaleString('en')} calls`, 'MB', (f) => num(f.heap_mb?.[c]));
+    for (const c of p.memory.checkpoints) row(`  V8 holds, ${c.toLocaleString('en')}`, 'MB', (f) => num(f.committed_mb?.[c]));
     row(`growth ${first.toLocaleString('en')} -> ${last.toLocaleString('en')}`, 'MB', (f) => (f.rss_mb ? (f.rss_mb[last] - f.rss_mb[first]).toFixed(2) : '-'));
     row('rate', 'calls/s', (f) => num(f.seconds ? f.calls / f.seconds : undefined));
     lines.push('');
