@@ -184,6 +184,7 @@ export class ClientCall implements AsyncIterable<Buffer> {
   /** Settles when the call ends: the service and peer that answered, or why it failed. */
   readonly result: Promise<{ service: number; peer: Destination }>;
   private readonly reply = new ChunkQueue();
+  private gathered: Buffer[] | undefined;
   private call: Call | undefined;
   private pending: Buffer[] = [];
   private ended = false;
@@ -194,7 +195,6 @@ export class ClientCall implements AsyncIterable<Buffer> {
 
   private lane: Endpoint | undefined;
   private serviceId: number;
-  private expect: ReadonlySet<number> | null;
 
   /** @internal */
   constructor(
@@ -206,7 +206,6 @@ export class ClientCall implements AsyncIterable<Buffer> {
     private readonly probeExpect: ReadonlySet<number> | null | undefined = undefined,
   ) {
     this.serviceId = service;
-    this.expect = new Set([service]);
     this.result = new Promise((resolve, reject) => {
       this.settle = (error) => {
         if (error) reject(error);
@@ -226,6 +225,12 @@ export class ClientCall implements AsyncIterable<Buffer> {
     return this.probeExpect !== undefined;
   }
 
+  /** Whether a reply from `service` is one this call may take: its own service, or a probe's. */
+  private accepts(service: number): boolean {
+    if (this.probeExpect === undefined) return service === this.serviceId;
+    return this.probeExpect === null || this.probeExpect.has(service);
+  }
+
   /** Writes part of the request; resolves when the kernel has taken it. */
   write(chunk: Uint8Array): Promise<void> {
     return this.push(chunk, false);
@@ -242,7 +247,26 @@ export class ClientCall implements AsyncIterable<Buffer> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    if (this.gathered) throw new Error('the reply of this call is gathered by Client.call');
     return this.reply[Symbol.asyncIterator]();
+  }
+
+  /** @internal the reply's chunks go to the returned array instead of the iterator */
+  gather(): Buffer[] {
+    this.gathered = [];
+    return this.gathered;
+  }
+
+  /** @internal the whole request, from Client.call: no promise (a failure settles `result`) */
+  sendAll(request: Uint8Array): void {
+    if (this.failed) return;
+    this.ended = true;
+    if (this.call) {
+      this.call.write(request, false);
+      return;
+    }
+    this.pending.push(Buffer.from(request.buffer, request.byteOffset, request.length));
+    if (this.lane) this.begin();
   }
 
   private push(chunk: Uint8Array, last: boolean): Promise<void> {
@@ -270,7 +294,6 @@ export class ClientCall implements AsyncIterable<Buffer> {
     if (this.failed) return;
     this.lane = lane;
     this.serviceId = service;
-    this.expect = this.upgrade ? this.probeExpect ?? null : new Set([service]);
     if (this.pending.length > 0 || this.ended) this.begin();
   }
 
@@ -292,17 +315,20 @@ export class ClientCall implements AsyncIterable<Buffer> {
     }
     this.call = call;
     call.ondata = (chunk) => {
-      if (this.expect && !this.expect.has(call.service)) {
+      if (!this.accepts(call.service)) {
         this.fail(new WrongServiceError(this.serviceId, call.service, chunk), RX_PROTOCOL_ERROR);
         return;
       }
-      if (chunk.length > 0) this.reply.push(chunk);
+      if (chunk.length === 0) return;
+      if (this.gathered) this.gathered.push(chunk);
+      else this.reply.push(chunk);
     };
     call.ondone = (error) => {
       if (error) this.fail(error);
       else this.succeed();
     };
     const waiters = this.writeWaiters.splice(0);
+    if (waiters.length === 0) return;
     void call.drained().then(() => {
       for (const w of waiters) (this.failed ? w.reject(this.failed) : w.resolve());
     });
@@ -395,15 +421,22 @@ export class Client extends EventEmitter<ClientEvents> {
   async call(destination: ServiceDestination, request: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
     options: CallOptions = {}): Promise<CallResult> {
     const call = this.openCall(destination, options);
+    if (request instanceof Uint8Array) {
+      // The common case, without the stream machinery: the reply is gathered
+      // as it arrives, and a failed write is the call's failure, in `result`.
+      const reply = call.gather();
+      call.sendAll(request);
+      const { service, peer } = await call.result;
+      // A copy: the chunks are views of a whole receive batch, which must not stay pinned.
+      return { data: Buffer.concat(reply), service, peer };
+    }
     const chunks: Buffer[] = [];
     const reading = (async () => {
       for await (const chunk of call) chunks.push(chunk);
     })();
     reading.catch(() => {});
     try {
-      if (request instanceof Uint8Array) {
-        await call.end(request);
-      } else if (request && (Symbol.asyncIterator in Object(request) || Symbol.iterator in Object(request))) {
+      if (request && (Symbol.asyncIterator in Object(request) || Symbol.iterator in Object(request))) {
         for await (const chunk of request as AsyncIterable<Uint8Array>) await call.write(chunk);
         await call.end();
       } else {

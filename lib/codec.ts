@@ -42,6 +42,19 @@ function checkUint(argument: string, value: unknown, max: number): number {
   return value;
 }
 
+// Addresses already parsed (a client calls the same few peers again and again).
+const ipCache = new Map<string, Uint8Array>();
+const IP_CACHE_MAX = 1024;
+
+function ipBytes(address: unknown): Uint8Array {
+  const hit = typeof address === 'string' ? ipCache.get(address) : undefined;
+  if (hit) return hit;
+  const ip = parseIp(address);
+  if (ipCache.size >= IP_CACHE_MAX) ipCache.clear();
+  ipCache.set(address as string, ip);
+  return ip;
+}
+
 /** Parses an IPv4 or IPv6 text address into its bytes (4 or 16). */
 export function parseIp(address: unknown, argument = 'address'): Uint8Array {
   if (typeof address !== 'string') throw new InvalidArgTypeError(argument, 'of type string', address);
@@ -107,7 +120,7 @@ export function encodeSockaddr(addr: RxAddress): Buffer {
   }
   const service = checkUint('service', addr.service, 0xffff);
   const port = checkUint('port', addr.port, 0xffff);
-  const ip = parseIp(addr.address);
+  const ip = ipBytes(addr.address);
   const buf = Buffer.alloc(SOCKADDR_RXRPC_SIZE);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
   view.setUint16(0, AF_RXRPC, LE);
@@ -198,6 +211,18 @@ export function encodeControl(ctl: SendControl): Buffer {
   if (typeof callId !== 'number') throw new InvalidArgTypeError('callId', 'of type number', callId);
   if (!Number.isInteger(callId) || callId < 0 || callId > MAX_CALL_ID) {
     throw new OutOfRangeError('callId', `an integer from 0 to ${MAX_CALL_ID}`, callId);
+  }
+  if (LE && ctl.abort === undefined && !ctl.exclusive && !ctl.upgrade && ctl.txLength === undefined &&
+      ctl.timeouts === undefined && !ctl.chargeAccept) {
+    // The common case, a call id alone: one 24-byte control message (host order, little-endian here).
+    const one = Buffer.allocUnsafe(CMSG_HDR + 8);
+    one.writeUInt32LE(CMSG_HDR + 8, 0); // cmsg_len, a size_t
+    one.writeUInt32LE(0, 4);
+    one.writeInt32LE(SOL_RXRPC, 8);
+    one.writeInt32LE(RXRPC_USER_CALL_ID, 12);
+    one.writeUInt32LE(callId % 0x100000000, 16);
+    one.writeUInt32LE(Math.floor(callId / 0x100000000), 20);
+    return one;
   }
   const parts: Array<[number, number]> = [[RXRPC_USER_CALL_ID, 8]]; // [type, data length]
   let abort = 0;

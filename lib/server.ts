@@ -36,9 +36,7 @@ export interface ServerOptions {
 
 /** What a handler gets for each call. */
 export class IncomingCall implements AsyncIterable<Buffer> {
-  /** Aborted when the call ends before the handler is done (peer abort, server close). */
-  readonly signal: AbortSignal;
-  private readonly controller = new AbortController();
+  private controller: AbortController | undefined; // made when `signal` is first read
   private readonly chunks: Buffer[] = [];
   private received = false;
   private bytes = 0;
@@ -46,15 +44,24 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   private replyEnded = false;
   private held: Array<{ data: Uint8Array; more: boolean }> = [];
   private error: Error | undefined;
+  private failure: Error | undefined; // the error that ended the call, for `signal`
   /** @internal */ readonly finished: Promise<Error | undefined>;
   private resolveFinished!: (e: Error | undefined) => void;
 
   /** @internal */
   constructor(private readonly call: Call, private readonly maxRequestBytes: number) {
-    this.signal = this.controller.signal;
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
     call.ondata = (chunk, end) => this.onData(chunk, end);
     call.ondone = (error) => this.onDone(error);
+  }
+
+  /** Aborted when the call ends before the handler is done (peer abort, server close). */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.failure) this.controller.abort(this.failure);
+    }
+    return this.controller.signal;
   }
 
   /** The service the call was made to (after any upgrade the kernel applied). */
@@ -78,9 +85,15 @@ export class IncomingCall implements AsyncIterable<Buffer> {
 
   /** The whole request. */
   async request(): Promise<Buffer> {
+    // The iterator's loop, without a generator per call.
     const parts: Buffer[] = [];
-    for await (const chunk of this) parts.push(chunk);
-    return Buffer.concat(parts);
+    for (;;) {
+      for (const chunk of this.chunks.splice(0)) parts.push(chunk);
+      if (this.error) throw this.error;
+      if (this.received) return Buffer.concat(parts);
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.wake = undefined;
+    }
   }
 
   /** The request as it arrives (it is read eagerly and held until consumed). */
@@ -158,7 +171,8 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   private onDone(error: Error | undefined): void {
     if (error) {
       this.error = error;
-      this.controller.abort(error);
+      this.failure = error;
+      this.controller?.abort(error);
     } else if (!this.replyEnded) {
       this.error = new Error('call completed before the reply was written');
     }
@@ -334,9 +348,14 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     Promise.resolve(result).then(
       (reply) => {
+        if (reply !== undefined && !(reply instanceof Uint8Array)) {
+          // Never a silent empty reply for a value that was meant as one.
+          this.fail(incoming, new InvalidArgTypeError('handler result', 'a Uint8Array or undefined', reply));
+          return;
+        }
         if (incoming.replied || call.isDone) return;
         // A returned body is the reply; returning nothing ends it empty.
-        incoming.end(reply instanceof Uint8Array ? reply : undefined).catch(() => {});
+        incoming.end(reply as Uint8Array | undefined).catch(() => {});
       },
       (err) => this.fail(incoming, err),
     );

@@ -43,13 +43,21 @@ export function checkPort(value: unknown, argument = 'port', allowZero = false):
 }
 
 /** An IPv4 or IPv6 address in text form; returns its family. */
+// Addresses already checked, with their family (the same few peers come back on every call).
+const families = new Map<string, 'IPv4' | 'IPv6'>();
+
 export function checkAddress(value: unknown, argument = 'address'): 'IPv4' | 'IPv6' {
   if (typeof value !== 'string') throw new InvalidArgTypeError(argument, 'of type string', value);
+  const known = families.get(value);
+  if (known) return known;
   const family = isIP(value);
   if (family === 0 || value.includes('%')) {
     throw new InvalidArgValueError(argument, 'must be an IPv4 or IPv6 address (no host names, no zone)', value);
   }
-  return family === 4 ? 'IPv4' : 'IPv6';
+  if (families.size >= 1024) families.clear();
+  const name = family === 4 ? 'IPv4' : 'IPv6';
+  families.set(value, name);
+  return name;
 }
 
 export function checkDestination(value: unknown, argument = 'destination'): Destination & { family: 'IPv4' | 'IPv6' } {

@@ -51,6 +51,8 @@ interface FakeCall {
   exclusive: boolean;
   chunks: Buffer[];
   done: boolean;
+  /** A call to a listening socket: what it sends is its reply. */
+  server?: boolean;
 }
 
 function parseControl(control: Uint8Array | null) {
@@ -129,6 +131,20 @@ export class FakeKernel {
     };
   }
 
+  /**
+   * A peer calls a listening socket: the whole request arrives for `callId`
+   * (an accept charge). Returns what the socket sent back for it so far.
+   */
+  callServer(socket: FakeSocket, callId: number, request: Buffer, service: number): Buffer[] {
+    const from = { service, address: '10.0.0.9', port: 7001 };
+    const call: FakeCall = { socket, callId, target: from, upgrade: false, exclusive: false, chunks: [], done: false, server: true };
+    this.calls.set(`${socket.id}|${callId}`, call);
+    const id = Buffer.alloc(8);
+    id.writeBigUInt64LE(BigInt(callId));
+    socket.deliver(request, 0, encodeSockaddr(from), cmsg(RXRPC_USER_CALL_ID, id));
+    return call.chunks;
+  }
+
   /** @internal */
   callIdOf(control: Uint8Array | null): number {
     return parseControl(control).callId;
@@ -169,7 +185,7 @@ export class FakeKernel {
       this.calls.set(key, call);
     }
     if (data) call.chunks.push(Buffer.from(data));
-    if (!more) this.answer(call);
+    if (!more && !call.server) this.answer(call);
     return bytes;
   }
 

@@ -204,7 +204,9 @@ class NodeClient {
   private child: ChildProcess;
   private waiting: ((m: { figures?: Figures; error?: string }) => void) | undefined;
   constructor() {
-    this.child = fork(join(__dirname, 'node-client.js'), [], { execArgv: ['--expose-gc'], stdio: ['ignore', 2, 2, 'ipc'] });
+    // RXRPC_BENCH_NODE_FLAGS: extra V8/Node flags for the Node clients (e.g. --max-semi-space-size=1).
+    const extra = (process.env.RXRPC_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    this.child = fork(join(__dirname, 'node-client.js'), [], { execArgv: ['--expose-gc', ...extra], stdio: ['ignore', 2, 2, 'ipc'] });
     this.child.on('message', (m: { figures?: Figures; error?: string }) => this.waiting?.(m));
     this.child.on('exit', (code) => this.waiting?.({ error: `node client worker exited (${code})` }));
   }

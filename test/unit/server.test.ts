@@ -1,4 +1,6 @@
-import { upgradeWarning } from '../../lib/server';
+import { RX_USER_ABORT } from '../../lib/constants';
+import { Server, upgradeWarning } from '../../lib/server';
+import { FakeKernel } from '../fake-kernel';
 
 describe('server-side upgrade warning', () => {
   test.each(['6.1.0-56-amd64', '6.12.95+deb12-amd64', '7.2.13-amd64', '7.3.4+deb13-amd64'])(
@@ -8,5 +10,53 @@ describe('server-side upgrade warning', () => {
 
   test.each(['7.4.0', '8.0.1-amd64', 'not-a-version'])('does not warn on %s', (release) => {
     expect(upgradeWarning(release)).toBeUndefined();
+  });
+});
+
+describe('Server handlers on a fake kernel', () => {
+  const tick = () => new Promise((r) => setTimeout(r, 5));
+  let kernel: FakeKernel;
+  let server: Server;
+  afterEach(() => server.close({ timeout: 10 }));
+
+  function serve(handler: ConstructorParameters<typeof Server>[1]) {
+    kernel = new FakeKernel();
+    server = new Server({ address: '127.0.0.1', port: 7001, services: 52, binding: kernel.binding }, handler);
+    return kernel.sockets[0];
+  }
+
+  test('a returned Uint8Array is the reply, ended without MSG_MORE', async () => {
+    const socket = serve(async (call) => Buffer.concat([Buffer.from('re:'), await call.request()]));
+    const reply = kernel.callServer(socket, 1, Buffer.from('hello'), 52);
+    await tick();
+    expect(Buffer.concat(reply).toString()).toBe('re:hello');
+    const sends = kernel.sent.filter((x) => x.callId === 1);
+    expect(sends.at(-1)).toMatchObject({ more: false });
+  });
+
+  test('a handler returning something else aborts the call and says why, never a silent empty reply', async () => {
+    const errors: Error[] = [];
+    const socket = serve(() => 'hello' as unknown as Uint8Array);
+    server.on('handlerError', (err) => errors.push(err));
+    const reply = kernel.callServer(socket, 1, Buffer.from('x'), 52);
+    await tick();
+    expect(reply).toEqual([]);
+    expect(kernel.sent.filter((x) => x.callId === 1 && x.abort !== undefined).map((x) => x.abort)).toEqual([RX_USER_ABORT]);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', value: 'hello' });
+  });
+
+  test('call.signal, read after the call failed, is already aborted', async () => {
+    let seen: AbortSignal | undefined;
+    const socket = serve(async (call) => {
+      await new Promise((r) => setTimeout(r, 20));
+      seen = call.signal;
+    });
+    kernel.callServer(socket, 1, Buffer.from('x'), 52);
+    await tick();
+    socket.deliverAbort(1, -1);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(seen?.aborted).toBe(true);
+    expect(seen?.reason).toMatchObject({ name: 'RxAbortError', abortCode: -1 });
   });
 });
