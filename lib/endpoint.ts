@@ -4,9 +4,8 @@
  *
  * - call ids come from a counter and are never reused, so a late terminal
  *   message for a call that already failed is recognised and dropped;
- * - the first sendmsg of a client call goes to the sender thread (it can
- *   sleep in the kernel); everything after it is sent on this thread with
- *   MSG_DONTWAIT;
+ * - the first sendmsg of a client call goes to the starter thread (it can
+ *   sleep in the kernel, waiting for a channel), or to a bulk thread (below);
  * - the kernel gives no wakeup when a call's transmit window opens (poll()
  *   reports writable throughout), except to a sender sleeping in sendmsg. A
  *   call whose data starts with a chunk of BULK_MIN bytes or more therefore
@@ -232,15 +231,15 @@ export class Call {
     return this.mode;
   }
 
-  /** @internal the first send went to a bulk thread */
-  startingBulk(bulk: BlockingSend): void {
+  /** @internal a send of this call is on a bulk thread (the first one, or sendBulk's) */
+  onBulkThread(bulk: BlockingSend): void {
+    this.endpoint.stats.bulkSends++;
     this.bulk = bulk;
   }
 
   private sendBulk(head: Pending): void {
     const bulk = this.endpoint.raw.sendBlocking({ callId: this.id }, head.data, { more: head.more });
-    this.endpoint.stats.bulkSends++;
-    this.bulk = bulk;
+    this.onBulkThread(bulk);
     bulk.sent.then(
       (sent) => this.bulkDone(head, sent, undefined),
       (err: Error) => this.bulkDone(head, 0, err),
@@ -317,7 +316,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   readonly stats = {
     /** sendmsg calls the kernel refused with EAGAIN (retried later). */
     sendAgain: 0,
-    /** sendmsg calls the kernel took only in part (the rest sent in bulk or retried later). */
+    /** sendmsg calls the kernel took only in part (the rest retried later). */
     partialSends: 0,
     /** Sends handed to a bulk thread, which sleeps until the kernel takes all of it. */
     bulkSends: 0,
@@ -374,11 +373,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     const pending: Pending = { data: first, more };
     // Encoding errors surface here, synchronously, before the call exists.
     let sending: Promise<number>;
-    if (first.length >= BULK_MIN && this.bulkSends < BULK_SENDS && !this.closed) {
+    if (first.length >= BULK_MIN && this.bulkSlotFree()) {
+      // Sent before the slot is taken: an encoding error must not hold it.
       const bulk = this.raw.sendBlocking(control, first, { target, more });
       call.chooseMode(); // takes the free slot
-      this.stats.bulkSends++;
-      call.startingBulk(bulk);
+      call.onBulkThread(bulk);
       sending = bulk.sent;
     } else {
       sending = this.raw.sendAsync(control, first, { target, more });
@@ -414,12 +413,13 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     return this.closed;
   }
 
-  /**
-   * @internal a call's send was refused (EAGAIN) or taken in part: true when
-   * the rest may go to a bulk thread (the caller then owns a slot).
-   */
+  private bulkSlotFree(): boolean {
+    return !this.closed && this.bulkSends < BULK_SENDS;
+  }
+
+  /** @internal true when a call may send on a bulk thread; it then holds the slot until it ends */
   takeBulkSlot(): boolean {
-    if (this.closed || this.bulkSends >= BULK_SENDS) return false;
+    if (!this.bulkSlotFree()) return false;
     this.bulkSends++;
     return true;
   }

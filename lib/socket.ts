@@ -216,16 +216,23 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     );
   }
 
-  /** The same sendmsg made on the socket's sender thread, where it may sleep. */
+  /** The same sendmsg made on the socket's starter thread, where it may sleep. */
   sendAsync(control: SendControl, data?: Uint8Array, options: SendOptions = {}): Promise<number> {
     if (this.closed) return Promise.reject(socketClosed());
+    return this.handOff(control, data, options, false).sent;
+  }
+
+  /** Encodes and hands one sendmsg to a thread of the socket (encoding errors throw here). */
+  private handOff(control: SendControl, data: Uint8Array | undefined, options: SendOptions, blocking: boolean):
+    { sent: Promise<number>; token: number } {
     const name = options.target ? encodeSockaddr(options.target) : null;
     const ctl = encodeControl(control);
     const token = this.nextToken++;
-    return new Promise<number>((resolve, reject) => {
-      this.native.sendmsgAsync(token, name, ctl, data ?? null, options.more ? MSG_MORE : 0);
+    const sent = new Promise<number>((resolve, reject) => {
+      this.native.sendmsgAsync(token, name, ctl, data ?? null, options.more ? MSG_MORE : 0, blocking);
       this.pendingAsync.set(token, { resolve, reject });
     });
+    return { sent, token };
   }
 
   /**
@@ -238,20 +245,17 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
    */
   sendBlocking(control: SendControl, data: Uint8Array, options: SendOptions = {}): BlockingSend {
     if (this.closed) return { sent: Promise.reject(socketClosed()), interrupt: () => {} };
-    const name = options.target ? encodeSockaddr(options.target) : null;
-    const ctl = encodeControl(control);
-    const token = this.nextToken++;
-    const sent = new Promise<number>((resolve, reject) => {
-      this.native.sendmsgAsync(token, name, ctl, data, options.more ? MSG_MORE : 0, true);
-      this.pendingAsync.set(token, {
-        // EAGAIN: the kernel took nothing without sleeping (it can, e.g. when the call ends).
-        resolve: (n) => resolve(Math.max(n, 0)),
-        // Interrupted before it took anything: nothing was sent.
-        reject: (err) => ((err as { code?: string }).code === 'EINTR' ? resolve(0) : reject(err)),
-      });
-    });
+    const { sent, token } = this.handOff(control, data, options, true);
     return {
-      sent,
+      sent: sent.then(
+        // EAGAIN: the kernel took nothing without sleeping (it can, e.g. when the call ends).
+        (n) => Math.max(n, 0),
+        // Interrupted before it took anything: nothing was sent.
+        (err: Error) => {
+          if ((err as { code?: string }).code === 'EINTR') return 0;
+          throw err;
+        },
+      ),
       interrupt: () => {
         if (!this.closed && this.pendingAsync.has(token)) this.native.interrupt(token);
       },

@@ -153,6 +153,20 @@ bool GetInt(const Napi::CallbackInfo& info, size_t index, const char* what, int6
   return true;
 }
 
+// One sendmsg of `length` bytes with an optional name and control buffer.
+ssize_t SendOnce(int fd, void* name, size_t name_length, void* control, size_t control_length, uint8_t* data,
+                 size_t length, int flags) {
+  iovec iov{data, length};
+  msghdr msg{};
+  msg.msg_name = name_length > 0 ? name : nullptr;
+  msg.msg_namelen = static_cast<socklen_t>(name_length);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control_length > 0 ? control : nullptr;
+  msg.msg_controllen = control_length;
+  return sendmsg(fd, &msg, flags);
+}
+
 // One sendmsg handed to a thread.
 struct SendJob {
   double token = 0;
@@ -474,17 +488,10 @@ Napi::Value Socket::SendMsg(const Napi::CallbackInfo& info) {
       !GetBytes(info, 2, "data", &data) || !GetInt(info, 3, "flags", 0, INT32_MAX, &flags)) {
     return env.Undefined();
   }
-  iovec iov{data.data, data.length};
-  msghdr msg{};
-  msg.msg_name = name.data;
-  msg.msg_namelen = static_cast<socklen_t>(name.length);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.data;
-  msg.msg_controllen = control.length;
   ssize_t n;
   do {
-    n = sendmsg(fd_, &msg, static_cast<int>(flags) | MSG_DONTWAIT | MSG_NOSIGNAL);
+    n = SendOnce(fd_, name.data, name.length, control.data, control.length, data.data, data.length,
+                 static_cast<int>(flags) | MSG_DONTWAIT | MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -EAGAIN);
@@ -630,15 +637,8 @@ void Socket::RunJob(SendJob* job, std::unique_lock<std::mutex>& lock) {
     job->in_syscall = true;
     job->thread = pthread_self();
     lock.unlock();
-    iovec iov{job->data + sent, job->length - sent};
-    msghdr msg{};
-    msg.msg_name = job->name.empty() ? nullptr : job->name.data();
-    msg.msg_namelen = static_cast<socklen_t>(job->name.size());
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = job->control.empty() ? nullptr : job->control.data();
-    msg.msg_controllen = job->control.size();
-    ssize_t n = sendmsg(fd_, &msg, job->flags);
+    ssize_t n = SendOnce(fd_, job->name.data(), job->name.size(), job->control.data(), job->control.size(),
+                         job->data + sent, job->length - sent, job->flags);
     int e = n < 0 ? errno : 0;
     lock.lock();
     job->in_syscall = false;
