@@ -44,6 +44,8 @@
 #include <thread>
 #include <vector>
 
+#include "keys.h"
+
 namespace {
 
 constexpr int kAfRxrpc = 33;
@@ -844,6 +846,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("RECORD_NAME_SIZE", Napi::Number::New(env, kRecordNameSize));
   exports.Set("RECORD_CONTROL", Napi::Number::New(env, kRecordControl));
   exports.Set("RECORD_CONTROL_SIZE", Napi::Number::New(env, kRecordControlSize));
+  rxrpc_keys::Init(env, exports);
   return exports;
 }
 
