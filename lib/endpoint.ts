@@ -25,6 +25,7 @@ import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import { RX_CALL_DEAD, RX_USER_ABORT } from './constants';
 import { RxAddress, SendControl } from './codec';
+import { Challenge } from './security/rxgk';
 import { InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
 import { EAGAIN } from './native';
 import { BlockingSend, RawSocket, RawSocketOptions, ReceivedMessage } from './socket';
@@ -283,6 +284,8 @@ export class Call {
 interface EndpointEvents {
   /** A new incoming call (listening endpoints). */
   call: [Call];
+  /** A security challenge for user space to answer (RXRPC_MANAGE_RESPONSE set): raw.respondToChallenge / rejectChallenge. */
+  challenge: [{ oobId: bigint; challenge: Challenge }];
   error: [Error];
   close: [];
 }
@@ -472,6 +475,10 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   }
 
   private onMessage(m: ReceivedMessage): void {
+    if (m.oob) {
+      if (m.kind === 'challenge' && m.oob.challenge) this.emit('challenge', { oobId: m.oob.id, challenge: m.oob.challenge });
+      return;
+    }
     let call = this.calls.get(m.callId);
     if (!call) {
       if (!this.charged.delete(m.callId)) {
