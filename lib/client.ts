@@ -21,6 +21,7 @@ import {
   AbortError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, TimeoutError, WrongServiceError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
+import { CheckedClientSecurity, checkClientSecurity, ClientKeys, ClientSecurity } from './security/options';
 import {
   checkDestination, checkDuration, checkService, checkServiceDestination, Destination, ServiceDestination,
 } from './services';
@@ -47,6 +48,8 @@ export interface CallOptions {
   kernelTimeouts?: KernelTimeouts;
   /** Send to the service a probe learned for this destination (default true). */
   useLearnedService?: boolean;
+  /** Security of this call: overrides the client's; null makes it anonymous. */
+  security?: ClientSecurity | null;
 }
 
 /** A finished call. */
@@ -68,6 +71,8 @@ export interface ProbeOptions {
   upgradeTo?: number;
   timeout?: number;
   signal?: AbortSignal;
+  /** Security of the probe: overrides the client's; null makes it anonymous. */
+  security?: ClientSecurity | null;
 }
 
 /** What a probe learned about a destination. */
@@ -101,6 +106,8 @@ export interface ClientOptions {
   isolateServices?: boolean;
   /** Messages read per wakeup, per socket. */
   batch?: number;
+  /** Security of every call (default: anonymous); a call's own `security` overrides it. */
+  security?: ClientSecurity;
   /** The native binding (tests pass a fake). */
   binding?: NativeBinding;
 }
@@ -403,6 +410,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly binding: NativeBinding | undefined;
   private readonly batch: number | undefined;
   private readonly active = new Map<ClientCall, string>();
+  private readonly security: CheckedClientSecurity | undefined;
+  private readonly keys: ClientKeys;
   private closed = false;
   private refed = true;
 
@@ -415,6 +424,8 @@ export class Client extends EventEmitter<ClientEvents> {
     this.isolate = options.isolateServices ?? true;
     this.binding = options.binding;
     this.batch = options.batch;
+    this.security = options.security === undefined ? undefined : checkClientSecurity(options.security, 'options.security');
+    this.keys = new ClientKeys(options.binding);
   }
 
   /** Makes a call and resolves with the whole reply. */
@@ -458,13 +469,14 @@ export class Client extends EventEmitter<ClientEvents> {
   openCall(destination: ServiceDestination, options: CallOptions = {}): ClientCall {
     const dest = checkServiceDestination(destination);
     this.checkCallOptions(options);
+    const security = this.securityOf(options.security);
     if (this.closed) throw new EndpointClosedError();
     const call = new ClientCall(this, dest, dest.service, options);
     // The service is settled when the call may leave: a probe in flight may still teach a new one.
     this.schedule(call, dest, () => {
       const learned = options.useLearnedService === false ? undefined : this.learned.get(`${destKey(dest)}|${dest.service}`);
       return learned ? learned.service : dest.service;
-    }, false);
+    }, false, security);
     return call;
   }
 
@@ -482,6 +494,7 @@ export class Client extends EventEmitter<ClientEvents> {
       throw new InvalidArgTypeError('options.request', 'a Uint8Array', options.request);
     }
     checkDuration(options.timeout, 'options.timeout');
+    const security = this.securityOf(options.security);
     if (this.closed) throw new EndpointClosedError();
 
     const key = destKey(dest);
@@ -494,7 +507,7 @@ export class Client extends EventEmitter<ClientEvents> {
     try {
       if (previous) await previous;
       const expect = upgradeTo === undefined ? null : new Set([service, upgradeTo]);
-      const result = await this.runProbe(dest, service, options, expect);
+      const result = await this.runProbe(dest, service, options, expect, security);
       this.learned.set(`${key}|${service}`, result);
       this.emit('probe', { address: dest.address, port: dest.port }, result);
       return result;
@@ -526,6 +539,7 @@ export class Client extends EventEmitter<ClientEvents> {
     for (const call of [...this.active.keys()]) call.fail(new EndpointClosedError());
     for (const lane of this.lanes.values()) lane.close();
     this.lanes.clear();
+    this.keys.close();
     process.nextTick(() => this.emit('close'));
   }
 
@@ -559,10 +573,10 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   private async runProbe(dest: Destination & { family: 'IPv4' | 'IPv6' }, service: number, options: ProbeOptions,
-    expect: ReadonlySet<number> | null): Promise<ProbeResult> {
+    expect: ReadonlySet<number> | null, security: CheckedClientSecurity | undefined): Promise<ProbeResult> {
     const call = new ClientCall(this, dest, service, { timeout: options.timeout, signal: options.signal }, expect);
     // The probe holds the gate: it starts at once, without waiting for it.
-    this.schedule(call, dest, () => service, true);
+    this.schedule(call, dest, () => service, true, security);
     const chunks: Buffer[] = [];
     try {
       await call.end(options.request);
@@ -594,7 +608,8 @@ export class Client extends EventEmitter<ClientEvents> {
     }
   }
 
-  private schedule(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, resolveService: () => number, probe: boolean): void {
+  private schedule(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, resolveService: () => number, probe: boolean,
+    security: CheckedClientSecurity | undefined): void {
     const key = destKey(dest);
     let slots = this.slots.get(key);
     if (!slots) this.slots.set(key, (slots = new Slots(this.maxCallsPerPeer)));
@@ -609,7 +624,7 @@ export class Client extends EventEmitter<ClientEvents> {
       const service = resolveService();
       let lane: Endpoint;
       try {
-        lane = this.lane(dest.family, service);
+        lane = this.lane(dest.family, service, security);
       } catch (err) {
         this.active.delete(call);
         s.release();
@@ -631,16 +646,31 @@ export class Client extends EventEmitter<ClientEvents> {
     else waitSlot();
   }
 
-  private lane(family: 'IPv4' | 'IPv6', service: number): Endpoint {
-    const key = this.isolate ? `${family}|${service}` : family;
+  // The key and level are per socket (set before bind): one lane per security as well.
+  private lane(family: 'IPv4' | 'IPv6', service: number, security: CheckedClientSecurity | undefined): Endpoint {
+    const key = `${this.isolate ? `${family}|${service}` : family}|${security?.id ?? ''}`;
     let lane = this.lanes.get(key);
     if (lane) return lane;
     lane = new Endpoint({ family, binding: this.binding, batch: this.batch });
     lane.on('error', (err) => this.emit('error', err));
+    if (security) {
+      try {
+        this.keys.apply(lane.raw, security);
+      } catch (err) {
+        lane.close();
+        throw err;
+      }
+    }
     if (this.isolate) bindPrivatePort(lane, family);
     if (!this.refed) lane.raw.unref();
     this.lanes.set(key, lane);
     return lane;
+  }
+
+  /** A call's security: its own (null: none), else the client's. */
+  private securityOf(option: ClientSecurity | null | undefined): CheckedClientSecurity | undefined {
+    if (option === undefined) return this.security;
+    return option === null ? undefined : checkClientSecurity(option, 'options.security');
   }
 
   private checkCallOptions(options: CallOptions): void {

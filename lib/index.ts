@@ -8,4 +8,5 @@ export { Call, CallError, Endpoint, EndpointClosedError, EndpointOptions, StartO
 export { CallOptions, CallResult, Client, ClientCall, ClientOptions, KernelTimeouts, ProbeOptions, ProbeResult } from './client';
 export { Handler, IncomingCall, maxBacklog, Server, ServerOptions, upgradeWarning } from './server';
 export * from './afs';
+export * from './security';
 export { loadNative, NativeBinding, NativeSocket } from './native';

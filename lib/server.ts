@@ -14,6 +14,10 @@ import { RX_CALL_DEAD, RX_USER_ABORT, RXGEN_SS_UNMARSHAL } from './constants';
 import { Call, Endpoint } from './endpoint';
 import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError, writeError } from './errors';
 import { NativeBinding } from './native';
+import { Keyring } from './security/keyring';
+import {
+  applyServerSecurity, CheckedServerSecurity, checkServerSecurity, isSecurityAbortCode, minimumLevelWarning, ServerSecurity,
+} from './security/options';
 import { checkAddress, checkDuration, checkPort, checkService, checkServicePair, Destination, ServicePair } from './services';
 
 export interface ServerOptions {
@@ -31,6 +35,8 @@ export interface ServerOptions {
   maxRequestBytes?: number;
   /** Messages read per wakeup. */
   batch?: number;
+  /** Server keys (or a keyring of them) for secured calls, and a minimum level. */
+  security?: ServerSecurity;
   binding?: NativeBinding;
 }
 
@@ -188,6 +194,8 @@ interface ServerEvents {
   handlerError: [Error, IncomingCall, number];
   /** A warning about this kernel or configuration. */
   warning: [Error];
+  /** The kernel refused a caller's security (bad, expired or unknown ticket): the call ended with this abort. */
+  securityError: [RxAbortError, IncomingCall];
   error: [Error];
   close: [];
 }
@@ -221,6 +229,7 @@ export class Server extends EventEmitter<ServerEvents> {
   private readonly endpoint: Endpoint;
   private readonly calls = new Set<IncomingCall>();
   private readonly maxRequestBytes: number;
+  private readonly keyring: Keyring | undefined;
   private handler: Handler;
   private listening = false;
   private closing: Promise<void> | undefined;
@@ -257,6 +266,8 @@ export class Server extends EventEmitter<ServerEvents> {
     if (!(maxBytes >= 0) || (maxBytes !== Infinity && !Number.isInteger(maxBytes))) {
       throw new OutOfRangeError('options.maxRequestBytes', 'a whole number of bytes, or Infinity', maxBytes);
     }
+    const security: CheckedServerSecurity | undefined =
+      options.security === undefined ? undefined : checkServerSecurity(options.security, services, 'options.security');
     this.maxRequestBytes = maxBytes;
     this.address = options.address;
     this.port = port;
@@ -267,11 +278,14 @@ export class Server extends EventEmitter<ServerEvents> {
     this.endpoint.on('error', (err) => this.emit('error', err));
     this.endpoint.on('call', (call) => this.onCall(call));
     try {
+      // The keyring and level are only taken before bind.
+      if (security) this.keyring = applyServerSecurity(this.endpoint.raw, security, options.binding);
       for (const service of services) this.endpoint.raw.bind({ service, address: this.address, port });
       if (upgrade) this.endpoint.raw.setUpgradeableService(upgrade.from, upgrade.to);
       this.endpoint.listen(backlog);
     } catch (err) {
       this.endpoint.close();
+      this.keyring?.close();
       throw err;
     }
     this.listening = true;
@@ -280,6 +294,11 @@ export class Server extends EventEmitter<ServerEvents> {
       const w = new Error(warning) as Error & { code: string };
       w.name = 'RxrpcWarning';
       w.code = 'RXRPC_UPGRADE_UNRELIABLE';
+      process.nextTick(() => this.emit('warning', w));
+    }
+    const levelWarning = minimumLevelWarning(security?.level, release());
+    if (levelWarning) {
+      const w = Object.assign(new Error(levelWarning), { name: 'RxrpcWarning', code: 'RXRPC_MIN_LEVEL_NOT_ENFORCED' });
       process.nextTick(() => this.emit('warning', w));
     }
   }
@@ -312,6 +331,7 @@ export class Server extends EventEmitter<ServerEvents> {
         for (const call of this.calls) call.abort(RX_CALL_DEAD);
       }
       this.endpoint.close();
+      this.keyring?.close();
       this.emit('close');
     })();
     return this.closing;
@@ -338,7 +358,12 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     const incoming = new IncomingCall(call, this.maxRequestBytes);
     this.calls.add(incoming);
-    void incoming.finished.then(() => this.calls.delete(incoming));
+    void incoming.finished.then((error) => {
+      this.calls.delete(incoming);
+      if (error instanceof RxAbortError && !error.local && isSecurityAbortCode(error.abortCode)) {
+        this.emit('securityError', error, incoming);
+      }
+    });
     let result: ReturnType<Handler>;
     try {
       result = this.handler(incoming);
