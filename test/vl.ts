@@ -5,6 +5,7 @@
  */
 import { XdrReader, XdrWriter } from '../lib/xdr';
 
+export const VLGETNEWVOLUMEID = 505;
 export const VLGETSTATS = 513;
 export const VLPROBE = 514;
 export const VLGETADDRS = 515;
@@ -32,6 +33,8 @@ const ints = (r: XdrReader, n: number) => Array.from({ length: n }, () => r.i32(
 export const probeRequest = () => op(VLPROBE).toBuffer();
 export const getStatsRequest = () => op(VLGETSTATS).toBuffer();
 export const getAddrsRequest = () => op(VLGETADDRS).i32(0).i32(0).toBuffer();
+/** VL_GetNewVolumeId: reserves `bump` volume IDs (superuser only); the reply is the first one. */
+export const getNewVolumeIdRequest = (bump: number) => op(VLGETNEWVOLUMEID).u32(bump).toBuffer();
 export const getEntryByNameNRequest = (name: string) => op(VLGETENTRYBYNAMEN).string(name, VL_MAXNAMELEN).toBuffer();
 
 export function decodeStats(reply: Buffer): VlStats {
