@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { Client } from '../../lib/client';
 import { Endpoint } from '../../lib/endpoint';
 import { RxAbortError } from '../../lib/errors';
-import { ADDRESS, errorKey, Figures, Impl, Job, percentile, request } from './common';
+import { ADDRESS, errorKey, Figures, Impl, Job, LEVELS, percentile, request } from './common';
 
 /** One call through either implementation. */
 interface Caller {
@@ -20,6 +20,10 @@ interface Caller {
 function bindingCaller(job: Job): Caller {
   const endpoint = new Endpoint();
   endpoint.on('error', () => {});
+  if (job.security) {
+    endpoint.raw.setSecurityKey(job.security.key);
+    endpoint.raw.setMinSecurityLevel(LEVELS[job.security.level]);
+  }
   return {
     call(body, done, upgrade = false) {
       const service = upgrade ? job.service : job.service + 1;
@@ -40,7 +44,7 @@ function bindingCaller(job: Job): Caller {
 }
 
 function apiCaller(job: Job, maxCallsPerPeer: number): Caller {
-  const client = new Client({ maxCallsPerPeer });
+  const client = new Client({ maxCallsPerPeer, security: job.security });
   client.on('error', () => {});
   const destination = { address: ADDRESS, port: job.port };
   return {

@@ -2,7 +2,8 @@
  * The Node side of the benchmark's server: the same echo-style service as
  * rxbench.c (reply with as many bytes as the request's first 4 bytes ask),
  * once on an Endpoint ('binding') and once with Server ('api'). Both bind
- * `service` and `service + 1` with the upgrade between them.
+ * `service` and `service + 1` with the upgrade between them, and take rxkad
+ * calls with the keyring named by the fifth argument.
  *
  * Run as a forked worker: startServers() with the ports from argv, then
  * { ready } over IPC; it exits when the parent goes.
@@ -32,8 +33,9 @@ class Head {
   }
 }
 
-export function bindingServer(port: number, service: number, backlog: number): Endpoint {
+export function bindingServer(port: number, service: number, backlog: number, keyring?: string): Endpoint {
   const endpoint = new Endpoint();
+  if (keyring) endpoint.raw.setSecurityKeyring(keyring);
   endpoint.raw.bind({ service, address: ADDRESS, port });
   endpoint.raw.bind({ service: service + 1, address: ADDRESS, port });
   endpoint.raw.setUpgradeableService(service, service + 1);
@@ -49,9 +51,12 @@ export function bindingServer(port: number, service: number, backlog: number): E
   return endpoint;
 }
 
-export function apiServer(port: number, service: number, backlog: number): Server {
+export function apiServer(port: number, service: number, backlog: number, keyring?: string): Server {
   const server = new Server(
-    { address: ADDRESS, port, services: [service, service + 1], upgrade: { from: service, to: service + 1 }, backlog },
+    {
+      address: ADDRESS, port, services: [service, service + 1], upgrade: { from: service, to: service + 1 }, backlog,
+      security: keyring ? { keyring } : undefined,
+    },
     async (call) => {
       const head = new Head();
       for await (const chunk of call) head.add(chunk);
@@ -65,8 +70,9 @@ export function apiServer(port: number, service: number, backlog: number): Serve
 
 if (require.main === module && process.send) {
   const [bindingPort, apiPort, service, backlog] = process.argv.slice(2).map(Number);
-  bindingServer(bindingPort, service, backlog);
-  apiServer(apiPort, service, backlog);
+  const keyring = process.argv[6];
+  bindingServer(bindingPort, service, backlog, keyring);
+  apiServer(apiPort, service, backlog, keyring);
   process.send({ ready: true });
   process.on('disconnect', () => process.exit(0));
 }

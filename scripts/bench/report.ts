@@ -19,7 +19,9 @@ function metrics(workload: string): Array<{ key: keyof Figures; label: string }>
 }
 
 function describe(workload: string): string {
-  const [kind, arg] = workload.split('-');
+  const [kind, arg, level] = workload.split('-');
+  // rxkad rows: shorter, to leave room for the level.
+  if (level) return kind === 'small' ? `small ${arg} ${level}` : `${kind} ${arg.replace(/([KM])iB/, ' $1iB')} ${level}`;
   if (kind === 'small') return `small, ${arg} in flight`;
   if (kind === 'upgrade') return 'upgrade probe';
   return `${kind} ${arg.replace(/([KM])iB/, ' $1iB')}`;
@@ -60,7 +62,9 @@ export function targets(report: Report): Target[] {
   }
   for (const [key, how] of [['mbps', 'all calls'], ['mbps_median', 'median call']] as const) {
     for (const p of nodePairs) {
-      const bulk = report.rows.filter((r) => r.client === p.client && r.server === p.server && r.figures[key] !== undefined);
+      // The targets are for plain calls: rxkad rows (workload-size-level) are left out.
+      const bulk = report.rows.filter((r) => r.client === p.client && r.server === p.server && r.figures[key] !== undefined &&
+        r.workload.split('-').length === 2);
       const ratios = bulk.map((r) => ({ r, v: ratio(report, r, key) })).filter((x) => x.v !== undefined);
       if (ratios.length === 0) continue;
       const worst = ratios.reduce((a, b) => (b.v! < a.v! ? b : a));
@@ -146,6 +150,7 @@ export function formatReport(report: Report): string {
   lines.push(`parameters: small calls ${p.small.rounds} round(s) of ${p.small.seconds} s after ${p.small.warmup} s warm-up per pair; `
     + p.bulk.map((b) => `bulk ${sizeName(b.size)}: ${b.rounds} round(s) of ${b.seconds > 0 ? `>= ${b.seconds} s` : 'one call'}`).join(', ')
     + `; ${p.upgrade.calls} upgrade probes per pair (exclusive connections); memory checkpoints ${p.memory.checkpoints.join(', ')} calls; `
+    + (p.security ? `rxkad (${p.security.levels.join(', ')}): small calls ${p.security.inflight} in flight, bulk ${sizeName(p.security.bulk)}, as above; ` : '')
     + `server backlog ${report.backlog}; MB = 10^6 bytes`);
   if (notes.length) {
     lines.push('failed calls:');

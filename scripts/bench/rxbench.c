@@ -1,8 +1,13 @@
 // rxbench: the C reference for the rxrpc benchmark, written against the raw
 // AF_RXRPC socket API (linux/rxrpc.h).
 //
-//   rxbench server --port P [--service S] [--backlog N]
+//   rxbench server --port P [--service S] [--backlog N] [--keyring DESC]
 //   rxbench client --port P [--service S] --workload small|upload|download|upgrade|memory [options]
+//                  [--key DESC --level 0|1|2]
+//
+// rxkad: --keyring names a keyring of "rxrpc_s" keys for the server, --key an
+// "rxrpc" key for the client's calls, made beforehand (the benchmark suite
+// makes them in its session keyring, which these processes inherit).
 //
 // Wire protocol of the benchmark: the first 4 bytes of a request (big-endian)
 // are the number of reply bytes the server sends back; the rest of the
@@ -300,9 +305,17 @@ static void reply(int fd, struct call *c) {
   sender_post(job);
 }
 
+// rxkad: the key ("rxrpc", by description) and level of the client's calls,
+// and the server's keyring of "rxrpc_s" keys; all set before bind.
+static const char *security_key, *security_keyring;
+static unsigned int security_level;
+
 static int server(uint16_t port, uint16_t service, int backlog) {
   int fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
   if (fd < 0) die("socket");
+  if (security_keyring &&
+      setsockopt(fd, SOL_RXRPC, RXRPC_SECURITY_KEYRING, security_keyring, strlen(security_keyring)) < 0)
+    die("keyring %s", security_keyring);
   for (int i = 0; i < 2; i++) {
     struct sockaddr_rxrpc srx = address(service + i, port);
     if (bind(fd, (struct sockaddr *)&srx, sizeof srx) < 0) die("bind %u", service + i);
@@ -626,6 +639,9 @@ static void run_memory(struct options *o, uint8_t *buf) {
 static int run_client(uint16_t port, uint16_t service, struct options *o) {
   client.fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
   if (client.fd < 0) die("socket");
+  if (security_key && (setsockopt(client.fd, SOL_RXRPC, RXRPC_SECURITY_KEY, security_key, strlen(security_key)) < 0 ||
+                       setsockopt(client.fd, SOL_RXRPC, RXRPC_MIN_SECURITY_LEVEL, &security_level, sizeof security_level) < 0))
+    die("key %s, level %u", security_key, security_level);
   client.target = address(service, port);
   sender_start(client.fd, client_sent);
   uint8_t *buf = malloc(RECV_BUFFER);
@@ -664,6 +680,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--warmup")) o.warmup = atof(v);
     else if (!strcmp(k, "--calls")) o.calls = atol(v);
     else if (!strcmp(k, "--size")) o.size = strtoul(v, NULL, 10);
+    else if (!strcmp(k, "--key")) security_key = v;
+    else if (!strcmp(k, "--level")) security_level = atoi(v);
+    else if (!strcmp(k, "--keyring")) security_keyring = v;
     else if (!strcmp(k, "--checkpoints")) {
       for (char *p = (char *)v; *p && o.checkpoints < 8; p += *p == ',')
         o.checkpoint[o.checkpoints++] = strtol(p, &p, 10);

@@ -13,7 +13,8 @@ import { ChildProcess, fork, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { Figures, Impl, Job, percentile, Workload } from './common';
+import { createRxkadKey, createServerKeyring, mintRxkadToken, randomDesKey } from '../../lib/security';
+import { Figures, Impl, Job, Level, LEVELS, percentile, Workload } from './common';
 
 export interface Pairing {
   client: Impl;
@@ -37,6 +38,8 @@ export interface Parameters {
   bulk: Array<{ size: number; seconds: number; rounds: number }>;
   upgrade: { calls: number };
   memory: { inflight: number; checkpoints: number[] };
+  /** rxkad at each level: small calls at `inflight` and bulk calls of `bulk` bytes, rounds as above. */
+  security: { levels: Level[]; inflight: number; bulk: number };
 }
 
 /**
@@ -50,6 +53,7 @@ export const FULL: Parameters = {
   bulk: [{ size: 1 << 20, seconds: 1.5, rounds: 2 }, { size: 16 << 20, seconds: 0, rounds: 1 }],
   upgrade: { calls: 10 },
   memory: { inflight: 16, checkpoints: [1000, 10000, 100000] },
+  security: { levels: ['auth', 'encrypt'], inflight: 16, bulk: 1 << 20 },
 };
 
 export const SMOKE: Parameters = {
@@ -57,10 +61,11 @@ export const SMOKE: Parameters = {
   bulk: [{ size: 64 << 10, seconds: 0, rounds: 1 }, { size: 256 << 10, seconds: 0, rounds: 1 }],
   upgrade: { calls: 2 },
   memory: { inflight: 16, checkpoints: [20, 100] },
+  security: { levels: ['auth', 'encrypt'], inflight: 16, bulk: 64 << 10 },
 };
 
 export interface Row extends Pairing {
-  /** e.g. small-64, upload-1MiB, upgrade. */
+  /** e.g. small-64, upload-1MiB, upgrade; rxkad rows end in the level: small-16-encrypt. */
   workload: string;
   figures: Figures;
 }
@@ -179,8 +184,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void):
 }
 
 function runC(rxbench: string, job: Job, w: Workload): Promise<Figures> {
+  const security = job.security ? ['--key', job.security.key, '--level', String(LEVELS[job.security.level])] : [];
   const child = spawn(rxbench, ['client', '--port', String(job.port), '--service', String(job.service),
-    '--workload', w.kind, ...cArgs(w)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--workload', w.kind, ...cArgs(w), ...security], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));
@@ -244,11 +250,11 @@ function cpuOf(pid: number): number {
   }
 }
 
-async function startServers(rxbench: string, basePort: number, service: number, backlog: number): Promise<Servers> {
+async function startServers(rxbench: string, basePort: number, service: number, backlog: number, keyring: string): Promise<Servers> {
   const ports: Record<Impl, number> = { c: basePort, binding: basePort + 1, api: basePort + 2 };
-  const c = spawn(rxbench, ['server', '--port', String(ports.c), '--service', String(service), '--backlog', String(backlog)],
-    { stdio: ['pipe', 'pipe', 'inherit'] });
-  const node = fork(join(__dirname, 'node-server.js'), [ports.binding, ports.api, service, backlog].map(String),
+  const c = spawn(rxbench, ['server', '--port', String(ports.c), '--service', String(service), '--backlog', String(backlog),
+    '--keyring', keyring], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const node = fork(join(__dirname, 'node-server.js'), [...[ports.binding, ports.api, service, backlog].map(String), keyring],
     { stdio: ['ignore', 2, 2, 'ipc'] });
   const close = () => {
     c.stdin!.end();
@@ -279,13 +285,18 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const service = options.service ?? 4100;
   const backlog = Math.min(31, raiseBacklog());
-  const servers = await startServers(options.rxbench, options.basePort ?? 18400, service, backlog);
+  // rxkad keys in the session keyring, which the client and server processes inherit
+  // (a process keyring is not): the servers' keyring, and a token minted from its key.
+  const secret = randomDesKey();
+  const keyring = createServerKeyring([service, service + 1], [{ secret }], { keyring: 'session' });
+  const key = createRxkadKey(mintRxkadToken({ serverKey: secret, kvno: 1, name: 'bench' }), { keyring: 'session' });
+  const servers = await startServers(options.rxbench, options.basePort ?? 18400, service, backlog, keyring.description);
   let worker = new NodeClient();
   const rows: Row[] = [];
   const memory: Report['memory'] = [];
 
-  const run = async (client: Impl, server: Impl, workload: Workload): Promise<Figures> => {
-    const job = { port: servers.ports[server], service, workload };
+  const run = async (client: Impl, server: Impl, workload: Workload, level?: Level): Promise<Figures> => {
+    const job: Job = { port: servers.ports[server], service, workload, security: level && { key: key.description, level } };
     try {
       const before = cpuOf(servers.pids[server]);
       if (client !== 'c' && !worker.alive) worker = new NodeClient();
@@ -298,7 +309,7 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
   };
 
   const wanted = (name: string) => !options.only || options.only.some((prefix) => name.startsWith(prefix));
-  const measure = async (name: string, workload: Workload, rounds: number) => {
+  const measure = async (name: string, workload: Workload, rounds: number, level?: Level) => {
     if (!wanted(name)) return;
     const results = PAIRINGS.map(() => [] as Figures[]);
     for (let r = 0; r < rounds; r++) {
@@ -306,7 +317,7 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
       if (r % 2 === 1) order.reverse();
       for (const i of order) {
         const p = PAIRINGS[i];
-        results[i].push(await run(p.client, p.server, workload));
+        results[i].push(await run(p.client, p.server, workload, level));
       }
     }
     PAIRINGS.forEach((p, i) => rows.push({ ...p, workload: name, figures: merge(results[i], workload) }));
@@ -332,6 +343,14 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
         await measure(`${kind}-${sizeName(b.size)}`, { kind, size: b.size, seconds: b.seconds }, b.rounds);
       }
     }
+    const sec = params.security;
+    for (const level of sec.levels) {
+      await measure(`small-${sec.inflight}-${level}`, { kind: 'small', inflight: sec.inflight, seconds: s.seconds, warmup: s.warmup }, s.rounds, level);
+      for (const kind of ['upload', 'download'] as const) {
+        const bulk = params.bulk.find((b) => b.size === sec.bulk) ?? params.bulk[0];
+        await measure(`${kind}-${sizeName(sec.bulk)}-${level}`, { kind, size: sec.bulk, seconds: bulk.seconds }, bulk.rounds, level);
+      }
+    }
     await measure('upgrade', { kind: 'upgrade', calls: params.upgrade.calls }, 1);
     worker.close();
     const m: Workload = { kind: 'memory', ...params.memory };
@@ -344,6 +363,8 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
   } finally {
     worker.close();
     servers.close();
+    key.close();
+    keyring.close();
   }
 
   let debian = '';
