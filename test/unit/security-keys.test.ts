@@ -4,6 +4,8 @@
  * and the fake kernel for the sockets, so the order of the system calls can
  * be checked.
  */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { Client } from '../../lib/client';
 import { RXRPC_MIN_SECURITY_LEVEL, RXRPC_SECURITY_KEY, RXRPC_SECURITY_KEYRING, SOL_RXRPC } from '../../lib/constants';
 import { NativeBinding, NativeKeys } from '../../lib/native';
@@ -214,6 +216,21 @@ describe('keys made through add_key and keyctl (fake)', () => {
     expect(keys.log.slice(3)).toEqual([
       'revoke 52:2', `unlink 52:2 <- ${ring.serial}`, 'revoke 2503:2', `unlink 2503:2 <- ${ring.serial}`, 'revoke ring', 'unlink ring <- -2',
     ]);
+  });
+
+  test('an owned key dropped without close() is revoked and unlinked once collected', () => {
+    // In a child with --expose-gc: a key is made through a fake table and dropped.
+    const script = `
+      const { addKey } = require(${JSON.stringify(join(__dirname, '..', '..', 'lib', 'security', 'keyring.js'))});
+      const log = [];
+      const keys = { addKey: () => 42, revokeKey: (s) => log.push('revoke ' + s), unlinkKey: (s, r) => log.push('unlink ' + s + ' ' + r) };
+      (() => { addKey('rxrpc', 'dropped', null, { binding: { keys } }); })();
+      (async () => {
+        for (let i = 0; i < 50 && log.length < 2; i++) { gc(); await new Promise((r) => setTimeout(r, 10)); }
+        console.log(JSON.stringify(log));
+      })();`;
+    const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual(['revoke 42', 'unlink 42 -2']);
   });
 
   test('nothing reaches add_key when a value is invalid', () => {
