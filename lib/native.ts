@@ -3,8 +3,8 @@
  * the NativeBinding interface below, so tests can stand a fake in its place.
  */
 
-/** Completion of a sendmsgAsync. */
-export type SendDone = (token: number, result: number, error: Error | undefined) => void;
+/** Completion of a sendmsgAsync; `rest` holds the bytes the kernel did not take, if any. */
+export type SendDone = (token: number, result: number, error: Error | undefined, rest: Buffer | undefined) => void;
 /** `count` records of the meta buffer were filled; `data` holds their bytes. */
 export type RecvBatch = (count: number, data: Buffer | undefined, error: Error | undefined) => void;
 
@@ -25,9 +25,14 @@ export interface NativeSocket {
    * `data` is taken: the result is the bytes taken, or the error if none were.
    */
   sendmsgAsync(token: number, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number, blocking?: boolean): void;
-  /** Ends a blocking sendmsgAsync early (its completion follows); false if there is none with `token`. */
+  /**
+   * Ends a sendmsgAsync early (its completion follows): a queued one at once,
+   * one in the kernel by waking its thread. False if there is none with
+   * `token`, or it could not be woken.
+   */
   interrupt(token: number): boolean;
-  close(): void;
+  /** False when a send thread could not be stopped (the fd is closed when it stops). */
+  close(): boolean | void;
   ref(): void;
   unref(): void;
 }
@@ -39,6 +44,12 @@ export interface NativeBinding {
   RECORD_NAME_SIZE: number;
   RECORD_CONTROL: number;
   RECORD_CONTROL_SIZE: number;
+  /** The addon's name for an errno value (lib/errno.ts must agree). */
+  errnoName?: (errno: number) => string;
+  /** Socket wrappers not yet collected in this process. */
+  liveSockets?: () => number;
+  /** The signal that wakes send threads (0 if none was free). */
+  wakeSignal?: () => number;
 }
 
 /** Offsets of the int32 fields at the start of each received-message record. */
