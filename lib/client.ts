@@ -15,15 +15,21 @@
  *   wait their turn in order.
  */
 import { EventEmitter } from 'node:events';
-import { RX_CALL_TIMEOUT, RX_INVALID_OPERATION, RX_PROTOCOL_ERROR, RX_USER_ABORT, RXGEN_OPCODE } from './constants';
+import {
+  RX_CALL_TIMEOUT, RX_INVALID_OPERATION, RX_PROTOCOL_ERROR, RX_USER_ABORT, RXGEN_CC_UNMARSHAL, RXGEN_OPCODE,
+} from './constants';
 import { Call, Endpoint, EndpointClosedError } from './endpoint';
 import {
-  AbortError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, TimeoutError, WrongServiceError, writeError,
+  AbortError, checkAbortCode, emitError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, SizeLimitError,
+  TimeoutError, WrongServiceError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
+import { ChunkQueue } from './queue';
 import {
-  checkDestination, checkDuration, checkService, checkServiceDestination, Destination, ServiceDestination,
+  checkBoolean, checkCount, checkDeadline, checkDestination, checkDuration, checkService, checkServiceDestination,
+  Destination, ServiceDestination,
 } from './services';
+import { after } from './timers';
 
 export interface KernelTimeouts {
   /** Hard limit on the whole call, in seconds. */
@@ -35,9 +41,12 @@ export interface KernelTimeouts {
 }
 
 export interface CallOptions {
-  /** Milliseconds before the call fails with TimeoutError (and is aborted on the wire with RX_CALL_TIMEOUT). */
+  /**
+   * Milliseconds before the call fails with TimeoutError and is aborted with
+   * RX_CALL_TIMEOUT (Infinity: none). See README for what the server hears of it.
+   */
   timeout?: number;
-  /** Absolute deadline (Date or ms since the epoch); the earlier of timeout and deadline applies. */
+  /** Absolute deadline (Date or ms since the epoch; Infinity: none); the earlier of timeout and deadline applies. */
   deadline?: Date | number;
   /** Aborts the call (on the wire with RX_USER_ABORT) and rejects with AbortError. */
   signal?: AbortSignal;
@@ -47,6 +56,8 @@ export interface CallOptions {
   kernelTimeouts?: KernelTimeouts;
   /** Send to the service a probe learned for this destination (default true). */
   useLearnedService?: boolean;
+  /** Largest reply accepted, in bytes (default: the client's maxReplyBytes); a larger one fails with SizeLimitError. */
+  maxReplyBytes?: number;
 }
 
 /** A finished call. */
@@ -99,11 +110,20 @@ export interface ClientOptions {
   maxCallsPerPeer?: number;
   /** Give each service its own local endpoint (default true; see above). */
   isolateServices?: boolean;
-  /** Messages read per wakeup, per socket. */
+  /** Messages read per wakeup, per socket (1 to 1024, default 64). */
   batch?: number;
-  /** The native binding (tests pass a fake). */
+  /**
+   * Largest reply a call accepts, in bytes (default 4 MiB; Infinity for no
+   * limit). Replies are read as they arrive, so without a limit a peer
+   * decides how much memory a call takes.
+   */
+  maxReplyBytes?: number;
+  /** @internal The native binding (tests pass a fake). */
   binding?: NativeBinding;
 }
+
+/** Default limit on a reply's size (CallOptions.maxReplyBytes). */
+export const DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024;
 
 interface ClientEvents {
   /** A probe's result, when it was learned. */
@@ -143,39 +163,6 @@ class Slots {
   }
 }
 
-/** Chunks of a reply for an async iterator, in order. */
-class ChunkQueue implements AsyncIterable<Buffer> {
-  private chunks: Buffer[] = [];
-  private ended = false;
-  private error: Error | undefined;
-  private wake: (() => void) | undefined;
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.wake?.();
-  }
-  end(error?: Error): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.error = error;
-    this.wake?.();
-  }
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    for (;;) {
-      const chunk = this.chunks.shift();
-      if (chunk) {
-        yield chunk;
-        continue;
-      }
-      if (this.ended) {
-        if (this.error) throw this.error;
-        return;
-      }
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = undefined;
-    }
-  }
-}
-
 /**
  * A client call in its streaming form: write the request in parts, read the
  * reply as an async iterable, and `result` settles with who answered.
@@ -185,10 +172,12 @@ export class ClientCall implements AsyncIterable<Buffer> {
   readonly result: Promise<{ service: number; peer: Destination }>;
   private readonly reply = new ChunkQueue();
   private gathered: Buffer[] | undefined;
+  private replyBytes = 0;
   private call: Call | undefined;
   private pending: Buffer[] = [];
   private ended = false;
   private failed: Error | undefined;
+  private settled = false;
   private settle!: (error?: Error) => void;
   private cleanup: Array<() => void> = [];
   private writeWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
@@ -202,6 +191,7 @@ export class ClientCall implements AsyncIterable<Buffer> {
     private readonly target: Destination & { family: 'IPv4' | 'IPv6' },
     service: number,
     private readonly options: CallOptions,
+    private readonly maxReplyBytes: number,
     /** Services whose reply a probe accepts; null accepts any. Normal calls accept only their own. */
     private readonly probeExpect: ReadonlySet<number> | null | undefined = undefined,
   ) {
@@ -231,7 +221,10 @@ export class ClientCall implements AsyncIterable<Buffer> {
     return this.probeExpect === null || this.probeExpect.has(service);
   }
 
-  /** Writes part of the request; resolves when the kernel has taken it. */
+  /**
+   * Writes part of the request; resolves when the kernel has taken it. The
+   * bytes are the call's once this returns (taken or copied).
+   */
   write(chunk: Uint8Array): Promise<void> {
     return this.push(chunk, false);
   }
@@ -241,14 +234,19 @@ export class ClientCall implements AsyncIterable<Buffer> {
     return this.push(chunk ?? Buffer.alloc(0), true);
   }
 
-  /** Aborts the call on the wire with `code` (RX_USER_ABORT by default). */
-  abort(code = RX_USER_ABORT): void {
+  /**
+   * Aborts the call on the wire with `code` (RX_USER_ABORT by default): the
+   * call fails with a local RxAbortError. A code the kernel cannot send (0,
+   * beyond 32 bits, not an integer) throws a RangeError and changes nothing.
+   */
+  abort(code: number = RX_USER_ABORT): void {
+    checkAbortCode(code, 'code');
     this.fail(new RxAbortError(code, true), code);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
     if (this.gathered) throw new Error('the reply of this call is gathered by Client.call');
-    return this.reply[Symbol.asyncIterator]();
+    return this.reply;
   }
 
   /** @internal the reply's chunks go to the returned array instead of the iterator */
@@ -265,7 +263,8 @@ export class ClientCall implements AsyncIterable<Buffer> {
       this.call.write(request, false);
       return;
     }
-    this.pending.push(Buffer.from(request.buffer, request.byteOffset, request.length));
+    // Held until the call may leave: a copy, the caller's buffer is theirs again.
+    this.pending.push(Buffer.from(request));
     if (this.lane) this.begin();
   }
 
@@ -279,8 +278,8 @@ export class ClientCall implements AsyncIterable<Buffer> {
         if (this.failed) throw this.failed;
       });
     }
-    // Not started yet: held until the call may leave, then sent as its first data.
-    this.pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    // Not started yet: held (a copy) until the call may leave, then sent as its first data.
+    this.pending.push(Buffer.from(chunk));
     const written = new Promise<void>((resolve, reject) => this.writeWaiters.push({ resolve, reject }));
     if (this.lane) this.begin();
     return written;
@@ -320,12 +319,17 @@ export class ClientCall implements AsyncIterable<Buffer> {
         return;
       }
       if (chunk.length === 0) return;
+      this.replyBytes += chunk.length;
+      if (this.replyBytes > this.maxReplyBytes) {
+        this.fail(new SizeLimitError('reply', this.maxReplyBytes, this.replyBytes), RXGEN_CC_UNMARSHAL);
+        return;
+      }
       if (this.gathered) this.gathered.push(chunk);
       else this.reply.push(chunk);
     };
     call.ondone = (error) => {
       if (error) this.fail(error);
-      else this.succeed();
+      else this.finish();
     };
     const waiters = this.writeWaiters.splice(0);
     if (waiters.length === 0) return;
@@ -334,7 +338,7 @@ export class ClientCall implements AsyncIterable<Buffer> {
     });
   }
 
-  /** @internal */
+  /** @internal fails the call with `error`, aborting it on the wire with `abortCode` when given */
   fail(error: Error, abortCode?: number): void {
     if (this.failed || this.settled) return;
     this.failed = error;
@@ -343,19 +347,13 @@ export class ClientCall implements AsyncIterable<Buffer> {
     this.finish(error);
   }
 
-  private settled = false;
-
   /** True once the call has succeeded or failed. */
   get isSettled(): boolean {
     return this.settled;
   }
 
-  private succeed(): void {
-    if (this.settled) return;
-    this.finish();
-  }
-
   private finish(error?: Error): void {
+    if (this.settled) return;
     this.settled = true;
     for (const c of this.cleanup.splice(0)) c();
     this.reply.end(error);
@@ -371,25 +369,20 @@ export class ClientCall implements AsyncIterable<Buffer> {
       if (signal.aborted) {
         onAbort();
         return;
-      } else {
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.cleanup.push(() => signal.removeEventListener('abort', onAbort));
       }
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.cleanup.push(() => signal.removeEventListener('abort', onAbort));
     }
-    let ms = this.options.timeout;
-    if (this.options.deadline !== undefined) {
-      const until = (this.options.deadline instanceof Date ? this.options.deadline.getTime() : this.options.deadline) - Date.now();
-      ms = Math.max(0, ms === undefined ? until : Math.min(ms, until));
+    let ms = this.options.timeout ?? Infinity;
+    const deadline = checkDeadline(this.options.deadline, 'options.deadline');
+    if (deadline !== undefined) ms = Math.min(ms, Math.max(0, deadline - Date.now()));
+    if (ms === Infinity) return;
+    const limit = ms;
+    if (limit <= 0) {
+      this.fail(new TimeoutError(limit));
+      return;
     }
-    if (ms !== undefined) {
-      const limit = ms;
-      if (limit <= 0) {
-        this.fail(new TimeoutError(limit));
-        return;
-      }
-      const timer = setTimeout(() => this.fail(new TimeoutError(limit), RX_CALL_TIMEOUT), limit);
-      this.cleanup.push(() => clearTimeout(timer));
-    }
+    this.cleanup.push(after(limit, () => this.fail(new TimeoutError(limit), RX_CALL_TIMEOUT)));
   }
 }
 
@@ -399,6 +392,7 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly gates = new Map<string, Promise<void>>();
   private readonly learned = new Map<string, ProbeResult>();
   private readonly maxCallsPerPeer: number;
+  private readonly maxReplyBytes: number;
   private readonly isolate: boolean;
   private readonly binding: NativeBinding | undefined;
   private readonly batch: number | undefined;
@@ -408,58 +402,46 @@ export class Client extends EventEmitter<ClientEvents> {
 
   constructor(options: ClientOptions = {}) {
     super();
-    const max = options.maxCallsPerPeer ?? 8;
-    if (typeof max !== 'number') throw new InvalidArgTypeError('maxCallsPerPeer', 'of type number', max);
-    if (!Number.isInteger(max) || max < 1) throw new OutOfRangeError('maxCallsPerPeer', 'an integer of at least 1', max);
-    this.maxCallsPerPeer = max;
-    this.isolate = options.isolateServices ?? true;
+    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    this.maxCallsPerPeer = checkCount(options.maxCallsPerPeer, 'options.maxCallsPerPeer', 1, 1000) ?? 8;
+    this.maxReplyBytes = checkCount(options.maxReplyBytes, 'options.maxReplyBytes', 0, Infinity) ?? DEFAULT_MAX_REPLY_BYTES;
+    this.isolate = checkBoolean(options.isolateServices, 'options.isolateServices') ?? true;
+    this.batch = checkCount(options.batch, 'options.batch', 1, 1024);
+    if (options.binding !== undefined && (typeof options.binding !== 'object' || options.binding === null)) {
+      throw new InvalidArgTypeError('options.binding', 'a native binding', options.binding);
+    }
     this.binding = options.binding;
-    this.batch = options.batch;
   }
 
-  /** Makes a call and resolves with the whole reply. */
+  /**
+   * Makes a call and resolves with the whole reply. `request` is a
+   * Uint8Array or an (async) iterable of them; if the iterable throws, the
+   * call is aborted (RX_USER_ABORT) and the promise rejects with that error.
+   */
   async call(destination: ServiceDestination, request: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
     options: CallOptions = {}): Promise<CallResult> {
+    const source = request instanceof Uint8Array ? undefined : iteratorOf(request);
     const call = this.openCall(destination, options);
-    if (request instanceof Uint8Array) {
-      // The common case, without the stream machinery: the reply is gathered
-      // as it arrives, and a failed write is the call's failure, in `result`.
-      const reply = call.gather();
-      call.sendAll(request);
-      const { service, peer } = await call.result;
-      // A copy: the chunks are views of a whole receive batch, which must not stay pinned.
-      return { data: Buffer.concat(reply), service, peer };
-    }
-    const chunks: Buffer[] = [];
-    const reading = (async () => {
-      for await (const chunk of call) chunks.push(chunk);
-    })();
-    reading.catch(() => {});
-    try {
-      if (request && (Symbol.asyncIterator in Object(request) || Symbol.iterator in Object(request))) {
-        for await (const chunk of request as AsyncIterable<Uint8Array>) await call.write(chunk);
-        await call.end();
-      } else {
-        throw new InvalidArgTypeError('request', 'a Uint8Array or an (async) iterable of Uint8Array', request);
-      }
-    } catch (err) {
-      if (!(err instanceof InvalidArgTypeError)) {
-        await call.result; // the call's own failure explains a failed write best
-      }
-      call.abort();
-      throw err;
+    // The reply is gathered as it arrives, without the stream machinery.
+    const reply = call.gather();
+    if (source === undefined) {
+      // A failed write is the call's failure, in `result`.
+      call.sendAll(request as Uint8Array);
+    } else {
+      await feed(call, source);
     }
     const { service, peer } = await call.result;
-    await reading;
-    return { data: Buffer.concat(chunks), service, peer };
+    // A copy: the chunks are views of a whole receive batch, which must not stay pinned.
+    return { data: Buffer.concat(reply), service, peer };
   }
 
   /** Opens a call in streaming form; see ClientCall. */
   openCall(destination: ServiceDestination, options: CallOptions = {}): ClientCall {
     const dest = checkServiceDestination(destination);
     this.checkCallOptions(options);
-    if (this.closed) throw new EndpointClosedError();
-    const call = new ClientCall(this, dest, dest.service, options);
+    if (this.closed) throw new EndpointClosedError('The client is closed');
+    const maxReply = checkCount(options.maxReplyBytes, 'options.maxReplyBytes', 0, Infinity) ?? this.maxReplyBytes;
+    const call = new ClientCall(this, dest, dest.service, options, maxReply);
     // The service is settled when the call may leave: a probe in flight may still teach a new one.
     this.schedule(call, dest, () => {
       const learned = options.useLearnedService === false ? undefined : this.learned.get(`${destKey(dest)}|${dest.service}`);
@@ -474,6 +456,14 @@ export class Client extends EventEmitter<ClientEvents> {
    * Calls to the destination wait until the probe is over.
    */
   async probe(destination: Destination, options: ProbeOptions): Promise<ProbeResult> {
+    return this.probeChecked(destination, options, undefined);
+  }
+
+  /**
+   * @internal probe() whose reply must also pass `check` (it throws on a
+   * reply it cannot decode) before the result is learned.
+   */
+  async probeChecked(destination: Destination, options: ProbeOptions, check: ((reply: Buffer) => void) | undefined): Promise<ProbeResult> {
     const dest = checkDestination(destination);
     if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
     const service = checkService(options.service, 'options.service');
@@ -482,7 +472,10 @@ export class Client extends EventEmitter<ClientEvents> {
       throw new InvalidArgTypeError('options.request', 'a Uint8Array', options.request);
     }
     checkDuration(options.timeout, 'options.timeout');
-    if (this.closed) throw new EndpointClosedError();
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new InvalidArgTypeError('options.signal', 'an AbortSignal', options.signal);
+    }
+    if (this.closed) throw new EndpointClosedError('The client is closed');
 
     const key = destKey(dest);
     // One probe at a time per destination; calls queue behind the gate.
@@ -495,6 +488,7 @@ export class Client extends EventEmitter<ClientEvents> {
       if (previous) await previous;
       const expect = upgradeTo === undefined ? null : new Set([service, upgradeTo]);
       const result = await this.runProbe(dest, service, options, expect);
+      if (check && result.reply && result.reply.length > 0) check(result.reply);
       this.learned.set(`${key}|${service}`, result);
       this.emit('probe', { address: dest.address, port: dest.port }, result);
       return result;
@@ -560,7 +554,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   private async runProbe(dest: Destination & { family: 'IPv4' | 'IPv6' }, service: number, options: ProbeOptions,
     expect: ReadonlySet<number> | null): Promise<ProbeResult> {
-    const call = new ClientCall(this, dest, service, { timeout: options.timeout, signal: options.signal }, expect);
+    const call = new ClientCall(this, dest, service, { timeout: options.timeout, signal: options.signal }, this.maxReplyBytes, expect);
     // The probe holds the gate: it starts at once, without waiting for it.
     this.schedule(call, dest, () => service, true);
     const chunks: Buffer[] = [];
@@ -636,7 +630,7 @@ export class Client extends EventEmitter<ClientEvents> {
     let lane = this.lanes.get(key);
     if (lane) return lane;
     lane = new Endpoint({ family, binding: this.binding, batch: this.batch });
-    lane.on('error', (err) => this.emit('error', err));
+    lane.on('error', (err) => emitError(this, err));
     if (this.isolate) bindPrivatePort(lane, family);
     if (!this.refed) lane.raw.unref();
     this.lanes.set(key, lane);
@@ -646,25 +640,84 @@ export class Client extends EventEmitter<ClientEvents> {
   private checkCallOptions(options: CallOptions): void {
     if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
     checkDuration(options.timeout, 'options.timeout');
-    if (options.deadline !== undefined && !(options.deadline instanceof Date) && typeof options.deadline !== 'number') {
-      throw new InvalidArgTypeError('options.deadline', 'a Date or a number of ms since the epoch', options.deadline);
-    }
+    checkDeadline(options.deadline, 'options.deadline');
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new InvalidArgTypeError('options.signal', 'an AbortSignal', options.signal);
     }
+    checkBoolean(options.exclusive, 'options.exclusive');
+    checkBoolean(options.useLearnedService, 'options.useLearnedService');
     const k = options.kernelTimeouts;
     if (k !== undefined) {
       if (typeof k !== 'object' || k === null) throw new InvalidArgTypeError('options.kernelTimeouts', 'an object', k);
-      if (k.hard !== undefined && (!Number.isInteger(k.hard) || k.hard < 0 || k.hard > 0x7fffffff / 1000)) {
+      if (k.hard !== undefined && (typeof k.hard !== 'number' || !Number.isInteger(k.hard) || k.hard < 0 || k.hard > 0x7fffffff / 1000)) {
         throw new OutOfRangeError('options.kernelTimeouts.hard', 'whole seconds from 0 to 2147483', k.hard);
       }
       for (const name of ['idle', 'normal'] as const) {
         const v = k[name];
-        if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 3600000)) {
+        if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 3600000)) {
           throw new OutOfRangeError(`options.kernelTimeouts.${name}`, 'whole milliseconds from 0 to 3600000', v);
         }
       }
     }
+  }
+}
+
+/** The iterator of a request given as an (async) iterable; anything else is a TypeError. */
+function iteratorOf(request: unknown): AsyncIterator<unknown> | Iterator<unknown> {
+  const what = 'a Uint8Array or an (async) iterable of Uint8Array';
+  if (typeof request === 'string' || typeof request !== 'object' || request === null) {
+    throw new InvalidArgTypeError('request', what, request);
+  }
+  const r = request as Partial<AsyncIterable<unknown> & Iterable<unknown>>;
+  const make = (typeof r[Symbol.asyncIterator] === 'function' ? r[Symbol.asyncIterator] : r[Symbol.iterator]) as
+    ((this: unknown) => unknown) | undefined;
+  if (typeof make !== 'function') throw new InvalidArgTypeError('request', what, request);
+  const it = make.call(request) as AsyncIterator<unknown> | Iterator<unknown>;
+  if (typeof it !== 'object' || it === null || typeof it.next !== 'function') {
+    throw new InvalidArgTypeError('request', `${what} (its iterator has no next())`, it);
+  }
+  return it;
+}
+
+/**
+ * Writes every chunk of `source` to the call, then ends it. A source that
+ * throws (or yields something that is not a Uint8Array) aborts the call and
+ * rejects with its error; a call that fails first rejects with the call's
+ * error, and the source is told to stop (its return()).
+ */
+async function feed(call: ClientCall, source: AsyncIterator<unknown> | Iterator<unknown>): Promise<void> {
+  for (;;) {
+    let step: IteratorResult<unknown>;
+    try {
+      step = await source.next();
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      call.fail(error, RX_USER_ABORT);
+      throw err;
+    }
+    if (step.done) break;
+    const chunk = step.value;
+    if (!(chunk instanceof Uint8Array)) {
+      const error = new InvalidArgTypeError('request chunk', 'a Uint8Array', chunk);
+      call.fail(error, RX_USER_ABORT);
+      void stop(source);
+      throw error;
+    }
+    try {
+      await call.write(chunk);
+    } catch (err) {
+      void stop(source);
+      throw err;
+    }
+  }
+  await call.end();
+}
+
+async function stop(source: AsyncIterator<unknown> | Iterator<unknown>): Promise<void> {
+  try {
+    await source.return?.();
+  } catch {
+    // The source's own cleanup failed; the call's error is what the caller hears.
   }
 }
 

@@ -382,6 +382,27 @@ export function decodeControl(bytes: Uint8Array, length = bytes.length): Receive
   return { callId, kind, code, unknown };
 }
 
+/**
+ * The user call ID of a control buffer that does not decode as a whole (a
+ * truncated or malformed one), when a well-formed RXRPC_USER_CALL_ID message
+ * can still be found in it; undefined otherwise.
+ */
+export function findCallId(bytes: Uint8Array, length = bytes.length): number | undefined {
+  const end = Math.min(length, bytes.length);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, end);
+  for (let off = 0; off + CMSG_HDR <= end; ) {
+    const len = Number(view.getBigUint64(off, LE));
+    if (len < CMSG_HDR || off + len > end) return undefined;
+    if (view.getInt32(off + 8, LE) === SOL_RXRPC && view.getInt32(off + 12, LE) === RXRPC_USER_CALL_ID && len === CMSG_HDR + 8) {
+      const lo = view.getUint32(LE ? off + CMSG_HDR : off + CMSG_HDR + 4, LE);
+      const hi = view.getUint32(LE ? off + CMSG_HDR + 4 : off + CMSG_HDR, LE);
+      return hi > 0x1fffff ? undefined : hi * 0x100000000 + lo;
+    }
+    off += align(len);
+  }
+  return undefined;
+}
+
 /** True for the kinds after which the kernel forgets the call id. */
 export function isTerminal(kind: MessageKind): boolean {
   return kind !== 'data' && kind !== 'new-call';

@@ -10,9 +10,9 @@ import {
   SO_SNDBUF, SOL_RXRPC, SOL_SOCKET,
 } from './constants';
 import {
-  decodeControl, decodeSockaddr, encodeControl, encodeSockaddr, MessageKind, RxAddress, SendControl,
+  decodeControl, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, MessageKind, RxAddress, SendControl,
 } from './codec';
-import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
+import { emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
 import {
   EAGAIN, loadNative, NativeBinding, NativeSocket, RECORD_CONTROL_LENGTH, RECORD_DATA_LENGTH,
   RECORD_DATA_OFFSET, RECORD_FLAGS, RECORD_NAME_LENGTH,
@@ -34,7 +34,8 @@ export interface RawSocketOptions {
 /** One recvmsg, decoded. */
 export interface ReceivedMessage {
   callId: number;
-  kind: MessageKind;
+  /** 'malformed': the kernel's message could not be decoded (see `error`); its call cannot go on. */
+  kind: MessageKind | 'malformed';
   /** Abort code (signed) for 'abort'; errno for 'net-error' and 'local-error'. */
   code: number;
   /** Call data; empty for most terminal messages. Valid after the event. */
@@ -49,6 +50,8 @@ export interface ReceivedMessage {
   peer: { family: TransportFamily; address: string; port: number };
   /** Control message types present but not understood. */
   unknown: number[];
+  /** For 'malformed': what could not be decoded. */
+  error?: MalformedError;
 }
 
 export interface SendOptions {
@@ -58,13 +61,25 @@ export interface SendOptions {
   more?: boolean;
 }
 
-/** A send in progress on a bulk thread (RawSocket.sendBlocking). */
-export interface BlockingSend {
-  /** The bytes the kernel took. */
-  sent: Promise<number>;
-  /** Ends the wait early; `sent` then resolves with what was taken so far. */
-  interrupt(): void;
+/**
+ * A sendmsg handed to a thread of the socket (sendStart, sendBlocking). The
+ * bytes were copied when it was handed over: the caller's buffer is free at once.
+ */
+export interface ThreadSend {
+  /** The bytes the kernel took; rejects with the system error when it took none. */
+  readonly sent: Promise<number>;
+  /** Once `sent` has settled: the bytes the kernel did not take, if any (the thread's own copy). */
+  readonly rest: Buffer | undefined;
+  /**
+   * Ends the send early: a queued send at once, one sleeping in the kernel by
+   * waking it. `sent` then settles with what was taken (EINTR when nothing
+   * was). False when there was nothing to interrupt, or it could not be woken.
+   */
+  interrupt(): boolean;
 }
+
+/** A send in progress on a bulk thread (RawSocket.sendBlocking). */
+export type BlockingSend = ThreadSend;
 
 interface RawSocketEvents {
   message: [ReceivedMessage];
@@ -73,6 +88,12 @@ interface RawSocketEvents {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+interface Pending {
+  resolve: (n: number) => void;
+  reject: (e: Error) => void;
+  handle: { rest: Buffer | undefined };
+}
 
 function socketClosed(): Error {
   const err = new Error('Socket is closed') as Error & { code: string };
@@ -110,7 +131,9 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   private readonly recordSize: number;
   private readonly nameOffset: number;
   private readonly controlOffset: number;
-  private readonly pendingAsync = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  private readonly controlSize: number;
+  private readonly nameSize: number;
+  private readonly pendingAsync = new Map<number, Pending>();
   private nextToken = 1;
   private closed = false;
   private lastName = Buffer.alloc(36);
@@ -118,6 +141,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
 
   constructor(options: RawSocketOptions = {}) {
     super();
+    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
     const family = options.family ?? 'IPv4';
     if (family !== 'IPv4' && family !== 'IPv6') {
       throw new InvalidArgValueError('family', "must be 'IPv4' or 'IPv6'", family);
@@ -129,13 +153,15 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     this.recordSize = binding.RECORD_SIZE;
     this.nameOffset = binding.RECORD_NAME;
     this.controlOffset = binding.RECORD_CONTROL;
+    this.controlSize = binding.RECORD_CONTROL_SIZE;
+    this.nameSize = binding.RECORD_NAME_SIZE;
     this.meta = new Uint8Array(batch * this.recordSize);
     this.metaView = new DataView(this.meta.buffer);
     this.native = new binding.Socket(
       family === 'IPv4' ? AF_INET : AF_INET6,
       this.meta,
       (count, data, error) => this.onRecv(count, data, error),
-      (token, result, error) => this.onSendDone(token, result, error),
+      (token, result, error, rest) => this.onSendDone(token, result, error, rest),
       batchBytes,
     );
   }
@@ -208,6 +234,10 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
    */
   send(control: SendControl, data?: Uint8Array, options: SendOptions = {}): number {
     if (this.closed) throw socketClosed();
+    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    if (data !== undefined && data !== null && !(data instanceof Uint8Array)) {
+      throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    }
     return this.native.sendmsg(
       options.target ? encodeSockaddr(options.target) : null,
       encodeControl(control),
@@ -216,49 +246,70 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     );
   }
 
-  /** The same sendmsg made on the socket's starter thread, where it may sleep. */
+  /** The same sendmsg made on a starter thread of the socket, where it may sleep (a first send). */
   sendAsync(control: SendControl, data?: Uint8Array, options: SendOptions = {}): Promise<number> {
-    if (this.closed) return Promise.reject(socketClosed());
-    return this.handOff(control, data, options, false).sent;
-  }
-
-  /** Encodes and hands one sendmsg to a thread of the socket (encoding errors throw here). */
-  private handOff(control: SendControl, data: Uint8Array | undefined, options: SendOptions, blocking: boolean):
-    { sent: Promise<number>; token: number } {
-    const name = options.target ? encodeSockaddr(options.target) : null;
-    const ctl = encodeControl(control);
-    const token = this.nextToken++;
-    const sent = new Promise<number>((resolve, reject) => {
-      this.native.sendmsgAsync(token, name, ctl, data ?? null, options.more ? MSG_MORE : 0, blocking);
-      this.pendingAsync.set(token, { resolve, reject });
-    });
-    return { sent, token };
+    return this.sendStart(control, data, options).sent;
   }
 
   /**
-   * Data sent on a bulk thread that sleeps in sendmsg
-   * until the kernel has taken all of it (the kernel wakes a sleeping sender
-   * when the call's transmit window opens; it has no other signal for it).
-   * `sent` resolves with the bytes taken: fewer after interrupt(), which ends
-   * the sleep. While it runs, nothing else may be sent on the call from this
-   * thread: the kernel holds the call locked, and a send would sleep here.
+   * sendAsync with a handle: the first send of a client call on a starter
+   * thread (one destination per thread at a time, so a send asleep waiting
+   * for a channel to one peer holds up no other), interruptible.
    */
-  sendBlocking(control: SendControl, data: Uint8Array, options: SendOptions = {}): BlockingSend {
-    if (this.closed) return { sent: Promise.reject(socketClosed()), interrupt: () => {} };
-    const { sent, token } = this.handOff(control, data, options, true);
-    return {
-      sent: sent.then(
-        // EAGAIN: the kernel took nothing without sleeping (it can, e.g. when the call ends).
-        (n) => Math.max(n, 0),
-        // Interrupted before it took anything: nothing was sent.
-        (err: Error) => {
-          if ((err as { code?: string }).code === 'EINTR') return 0;
-          throw err;
-        },
-      ),
-      interrupt: () => {
-        if (!this.closed && this.pendingAsync.has(token)) this.native.interrupt(token);
+  sendStart(control: SendControl, data?: Uint8Array, options: SendOptions = {}): ThreadSend {
+    return this.handOff(control, data, options, false);
+  }
+
+  /**
+   * Data sent on a bulk thread that sleeps in sendmsg until the kernel has
+   * taken all of it (the kernel wakes a sleeping sender when the call's
+   * transmit window opens; it has no other signal for it). `sent` resolves
+   * with the bytes taken: fewer after interrupt(), which ends the sleep.
+   * While it runs, nothing else should be sent on the call from this thread:
+   * the kernel may hold the call locked while it copies data.
+   */
+  sendBlocking(control: SendControl, data: Uint8Array, options: SendOptions = {}): ThreadSend {
+    if (!(data instanceof Uint8Array)) throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    const handle = this.handOff(control, data, options, true);
+    const sent = handle.sent.then(
+      // EAGAIN: the kernel took nothing without sleeping (it can, e.g. when the call ends).
+      (n) => Math.max(n, 0),
+      // Interrupted before it took anything: nothing was sent.
+      (err: Error) => {
+        if ((err as { code?: string }).code === 'EINTR') return 0;
+        throw err;
       },
+    );
+    return { sent, get rest() { return handle.rest; }, interrupt: () => handle.interrupt() };
+  }
+
+  /** Encodes and hands one sendmsg to a thread of the socket (encoding errors throw here). */
+  private handOff(control: SendControl, data: Uint8Array | undefined, options: SendOptions, blocking: boolean): ThreadSend {
+    if (this.closed) {
+      const sent = Promise.reject(socketClosed());
+      sent.catch(() => {});
+      return { sent, rest: undefined, interrupt: () => false };
+    }
+    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    if (data !== undefined && data !== null && !(data instanceof Uint8Array)) {
+      throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    }
+    const name = options.target ? encodeSockaddr(options.target) : null;
+    const ctl = encodeControl(control);
+    const token = this.nextToken++;
+    const handle = { rest: undefined as Buffer | undefined };
+    let resolve!: (n: number) => void;
+    let reject!: (e: Error) => void;
+    const sent = new Promise<number>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.native.sendmsgAsync(token, name, ctl, data ?? null, options.more ? MSG_MORE : 0, blocking);
+    this.pendingAsync.set(token, { resolve, reject, handle });
+    return {
+      sent,
+      get rest() { return handle.rest; },
+      interrupt: () => !this.closed && this.pendingAsync.has(token) && this.native.interrupt(token),
     };
   }
 
@@ -266,7 +317,10 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.native.close();
+    if (this.native.close() === false) {
+      process.emitWarning('rxrpc: a send thread did not leave the kernel when the socket closed; ' +
+        'its descriptor is closed when it does', { code: 'RXRPC_SEND_THREAD_STUCK' });
+    }
     const pending = [...this.pendingAsync.values()];
     this.pendingAsync.clear();
     for (const p of pending) p.reject(socketClosed());
@@ -293,10 +347,11 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     this.close();
   }
 
-  private onSendDone(token: number, result: number, error: Error | undefined): void {
+  private onSendDone(token: number, result: number, error: Error | undefined, rest: Buffer | undefined): void {
     const p = this.pendingAsync.get(token);
     if (!p) return;
     this.pendingAsync.delete(token);
+    p.handle.rest = rest;
     if (error && result !== -EAGAIN) p.reject(error);
     else p.resolve(result);
   }
@@ -311,11 +366,21 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       const length = view.getInt32(rec + RECORD_DATA_LENGTH, true);
       const nameLength = view.getInt32(rec + RECORD_NAME_LENGTH, true);
       const controlLength = view.getInt32(rec + RECORD_CONTROL_LENGTH, true);
+      const control = this.meta.subarray(rec + this.controlOffset, rec + this.controlOffset + this.controlSize);
       let message: ReceivedMessage;
       try {
-        if (flags & MSG_CTRUNC) throw new Error('control messages truncated (MSG_CTRUNC)');
-        const ctl = decodeControl(this.meta.subarray(rec + this.controlOffset), controlLength);
+        if (flags & MSG_CTRUNC) {
+          throw new MalformedError('control messages', 'truncated by the kernel (MSG_CTRUNC)');
+        }
+        if (nameLength > this.nameSize || nameLength < 0) {
+          throw new MalformedError('sockaddr_rxrpc', `msg_namelen ${nameLength} exceeds the ${this.nameSize} bytes given`);
+        }
+        if (offset < 0 || length < 0 || offset + length > all.length) {
+          throw new MalformedError('message record', `data ${offset}+${length} outside the ${all.length}-byte batch`);
+        }
+        const ctl = decodeControl(control, controlLength);
         const name = this.meta.subarray(rec + this.nameOffset, rec + this.nameOffset + nameLength);
+        const peer = this.peerOf(name);
         message = {
           callId: ctl.callId,
           kind: ctl.kind,
@@ -323,17 +388,26 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
           data: all.subarray(offset, offset + length),
           end: (flags & MSG_EOR) !== 0,
           more: (flags & MSG_MORE) !== 0,
-          service: nameLength >= 4 ? name[2] | (name[3] << 8) : 0,
-          peer: this.peerOf(name),
+          service: name[2] | (name[3] << 8),
+          peer,
           unknown: ctl.unknown,
         };
       } catch (err) {
-        this.emit('error', err as Error);
-        continue;
+        const malformed = err instanceof MalformedError ? err : new MalformedError('message', String(err));
+        // The call it belongs to, when its id can still be read, must hear of it.
+        const callId = findCallId(control, Math.min(Math.max(controlLength, 0), control.length));
+        if (callId === undefined) {
+          emitError(this, malformed);
+          continue;
+        }
+        message = {
+          callId, kind: 'malformed', code: 0, data: EMPTY, end: (flags & MSG_EOR) !== 0, more: false, service: 0,
+          peer: { family: this.family, address: '', port: 0 }, unknown: [], error: malformed,
+        };
       }
       this.emit('message', message);
     }
-    if (error && !this.closed) this.emit('error', error);
+    if (error && !this.closed) emitError(this, error);
   }
 
   // Consecutive messages mostly come from one peer: decode its address once.

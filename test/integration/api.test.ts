@@ -99,7 +99,7 @@ describe('Client and Server through the kernel', () => {
   });
 
   test('handler errors become aborts: its own code, or RX_USER_ABORT with a handlerError event', async () => {
-    const events: Array<[string, number]> = [];
+    const events: Array<[string, number | undefined]> = [];
     const server = serve({ services: 77 }, async (c) => {
       const op = (await c.request()).toString();
       if (op === 'unknown') throw new RxAbortError(RXGEN_OPCODE);
