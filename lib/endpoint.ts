@@ -154,9 +154,9 @@ export class Call {
     }
   }
 
-  /** Resolves once everything written so far has been taken by the kernel (or the call has ended). */
+  /** Resolves once everything written so far has been taken by the kernel, or the call has ended. */
   drained(): Promise<void> {
-    if ((this.queue.length === 0 && this.state.kind !== 'thread') || this.isDone) return Promise.resolve();
+    if (this.isDone || (this.queue.length === 0 && this.state.kind === 'idle')) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 

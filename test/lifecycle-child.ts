@@ -41,19 +41,25 @@ async function collect(): Promise<object> {
       client.close();
     }
   };
-  await round(100); // warm up: code, caches and the heap settle
+  // Warm up: the compiler, caches, the heap and malloc's arenas settle (the
+  // first few hundred calls grow the process by several MB whatever happens after).
+  await round(300);
   await collectGarbage();
   const liveBefore = native.liveSockets!();
-  const rssBefore = process.memoryUsage().rss;
+  const before = process.memoryUsage();
   const clients = 1000;
   await round(clients);
   await collectGarbage();
   const liveAfter = native.liveSockets!();
-  const rssAfter = process.memoryUsage().rss;
+  const after = process.memoryUsage();
+  const mb = (k: keyof NodeJS.MemoryUsage) => Math.round((after[k] - before[k]) / 1e4) / 100;
   await server.close();
   server = undefined; // closed and unreachable: its wrapper must go too
   await collectGarbage();
-  return { clients, liveBefore, liveAfter, liveEnd: native.liveSockets!(), rssGrowthMB: (rssAfter - rssBefore) / 1e6 };
+  return {
+    clients, liveBefore, liveAfter, liveEnd: native.liveSockets!(), rssGrowthMB: mb('rss'),
+    heapUsedGrowthMB: mb('heapUsed'), heapTotalGrowthMB: mb('heapTotal'), externalGrowthMB: mb('external'),
+  };
 }
 
 /** A UDP socket that takes packets and never answers: a bulk sender to it soon sleeps in the kernel. */
