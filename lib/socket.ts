@@ -27,7 +27,7 @@ export interface RawSocketOptions {
   batch?: number;
   /** Bytes of call data read per wakeup at most. Default 256 KiB. */
   batchBytes?: number;
-  /** The native binding (tests pass a fake). */
+  /** @internal The native binding (tests pass a fake). */
   binding?: NativeBinding;
 }
 
