@@ -15,11 +15,12 @@
  *   bulk thread (up to BULK_SENDS calls per endpoint). Other calls send with
  *   MSG_DONTWAIT, and what the kernel does not take stays queued on the call
  *   and is retried when that call next hears from the kernel or on a short
- *   backing-off timer. How a call sends is fixed at its first send and never
- *   changes: on Linux 6.1 a sleeping sendmsg after a MSG_DONTWAIT send that
- *   the window cut short stalled the call for a second or more (the server
- *   then aborts it, RX_CALL_TIMEOUT) in about one 4 MiB upload in five;
- *   sleeping sends from the first one on never did;
+ *   backing-off timer. Once a MSG_DONTWAIT send of a call has been cut
+ *   short (a first send included), the call never sends on a bulk thread:
+ *   on Linux 6.1 a sleeping sendmsg after a MSG_DONTWAIT send that the window
+ *   cut short stalled the call for a second or more (the server then aborts
+ *   it, RX_CALL_TIMEOUT) in about one 4 MiB upload in five; sleeping sends
+ *   from the first one on never did;
  * - what a call is handed to send is the call's from then on: the kernel
  *   takes it, a send thread copies it, or the call copies what is left, all
  *   before write() returns, so callers may reuse their buffers at once;
@@ -84,8 +85,8 @@ interface Pending {
  * - thread: a send is on a thread of the socket (the first send of a client
  *   call, on a starter or bulk thread, or a bulk send); nothing else is sent
  *   until it completes;
- * - ending: a send failed with ECONNABORTED, and the terminal message that
- *   carries the abort code is awaited;
+ * - ending: a send failed with ECONNABORTED or ESHUTDOWN, and the terminal
+ *   message that carries the abort code is awaited;
  * - done: the call has ended.
  */
 type SendState =
@@ -107,8 +108,12 @@ export class Call {
   private queue: Pending[] = [];
   private state: SendState = { kind: 'idle' };
   /**
-   * How this call sends, fixed at its first send: on a bulk thread (holding
-   * one of the endpoint's bulk slots until it ends) or with MSG_DONTWAIT.
+   * How this call sends, once decided, and then for good: on a bulk thread
+   * (holding one of the endpoint's bulk slots until it ends) or with
+   * MSG_DONTWAIT. Undecided while every send so far was small and taken
+   * whole; the first chunk of BULK_MIN bytes or more then decides (bulk, if a
+   * slot is free), and so does the first send the kernel cuts short
+   * (MSG_DONTWAIT: a sleeping send after that can stall on Linux 6.1).
    */
   private mode: 'bulk' | 'dontwait' | undefined;
   /** The kernel may know the call: a server call, or a client call whose first send has returned. */
@@ -132,7 +137,7 @@ export class Call {
     return this.state.kind === 'done';
   }
 
-  /** How the call sends ('bulk' or 'dontwait'), once its first send has decided it. */
+  /** How the call sends ('bulk' or 'dontwait'), once decided; undefined while undecided. */
   get sendMode(): 'bulk' | 'dontwait' | undefined {
     return this.mode;
   }
@@ -197,7 +202,7 @@ export class Call {
 
   /** @internal the first send of a client call is on a thread; `bulk` when on a bulk thread */
   begin(send: ThreadSend, first: Pending, bulk: boolean): void {
-    this.mode = bulk && this.endpoint.takeBulkSlot() ? 'bulk' : 'dontwait';
+    if (bulk) this.mode = this.endpoint.takeBulkSlot() ? 'bulk' : 'dontwait';
     this.queuedBytes += first.data.length;
     this.onThread(send, first, true);
   }
@@ -233,6 +238,7 @@ export class Call {
       this.queuedBytes -= sent;
       if (sent < head.data.length) {
         head.data = head.data.subarray(sent);
+        this.mode = 'dontwait'; // cut short: never a sleeping send after this
         this.endpoint.blocked(this, sent > 0);
         return;
       }
@@ -244,9 +250,11 @@ export class Call {
   /** @internal a sendmsg of this call failed */
   failSend(err: Error): void {
     if (this.isDone) return;
-    if ((err as { code?: string }).code === 'ECONNABORTED' && !this.endpoint.isClosed) {
-      // The call was aborted before or while the send ran (under load the
-      // peer's abort can even beat the first sendmsg back). Its terminal
+    const code = (err as { code?: string }).code;
+    if ((code === 'ECONNABORTED' || code === 'ESHUTDOWN') && !this.endpoint.isClosed) {
+      // The call was aborted or ended in the kernel before or while the send
+      // ran (under load the peer's abort can even beat the first sendmsg
+      // back; ESHUTDOWN: the call was already complete). Its terminal
       // message, with the abort code, follows: report that, not the errno.
       this.queue = [];
       this.queuedBytes = 0;
@@ -284,6 +292,8 @@ export class Call {
     if (sent < 0) sent = 0; // EAGAIN: nothing taken
     this.queuedBytes -= sent;
     if (sent < head.data.length) {
+      // A first send on a starter thread cut short: MSG_DONTWAIT for good.
+      if (this.mode === undefined) this.mode = 'dontwait';
       // The thread's own copy of what is left; the caller's buffer may be gone.
       const rest = send.rest ?? Buffer.from(head.data.subarray(sent));
       this.queue.unshift({ data: rest, more: head.more, owned: true });
@@ -330,7 +340,7 @@ const CHARGE_RETRY_MAX_MS = 2000;
 export const BULK_SENDS = 4;
 /** A call whose data starts with a chunk this large sends it on a bulk thread. */
 export const BULK_MIN = 64 * 1024;
-/** How long a call whose send failed with ECONNABORTED waits for its terminal message (the abort code). */
+/** How long a call whose send failed with ECONNABORTED or ESHUTDOWN waits for its terminal message (the abort code). */
 const TERMINAL_GRACE_MS = 2000;
 
 export class Endpoint extends EventEmitter<EndpointEvents> {
