@@ -9,8 +9,10 @@
 #define VL_OPCODE_GETSTATS          513
 #define VL_OPCODE_PROBE             514
 #define VL_OPCODE_GETADDRS          515
+#define VL_OPCODE_CREATEENTRYN      517
 #define VL_OPCODE_GETENTRYBYNAMEN   519
 #define VL_OPCODE_GETENTRYBYNAMEU   527
+#define VL_OPCODE_REGADDR           532
 #define VL_OPCODE_GETADDRSU         533
 #define VL_OPCODE_LISTATTRIBUTESN2  534
 /* Answered by servers that know service upgrade (YFS, kAFS); OpenAFS 1.8 aborts it with RXGEN_OPCODE. */

@@ -894,7 +894,8 @@ function $named(err: unknown): unknown {
       this.imp('RXGEN_DECODE');
       out.push('    const $s = new $Stream(call[Symbol.asyncIterator]());');
       out.push("    if (!(await $s.fill(4))) throw new $RxAbortError($RXGEN_DECODE, true, 'the request has no opcode');");
-      out.push("    const $op = (await $s.read(4, 'opcode')).readInt32BE(0);");
+      out.push("    const $head = await $s.read(4, 'opcode');");
+      out.push('    const $op = $head.readInt32BE(0);');
     } else {
       this.use('$opcode');
       out.push('    const $r = new $XdrReader(await call.request());');
@@ -921,7 +922,10 @@ function $named(err: unknown): unknown {
         out.push(`          [${names.join(', ')}] = await $s.decode(($r) => [${ins.map((p) => this.dec(p.shape, '$r')).join(', ')}] as const);`);
       }
     } else {
-      if (streamed) out.push('          const $r = new $XdrReader(await $s.rest());');
+      if (streamed) {
+        // Read past the opcode again, so that offsets in messages count from the start of the request.
+        out.push('          const $r = new $XdrReader(Buffer.concat([$head, await $s.rest()]));', '          $r.i32();');
+      }
       for (const p of ins) out.push(`          ${this.param(p)} = ${this.dec(p.shape, '$r')};`);
       out.push('          $r.end();');
     }
