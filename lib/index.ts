@@ -9,3 +9,4 @@ export { CallOptions, CallResult, Client, ClientCall, ClientOptions, KernelTimeo
 export { Handler, IncomingCall, maxBacklog, Server, ServerOptions, upgradeWarning } from './server';
 export * from './afs';
 export { loadNative, NativeBinding, NativeSocket } from './native';
+export { generate, generateFile, GenerateOptions, GenerateResult, outputName, RxgenSyntaxError } from './rxgen';

@@ -472,7 +472,8 @@ class Emitter {
   }
 
   private comment(s: Shape): string {
-    return ` // ${this.wire(s)}`;
+    const wire = this.wire(s);
+    return wire === this.tsType(s) ? '' : ` // ${wire}`;
   }
 
   private codec(t: TypeModel): string[] {
@@ -682,7 +683,8 @@ function $named(err: unknown): unknown {
       }
     }
     for (const proc of pkg.procs) out.push(...(proc.split ? this.splitClient(pkg, proc) : this.client(pkg, proc)), '');
-    out.push(...this.server(pkg));
+    // A package without procedures has nothing to serve.
+    if (pkg.procs.length) out.push(...this.server(pkg));
     return out;
   }
 

@@ -36,6 +36,7 @@ const PRIMS: Record<string, Prim> = {
   afs_int64: 'int64', hyper: 'int64', int64_t: 'int64', int64: 'int64',
   afs_uint64: 'uint64', u_hyper: 'uint64', uint64_t: 'uint64', uint64: 'uint64',
   bool: 'bool', char: 'char', u_char: 'uchar', short: 'short', u_short: 'ushort',
+  int8_t: 'char', uint8_t: 'uchar', int16_t: 'short', uint16_t: 'ushort',
   float: 'float', double: 'double',
 };
 

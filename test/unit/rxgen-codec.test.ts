@@ -60,7 +60,11 @@ beforeAll(() => {
   const vl = generate(readFileSync(vlPath, 'utf8'), { fileName: vlPath, importFrom: LIB });
   const wire = generate(WIRE, { fileName: 'wire.xg', importFrom: LIB });
   models = { ks: ks.model, vl: vl.model, wire: wire.model };
-  compiled = compile({ 'ks.ts': ks.files.get('ks.ts')!, 'vl.ts': vl.files.get('vl.ts')!, 'wire.ts': wire.files.get('wire.ts')! }, STRICTER);
+  // A package without procedures, and an interface with nothing but constants.
+  const bare = generate('package E_\nconst E_ONE = 1;\n', { fileName: 'bare.xg', importFrom: LIB });
+  compiled = compile({
+    'ks.ts': ks.files.get('ks.ts')!, 'vl.ts': vl.files.get('vl.ts')!, 'wire.ts': wire.files.get('wire.ts')!, 'bare.ts': bare.files.get('bare.ts')!,
+  }, STRICTER);
   for (const name of ['ks', 'vl', 'wire']) mods[name] = compiled.load(`${name}.ts`);
 }, 120000);
 
@@ -200,5 +204,22 @@ describe('rxgen: property tests of the generated codecs', () => {
         }
       }), { numRuns: 200 });
     }
+  });
+});
+
+describe('rxgen: XdrWriter.i64 and XdrReader.i64 (signed 64-bit, for hyper and afs_int64)', () => {
+  test('encode and decode the whole signed range, big-endian', () => {
+    const w = new XdrWriter().i64(-1n).i64(2n ** 63n - 1n).i64(-(2n ** 63n)).i64(-5);
+    expect(w.toBuffer().toString('hex')).toBe('ffffffffffffffff7fffffffffffffff8000000000000000fffffffffffffffb');
+    const r = new XdrReader(w.toBuffer());
+    expect([r.i64(), r.i64(), r.i64(), r.i64()]).toEqual([-1n, 2n ** 63n - 1n, -(2n ** 63n), -5n]);
+    r.end();
+  });
+
+  test('bad values are typed errors naming the value; a short body is MalformedError', () => {
+    expect(() => new XdrWriter().i64(2n ** 63n)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', argument: 'i64' }));
+    expect(() => new XdrWriter().i64(1.5)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE', value: 1.5 }));
+    expect(() => new XdrWriter().i64('1' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', value: '1' }));
+    expect(() => new XdrReader(Buffer.alloc(7)).i64()).toThrow(new MalformedError('XDR', 'i64 needs 8 bytes, 7 left', 0));
   });
 });
