@@ -467,7 +467,9 @@ class Emitter {
 
   /** A union's discriminant value in the output: a literal, or the constant the case names. */
   private label(t: Extract<TypeModel, { kind: 'union' }>, arm: UnionArm, asType = false): string {
-    if (arm.label) return `${asType ? 'typeof ' : ''}${this.valueNames.get(arm.label) ?? safe(arm.label)}`;
+    // The codec functions' own parameters (w, v, at, r) would hide constants of those names.
+    const name = arm.label && (this.valueNames.get(arm.label) ?? safe(arm.label));
+    if (name && !['w', 'v', 'at', 'r'].includes(name)) return `${asType ? 'typeof ' : ''}${name}`;
     return t.bool ? (arm.value ? 'true' : 'false') : String(arm.value);
   }
 
@@ -515,8 +517,8 @@ class Emitter {
             continue;
           }
           lines.push(`    case ${label}: {`);
-          lines.push(`      const arm = v as Extract<${name}, { ${d}: ${this.label(t, a, true)} }>;`);
-          lines.push(...this.enc(a.field.shape, 'w', `arm.${a.field.name}`, `at + '.${a.field.name}'`, '      '));
+          lines.push(`      const $arm = v as Extract<${name}, { ${d}: ${this.label(t, a, true)} }>;`);
+          lines.push(...this.enc(a.field.shape, 'w', `$arm.${a.field.name}`, `at + '.${a.field.name}'`, '      '));
           lines.push('      break;', '    }');
         }
         const labels = t.arms.map((a) => this.label(t, a));
@@ -525,8 +527,8 @@ class Emitter {
           lines.push('    default: {');
           if (f) {
             const excluded = t.arms.map((a) => `{ ${d}: ${this.label(t, a, true)} }`).join(' | ') || 'never';
-            lines.push(`      const arm = v as Exclude<${name}, ${excluded}>;`);
-            lines.push(...this.enc(f.shape, 'w', `arm.${f.name}`, `at + '.${f.name}'`, '      '));
+            lines.push(`      const $arm = v as Exclude<${name}, ${excluded}>;`);
+            lines.push(...this.enc(f.shape, 'w', `$arm.${f.name}`, `at + '.${f.name}'`, '      '));
           }
           lines.push('      break;', '    }');
         } else {
@@ -535,7 +537,7 @@ class Emitter {
           lines.push(`      throw new $OutOfRangeError(at + '.${d}', ${JSON.stringify(`one of ${labels.join(', ')}`)}, (v as { ${d}: unknown }).${d});`);
         }
         lines.push('  }', '}', '');
-        lines.push(dhead, `  const d = ${this.dec(t.discriminant.shape, 'r')};`, '  switch (d) {');
+        lines.push(dhead, `  const $d = ${this.dec(t.discriminant.shape, 'r')};`, '  switch ($d) {');
         for (const a of t.arms) {
           const label = this.label(t, a);
           lines.push(`    case ${label}:`);
@@ -543,10 +545,10 @@ class Emitter {
         }
         if (t.default) {
           const f = t.default.field;
-          lines.push('    default:', `      return { ${d}: d${f ? `, ${f.name}: ${this.dec(f.shape, 'r')}` : ''} };`);
+          lines.push('    default:', `      return { ${d}: $d${f ? `, ${f.name}: ${this.dec(f.shape, 'r')}` : ''} };`);
         } else {
           this.imp('MalformedError');
-          lines.push('    default:', `      throw new $MalformedError('XDR', \`union ${t.name} has no arm for ${d} = \${d}\`);`);
+          lines.push('    default:', `      throw new $MalformedError('XDR', \`union ${t.name} has no arm for ${d} = \${$d}\`);`);
         }
         lines.push('  }', '}');
         return lines;
