@@ -161,7 +161,7 @@ function $serverError(err: unknown, code: number, what: string, call: $IncomingC
 }`,
   },
   $stream: {
-    imports: ['XdrReader', 'MalformedError'],
+    imports: ['XdrReader', 'MalformedError', 'OutOfRangeError'],
     code: `/** Bytes of a call's request or reply as they arrive, for split calls. */
 class $Stream {
   private chunks: Buffer[] = [];
@@ -184,7 +184,7 @@ class $Stream {
 
   /** Exactly n bytes. */
   async read(n: number, what: string): Promise<Buffer> {
-    if (!Number.isInteger(n) || n < 0) throw new RangeError(\`\${what}: cannot read \${n} bytes\`);
+    if (!Number.isInteger(n) || n < 0) throw new $OutOfRangeError('n', 'a whole number of bytes', n);
     if (!(await this.fill(n))) throw new $MalformedError(what, \`needs \${n} bytes, \${this.size} left\`);
     const all = Buffer.concat(this.chunks);
     this.chunks = n < all.length ? [all.subarray(n)] : [];

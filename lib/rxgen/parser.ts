@@ -132,16 +132,16 @@ export class Parser {
     if (t.kind === 'ident') {
       switch (t.text) {
         case 'struct':
-          this.push(this.struct(t));
+          this.push(this.struct());
           return;
         case 'customized': {
           const s = this.get();
           if (!this.isWord(s, 'struct')) fail(s, `expected 'struct' after 'customized', found ${describe(s)}`);
-          this.push(this.struct(t));
+          this.push(this.struct());
           return;
         }
         case 'union':
-          this.push(this.union(t));
+          this.push(this.union());
           return;
         case 'typedef': {
           const decl = this.declaration('typedef');
@@ -149,7 +149,7 @@ export class Parser {
           return;
         }
         case 'enum':
-          this.push(this.enum(t));
+          this.push(this.enum());
           return;
         case 'const': {
           const name = this.name('the constant\'s name');
@@ -212,7 +212,7 @@ export class Parser {
     this.definitions.push(def);
   }
 
-  private struct(at: Token): Definition {
+  private struct(): Definition {
     const name = this.name('the structure name');
     this.expectPunct('{', `after struct ${name.text}`);
     const fields: Declaration[] = [];
@@ -221,10 +221,10 @@ export class Parser {
       this.expectPunct(';', `after field ${fields[fields.length - 1].name} of struct ${name.text}`);
     } while (!this.isPunct(this.peek(), '}'));
     this.get();
-    return { kind: 'struct', name: name.text, fields, at: name ?? at };
+    return { kind: 'struct', name: name.text, fields, at: name };
   }
 
-  private union(at: Token): Definition {
+  private union(): Definition {
     const name = this.name('the union name');
     const sw = this.get();
     if (!this.isWord(sw, 'switch')) fail(sw, `expected 'switch' after union ${name.text}, found ${describe(sw)}`);
@@ -254,10 +254,10 @@ export class Parser {
       this.expectPunct(';', 'after the default declaration');
       this.expectPunct('}', `after the default arm of union ${name.text}`);
     }
-    return { kind: 'union', name: name.text, discriminant, cases, default: dflt, at: name ?? at };
+    return { kind: 'union', name: name.text, discriminant, cases, default: dflt, at: name };
   }
 
-  private enum(at: Token): Definition {
+  private enum(): Definition {
     const name = this.name('the enum name');
     this.expectPunct('{', `after enum ${name.text}`);
     const members: EnumMember[] = [];
@@ -275,7 +275,7 @@ export class Parser {
       }
       if (this.isPunct(t, '}')) break;
     }
-    return { kind: 'enum', name: name.text, members, at: name ?? at };
+    return { kind: 'enum', name: name.text, members, at: name };
   }
 
   /** rxgen's get_type: a type specifier. */

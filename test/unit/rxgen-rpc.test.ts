@@ -158,6 +158,7 @@ describe('rxgen: generated client functions', () => {
     expect(requests[1]).toEqual(Buffer.concat([op(1009), new XdrWriter().i32(data.length).toBuffer(), data]));
 
     const short = await ks.BeginKS_Fetch(client, dest, 4);
+    await expect(short.read(-1)).rejects.toMatchObject({ code: 'ERR_OUT_OF_RANGE', argument: 'n', value: -1 });
     await expect(short.read(100)).rejects.toThrow(/needs 100 bytes, 8 left/);
   });
 });
