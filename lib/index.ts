@@ -35,3 +35,4 @@ export { ChunkQueue } from './queue';
 export * from './afs';
 /** @internal */
 export { loadNative, NativeBinding, NativeSocket } from './native';
+export { generate, generateFile, GenerateOptions, GenerateResult, outputName, RxgenSyntaxError } from './rxgen';

@@ -18,14 +18,18 @@ beforeAll(() => {
 });
 
 describe('the tarball', () => {
-  test('holds the compiled library, the addon sources, binding.gyp, the install script and nothing else', () => {
+  test('holds the compiled library, the addon sources, the interfaces, binding.gyp, the install script and nothing else', () => {
     const files = execFileSync('tar', ['-tzf', pack.tarball], { encoding: 'utf8' })
       .trim().split('\n').filter((f) => !f.endsWith('/')).map((f) => f.replace(/^package\//, '')).sort();
-    const modules = readdirSync(join(root, 'lib')).filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
+    // Every module of lib/, its subfolders included (lib/rxgen).
+    const modules = (readdirSync(join(root, 'lib'), { recursive: true }) as string[])
+      .filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
     const expected = [
       'package.json', 'README.md', 'binding.gyp', 'scripts/install.js',
       ...readdirSync(root).filter((f) => /^(LICEN[CS]E|COPYING)/i.test(f)),
       ...readdirSync(join(root, 'native')).map((f) => `native/${f}`),
+      // The interfaces the package ships for the generator (the VL service's).
+      ...readdirSync(join(root, 'interfaces')).map((f) => `interfaces/${f}`),
       ...modules.flatMap((m) => [`dist/${m}.js`, `dist/${m}.d.ts`]),
       'dist/index.mjs', 'dist/index.d.mts',
     ].sort();
