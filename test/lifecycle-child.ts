@@ -30,13 +30,22 @@ async function collectGarbage(): Promise<void> {
   }
 }
 
+/**
+ * 1,000 Clients opened, used once and closed. They use unbound sockets
+ * (isolateServices: false), which share the kernel's one local endpoint, and
+ * an Endpoint held open keeps that endpoint alive throughout: closing local
+ * endpoints one after another while their connections' timers run can crash
+ * Debian's 6.12 kernel (a NULL wake_up_process from rxrpc_connection_timer,
+ * seen once in this test), and this scenario measures the library, not that.
+ */
 async function collect(): Promise<object> {
   const native = loadNative();
   let server: Server | undefined = new Server({ address: ADDRESS, port, services: 4400 }, async (call) => call.request());
+  const keeper = new Endpoint();
   const dest = { address: ADDRESS, port, service: 4400 };
   const round = async (n: number) => {
     for (let i = 0; i < n; i++) {
-      const client = new Client();
+      const client = new Client({ isolateServices: false });
       await client.call(dest, Buffer.from(`call ${i}`));
       client.close();
     }
@@ -53,12 +62,17 @@ async function collect(): Promise<object> {
   const liveAfter = native.liveSockets!();
   const after = process.memoryUsage();
   const mb = (k: keyof NodeJS.MemoryUsage) => Math.round((after[k] - before[k]) / 1e4) / 100;
+  // A second round, for the record: growth that goes on is a leak, growth that stops is warm-up.
+  await round(clients);
+  await collectGarbage();
+  const secondRoundMB = Math.round((process.memoryUsage().rss - after.rss) / 1e4) / 100;
+  keeper.close();
   await server.close();
   server = undefined; // closed and unreachable: its wrapper must go too
   await collectGarbage();
   return {
     clients, liveBefore, liveAfter, liveEnd: native.liveSockets!(), rssGrowthMB: mb('rss'),
-    heapUsedGrowthMB: mb('heapUsed'), heapTotalGrowthMB: mb('heapTotal'), externalGrowthMB: mb('external'),
+    heapUsedGrowthMB: mb('heapUsed'), heapTotalGrowthMB: mb('heapTotal'), externalGrowthMB: mb('external'), secondRoundMB,
   };
 }
 
