@@ -41,7 +41,7 @@ async function collectGarbage(): Promise<void> {
 async function collect(): Promise<object> {
   const native = loadNative();
   let server: Server | undefined = new Server({ address: ADDRESS, port, services: 4400 }, async (call) => call.request());
-  const keeper = new Endpoint();
+  let keeper: Endpoint | undefined = new Endpoint();
   const dest = { address: ADDRESS, port, service: 4400 };
   const round = async (n: number) => {
     for (let i = 0; i < n; i++) {
@@ -67,6 +67,7 @@ async function collect(): Promise<object> {
   await collectGarbage();
   const secondRoundMB = Math.round((process.memoryUsage().rss - after.rss) / 1e4) / 100;
   keeper.close();
+  keeper = undefined;
   await server.close();
   server = undefined; // closed and unreachable: its wrapper must go too
   await collectGarbage();
