@@ -29,7 +29,9 @@ export { BULK_MIN, BULK_SENDS, Call, CallError, Endpoint, EndpointClosedError, E
 export {
   CallOptions, CallResult, Client, ClientCall, ClientOptions, DEFAULT_MAX_REPLY_BYTES, KernelTimeouts, ProbeOptions, ProbeResult,
 } from './client';
-export { DEFAULT_MAX_REQUEST_BYTES, Handler, IncomingCall, maxBacklog, Server, ServerOptions, upgradeWarning } from './server';
+export {
+  DEFAULT_MAX_REQUEST_BYTES, fixedModuleVersion, Handler, IncomingCall, maxBacklog, Server, ServerOptions, upgradeWarning,
+} from './server';
 /** @internal */
 export { ChunkQueue } from './queue';
 export * from './afs';

@@ -213,14 +213,34 @@ interface ServerEvents {
   close: [];
 }
 
-/** Kernels measured to break server-side upgrade (see README, Kernel support). */
-export function upgradeWarning(kernelRelease = release()): string | undefined {
+/**
+ * The version of the running rxrpc module when it is the fixed one this
+ * project builds (kernel/: /sys/module/rxrpc/version reads "upgrade-fix.N";
+ * Debian's own module has no version file), or undefined.
+ */
+export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string | undefined {
+  try {
+    const version = readFileSync(file, 'utf8').trim();
+    return /^upgrade-fix\.\d+$/.test(version) ? version : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why server-side upgrade is not to be relied on with this kernel, or
+ * undefined: Linux 6.1 to 7.3 were measured to break it (see README, Kernel
+ * support), unless the running rxrpc module is the fixed one.
+ */
+export function upgradeWarning(kernelRelease = release(), fixed: string | undefined = fixedModuleVersion()): string | undefined {
+  if (fixed !== undefined) return undefined;
   const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
   if (!m) return undefined;
   const version = Number(m[1]) * 1000 + Number(m[2]);
   if (version <= 7003) {
     return `kernel ${kernelRelease}: server-side service upgrade was measured broken on Linux 6.1 to 7.3 ` +
-      '(probes are aborted with RX_PROTOCOL_ERROR or answered on the original service)';
+      '(probes are aborted with RX_PROTOCOL_ERROR or answered on the original service); ' +
+      'the fixed rxrpc module (kernel/ in the rxrpc package sources) repairs it';
   }
   return undefined;
 }
