@@ -271,7 +271,13 @@ struct Worker {
 // when it finally leaves the kernel.
 struct Shared {
   uv_mutex_t mutex;
+  // `cond`: a send left the kernel, a job finished, a thread exited (what
+  // interrupt() and close() wait for). Idle threads wait on their own kind's
+  // condition variable and are woken one at a time, one per job: waking them
+  // all for every first send cost a context switch per idle thread.
   uv_cond_t cond;
+  uv_cond_t start_work;
+  uv_cond_t bulk_work;
   int fd = -1;
   bool stopping = false;       // close() began: run nothing more, deliver nothing
   bool fd_left_open = false;   // close() left the fd to the last thread
@@ -288,11 +294,15 @@ struct Shared {
   Shared() {
     uv_mutex_init(&mutex);
     uv_cond_init(&cond);
+    uv_cond_init(&start_work);
+    uv_cond_init(&bulk_work);
   }
   ~Shared() {
     for (SendJob* j : start_jobs) delete j;
     for (SendJob* j : bulk_jobs) delete j;
     for (SendJob* j : done) delete j;
+    uv_cond_destroy(&bulk_work);
+    uv_cond_destroy(&start_work);
     uv_cond_destroy(&cond);
     uv_mutex_destroy(&mutex);
   }
@@ -316,13 +326,27 @@ struct Shared {
     return nullptr;
   }
 
-  // Queued first sends that a starter could take now: one per destination
-  // that no starter is sending to.
-  size_t RunnableStarts() const {
-    std::set<std::string> seen;
-    for (const SendJob* j : start_jobs)
-      if (busy.count(j->name) == 0) seen.insert(j->name);
-    return seen.size();
+  // Whether more than `n` queued first sends could be taken by starters now
+  // (one per destination that no starter is sending to). Stops counting at
+  // n + 1: with many calls queued for one peer this is called per send.
+  bool MoreRunnableStartsThan(size_t n) const {
+    std::vector<const std::string*> seen;
+    for (const SendJob* j : start_jobs) {
+      if (busy.count(j->name) != 0) continue;
+      bool known = false;
+      for (const std::string* name : seen) known = known || *name == j->name;
+      if (known) continue;
+      seen.push_back(&j->name);
+      if (seen.size() > n) return true;
+    }
+    return false;
+  }
+
+  // Wakes every thread (close()).
+  void WakeAll() {
+    uv_cond_broadcast(&cond);
+    uv_cond_broadcast(&start_work);
+    uv_cond_broadcast(&bulk_work);
   }
 
   // Drops one reference; the caller holds the mutex, which is released.
@@ -395,7 +419,7 @@ void WorkerMain(void* arg) {
       if (job != nullptr) break;
       size_t& idle = self->bulk ? s->idle_bulk : s->idle_starters;
       idle++;
-      uv_cond_wait(&s->cond, &s->mutex);
+      uv_cond_wait(self->bulk ? &s->bulk_work : &s->start_work, &s->mutex);
       idle--;
     }
     if (s->stopping) break;
@@ -411,7 +435,10 @@ void WorkerMain(void* arg) {
     }
     s->done.push_back(job);
     uv_async_send(s->async);
-    uv_cond_broadcast(&s->cond);  // a destination came free; interrupt() may wait on `finished`
+    uv_cond_broadcast(&s->cond);  // interrupt() may wait on `finished`
+    // This thread takes the next job itself; a destination that came free may
+    // also make a job runnable for a starter that is idle.
+    if (!job->blocking && s->idle_starters > 0 && s->MoreRunnableStartsThan(1)) uv_cond_signal(&s->start_work);
   }
   self->exited = true;
   uv_cond_broadcast(&s->cond);
@@ -791,7 +818,7 @@ Napi::Value Socket::SendMsgAsync(const Napi::CallbackInfo& info) {
     if (!spawned && s->bulk_threads == 0) s->bulk_jobs.pop_back();
   } else {
     s->start_jobs.push_back(job);
-    if (s->RunnableStarts() > s->idle_starters && s->starters < kMaxStarters) spawned = Spawn(false);
+    if (s->starters < kMaxStarters && s->MoreRunnableStartsThan(s->idle_starters)) spawned = Spawn(false);
     if (!spawned && s->starters == 0) s->start_jobs.pop_back();
   }
   if (!spawned && (blocking ? s->bulk_threads : s->starters) == 0) {
@@ -802,7 +829,7 @@ Napi::Value Socket::SendMsgAsync(const Napi::CallbackInfo& info) {
     s->done.push_back(job);
     uv_async_send(s->async);
   }
-  uv_cond_broadcast(&s->cond);
+  uv_cond_signal(blocking ? &s->bulk_work : &s->start_work);
   uv_mutex_unlock(&s->mutex);
   in_flight_++;
   UpdateRefs();
@@ -865,7 +892,7 @@ bool Socket::StopThreads() {
   if (s == nullptr) return true;
   uv_mutex_lock(&s->mutex);
   s->stopping = true;
-  uv_cond_broadcast(&s->cond);
+  s->WakeAll();
   uint64_t deadline = uv_hrtime() + kInterruptLimitMs * 1000000;
   bool all_exited;
   for (;;) {
@@ -928,6 +955,10 @@ void Socket::DeliverSendResults() {
   uv_mutex_unlock(&shared_->mutex);
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
+  // One callback scope for the whole batch: promises and nextTicks run once
+  // after the last completion instead of after each one.
+  std::unique_ptr<Napi::CallbackScope> batch;
+  if (done.size() > 1 && context_) batch.reset(new Napi::CallbackScope(env, *context_));
   for (size_t i = 0; i < done.size(); i++) {
     std::unique_ptr<SendJob> job(done[i]);
     if (closed_) continue;  // close() has already forgotten every job
