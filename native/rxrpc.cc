@@ -54,7 +54,6 @@
 #include <atomic>
 #include <deque>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -286,12 +285,16 @@ struct Shared {
   std::deque<SendJob*> bulk_jobs;
   std::vector<SendJob*> running;
   std::vector<SendJob*> done;
-  std::set<std::string> busy;  // destinations a starter is sending to
+  // The first sends starters are running: their destinations are busy. At
+  // most kMaxStarters, reserved up front: the threads allocate nothing.
+  std::vector<const SendJob*> busy;
   size_t starters = 0, idle_starters = 0;
   size_t bulk_threads = 0, idle_bulk = 0;
   int refs = 1;                // the socket and every live thread
 
   Shared() {
+    busy.reserve(kMaxStarters);
+    running.reserve(kMaxStarters + kMaxBulkThreads);
     uv_mutex_init(&mutex);
     uv_cond_init(&cond);
     uv_cond_init(&start_work);
@@ -317,27 +320,36 @@ struct Shared {
       return job;
     }
     for (auto it = start_jobs.begin(); it != start_jobs.end(); ++it) {
-      if (busy.count((*it)->name) != 0) continue;
+      if (IsBusy((*it)->name)) continue;
       SendJob* job = *it;
       start_jobs.erase(it);
-      busy.insert(job->name);
+      busy.push_back(job);
       return job;
     }
     return nullptr;
   }
 
+  bool IsBusy(const std::string& name) const {
+    for (const SendJob* j : busy)
+      if (j->name == name) return true;
+    return false;
+  }
+
   // Whether more than `n` queued first sends could be taken by starters now
   // (one per destination that no starter is sending to). Stops counting at
   // n + 1: with many calls queued for one peer this is called per send.
+  // No allocation: it also runs on the threads, whose malloc arenas would grow.
   bool MoreRunnableStartsThan(size_t n) const {
-    std::vector<const std::string*> seen;
+    if (n >= kMaxStarters) return true;  // beyond what a socket may spawn or wake anyway
+    const std::string* seen[kMaxStarters + 1];
+    size_t count = 0;
     for (const SendJob* j : start_jobs) {
-      if (busy.count(j->name) != 0) continue;
+      if (IsBusy(j->name)) continue;
       bool known = false;
-      for (const std::string* name : seen) known = known || *name == j->name;
+      for (size_t i = 0; i < count && !known; i++) known = *seen[i] == j->name;
       if (known) continue;
-      seen.push_back(&j->name);
-      if (seen.size() > n) return true;
+      seen[count++] = &j->name;
+      if (count > n) return true;
     }
     return false;
   }
@@ -427,7 +439,7 @@ void WorkerMain(void* arg) {
     s->running.push_back(job);
     RunJob(s, job);
     s->running.erase(std::find(s->running.begin(), s->running.end(), job));
-    if (!job->blocking) s->busy.erase(job->name);
+    if (!job->blocking) s->busy.erase(std::find(s->busy.begin(), s->busy.end(), job));
     job->finished = true;
     if (s->stopping) {
       delete job;  // after close() nothing reaches JavaScript
@@ -503,6 +515,7 @@ class Socket : public Napi::ObjectWrap<Socket> {
   Shared* shared_ = nullptr;
   std::vector<std::unique_ptr<Worker>> workers_;  // JS thread only
   size_t in_flight_ = 0;  // handed to a thread and not yet delivered (JS thread only)
+  std::vector<SendJob*> delivering_;  // completions being delivered (JS thread only)
   std::unique_ptr<Napi::AsyncContext> context_;
   Napi::FunctionReference on_recv_;
   Napi::FunctionReference on_send_done_;
@@ -949,10 +962,20 @@ void Socket::OnAsync(uv_async_t* handle) {
 }
 
 void Socket::DeliverSendResults() {
-  std::vector<SendJob*> done;
+  // The two lists trade places, keeping their capacity: the threads append
+  // to the one in Shared without allocating once both have grown.
+  std::vector<SendJob*>& done = delivering_;
   uv_mutex_lock(&shared_->mutex);
   done.swap(shared_->done);
   uv_mutex_unlock(&shared_->mutex);
+  // Whatever happens below, the list is empty again afterwards.
+  struct Clear {
+    std::vector<SendJob*>& list;
+    ~Clear() {
+      for (SendJob* j : list) delete j;
+      list.clear();
+    }
+  } clear{done};
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   // One callback scope for the whole batch: promises and nextTicks run once
@@ -961,6 +984,7 @@ void Socket::DeliverSendResults() {
   if (done.size() > 1 && context_) batch.reset(new Napi::CallbackScope(env, *context_));
   for (size_t i = 0; i < done.size(); i++) {
     std::unique_ptr<SendJob> job(done[i]);
+    done[i] = nullptr;
     if (closed_) continue;  // close() has already forgotten every job
     in_flight_--;
     Napi::Value error = job->result < 0 ? ErrnoError(env, job->err, "sendmsg") : env.Undefined();
