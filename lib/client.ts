@@ -132,7 +132,25 @@ interface ClientEvents {
   close: [];
 }
 
-const destKey = (d: Destination) => `${d.address}|${d.port}`;
+// The key of a destination in the maps below, made once per destination
+// (schedule() looks it up for every call).
+const destKeys = new Map<string, Map<number, string>>();
+let destKeyCount = 0;
+const destKey = (d: Destination): string => {
+  let byPort = destKeys.get(d.address);
+  const hit = byPort?.get(d.port);
+  if (hit !== undefined) return hit;
+  if (destKeyCount >= 4096) {
+    destKeys.clear();
+    destKeyCount = 0;
+    byPort = undefined;
+  }
+  if (!byPort) destKeys.set(d.address, (byPort = new Map()));
+  const key = `${d.address}|${d.port}`;
+  byPort.set(d.port, key);
+  destKeyCount++;
+  return key;
+};
 const EMPTY = Buffer.alloc(0);
 const NO_CALL_OPTIONS: CallOptions = Object.freeze({});
 

@@ -1053,6 +1053,17 @@ void Socket::ReadBatch() {
   Napi::HandleScope scope(env);
   Napi::Value data = Napi::Buffer<uint8_t>::Copy(env, data_.data(), used);
   Napi::Value error = err != 0 ? ErrnoError(env, err, "recvmsg") : env.Undefined();
+  // Send completions already waiting go first, in the same callback scope:
+  // one entry into JavaScript (and one run of promises) for both. They may
+  // close the socket; the batch is copied out already, and Invoke checks.
+  uv_mutex_lock(&shared_->mutex);
+  bool completions = !shared_->done.empty();
+  uv_mutex_unlock(&shared_->mutex);
+  std::unique_ptr<Napi::CallbackScope> both;
+  if (completions && context_) {
+    both.reset(new Napi::CallbackScope(env, *context_));
+    DeliverSendResults();
+  }
   Invoke(on_recv_, {Napi::Number::New(env, static_cast<double>(count)), data, error});
 }
 

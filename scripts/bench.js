@@ -11,9 +11,10 @@
 // (default build/bench).
 //
 // The guest's clock counts instructions (QEMU -icount shift=SHIFT, default
-// 1: one instruction is 2 ns of guest time, and an idle guest jumps to its
-// next timer), so that other VMs and builds on the host do not move the
-// figures; --wall-clock runs the guest on real time instead.
+// 3: one instruction is 8 ns of guest time, about the speed of emulation
+// here, and an idle guest jumps to its next timer), so that other VMs and
+// builds on the host do not move the figures; --wall-clock runs the guest on
+// real time instead.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -29,7 +30,7 @@ const kernels = (option('--kernel') || process.env.RXRPC_KERNEL || 'bookworm').s
 const memoryCalls = option('--memory-calls');
 const only = option('--only');
 const wallClock = argv.includes('--wall-clock');
-const shift = option('--icount') ?? '1';
+const shift = option('--icount') ?? '3';
 const svgDir = option('--svg') ?? path.join(root, 'build', 'bench');
 if (!/^\d+$/.test(shift) || Number(shift) > 10) {
   log(`bench: --icount takes a shift from 0 to 10, not ${shift}`);

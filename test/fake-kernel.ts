@@ -197,6 +197,7 @@ export class FakeKernel {
     }
     if (data) call.chunks.push(Buffer.from(data));
     if (!more && !call.server) this.answer(call);
+    if (!more && call.server && this.immediate) this.calls.delete(key); // the reply is complete
     return bytes;
   }
 
