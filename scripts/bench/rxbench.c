@@ -665,12 +665,14 @@ static void run_upgrade(struct options *o, uint8_t *buf) {
   long upgraded = 0, original = 0, aborted = 0;
   struct outcome out;
   for (long i = 0; i < o->calls; i++) {
+    // A fresh probe's time includes making its socket, as a new Client's does.
+    double t0 = now();
     int fresh = client.fresh ? private_socket() : -1;
     if (fresh >= 0) client.fds[0] = fresh;
     start_call();
     next_outcome(&out, 0, buf);
     if (fresh >= 0) close(fresh);
-    if (out.call) stats_add(&s, now() - out.call->started);
+    if (out.call) stats_add(&s, now() - (fresh >= 0 ? t0 : out.call->started));
     if (out.ok) *(out.service == asked ? &original : &upgraded) += 1;
     else if (out.abort) aborted++;
     if (out.call) free(out.call);
