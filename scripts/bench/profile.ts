@@ -5,7 +5,7 @@
  *
  *   node --cpu-prof --cpu-prof-dir=DIR build/scripts/bench/profile.js api|binding|server|endpoint-server [CALLS] [IN_FLIGHT]
  *   node build/scripts/bench/profile.js --heap KIND [CALLS] [IN_FLIGHT]
- *   node build/scripts/bench/profile.js --summary FILE.cpuprofile [ROWS]
+ *   node build/scripts/bench/profile.js --summary FILE.cpuprofile [ROWS] [FROM_MS]
  *
  * It prints calls/s; with --heap, the bytes allocated per call on the V8 heap
  * (V8's sampling heap profiler, collected objects included) and the
@@ -27,10 +27,17 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-/** Self time by function and by file, as shares of all samples. */
-export function summarize(profile: CpuProfile, rows = 40): string {
+/**
+ * Self time by function and by file, as shares of all samples taken from
+ * `fromMs` after the profile started (to leave start-up out).
+ */
+export function summarize(profile: CpuProfile, rows = 40, fromMs = 0): string {
   const time = new Map<number, number>();
-  profile.samples.forEach((id, i) => time.set(id, (time.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  let at = 0;
+  profile.samples.forEach((id, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    if (at >= fromMs * 1000) time.set(id, (time.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   const byFunction = new Map<string, number>();
   const byFile = new Map<string, number>();
   let total = 0;
@@ -197,7 +204,7 @@ function run(kind: string, calls: number, inflight: number, heap = false): void 
 if (require.main === module) {
   const argv = process.argv.slice(2);
   if (argv[0] === '--summary') {
-    console.log(summarize(JSON.parse(readFileSync(argv[1], 'utf8')) as CpuProfile, Number(argv[2] ?? 40)));
+    console.log(summarize(JSON.parse(readFileSync(argv[1], 'utf8')) as CpuProfile, Number(argv[2] ?? 40), Number(argv[3] ?? 0)));
   } else {
     const heap = argv[0] === '--heap';
     if (heap) argv.shift();

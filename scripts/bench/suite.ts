@@ -35,7 +35,11 @@ export interface Parameters {
   small: { inflight: number[]; seconds: number; warmup: number; rounds: number };
   /** Bulk calls one at a time: for at least `seconds` and `minCalls` calls (default 1) per round. */
   bulk: Array<{ size: number; seconds: number; rounds: number; minCalls?: number }>;
-  /** Upgrade probes; `fresh`: each from a new local endpoint (a new client), the same way for every client. */
+  /**
+   * Upgrade probes, made the same way by every client: from a local endpoint
+   * that has made plain calls to the probed service of that server first (the
+   * warm-up), or with `fresh`, each from a new local endpoint (a new client).
+   */
   upgrade: { calls: number; fresh: boolean };
   memory: { inflight: number; checkpoints: number[] };
   /**
@@ -67,7 +71,7 @@ export function spreadFor(inflight: number): { ports: number; endpoints: number 
 export const FULL: Parameters = {
   small: { inflight: [1, 16, 64], seconds: 2, warmup: 0.5, rounds: 2 },
   bulk: [{ size: 1 << 20, seconds: 1.5, rounds: 2, minCalls: 3 }, { size: 16 << 20, seconds: 0, rounds: 1, minCalls: 3 }],
-  upgrade: { calls: 10, fresh: true },
+  upgrade: { calls: 10, fresh: false },
   memory: { inflight: 16, checkpoints: [1000, 10000, 100000] },
   scale: {
     inflight: [1, 4, 16, 64, 256, 1024], peers: [1, 10, 30, 100], peersInflight: 100, peersPorts: 8, seconds: 1.5, warmup: 0.5,
@@ -78,7 +82,7 @@ export const FULL: Parameters = {
 export const SMOKE: Parameters = {
   small: { inflight: [1, 16, 64], seconds: 0.5, warmup: 0.2, rounds: 1 },
   bulk: [{ size: 64 << 10, seconds: 0, rounds: 1 }, { size: 256 << 10, seconds: 0, rounds: 1, minCalls: 3 }],
-  upgrade: { calls: 2, fresh: true },
+  upgrade: { calls: 2, fresh: false },
   memory: { inflight: 16, checkpoints: [20, 100] },
   scale: { inflight: [1, 64], peers: [4], peersInflight: 16, peersPorts: 2, seconds: 0.3, warmup: 0.1, pairs: ['c/c', 'api/c', 'api/api'] },
 };
@@ -374,7 +378,7 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     }
     for (const b of params.bulk) {
       for (const kind of ['upload', 'download'] as const) {
-        await measure(`${kind}-${sizeName(b.size)}`, { kind, size: b.size, seconds: b.seconds }, b.rounds);
+        await measure(`${kind}-${sizeName(b.size)}`, { kind, size: b.size, seconds: b.seconds, minCalls: b.minCalls }, b.rounds);
       }
     }
     await measure('upgrade', { kind: 'upgrade', calls: params.upgrade.calls, fresh: params.upgrade.fresh }, 1);
