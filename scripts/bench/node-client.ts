@@ -93,7 +93,8 @@ function bindingCaller(job: Job, spread: Spread): Caller {
 function apiCaller(job: Job, spread: Spread, inflight: number): Caller {
   // As many calls at once per (client, server port) as the workload keeps there: none wait in the Client.
   const perPeer = Math.max(1, Math.ceil(inflight / (Math.max(spread.endpoints, 1) * spread.ports)));
-  const clients = Array.from({ length: Math.max(spread.endpoints, 1) }, () => new Client({ maxCallsPerPeer: perPeer }));
+  // No reply limit: the bulk workloads download 16 MiB (the default limit is 4 MiB).
+  const clients = Array.from({ length: Math.max(spread.endpoints, 1) }, () => new Client({ maxCallsPerPeer: perPeer, maxReplyBytes: Infinity }));
   for (const c of clients) c.on('error', () => {});
   const probe = (client: Client, body: Buffer, done: Done) => {
     client.probe({ address: ADDRESS, port: job.port }, { service: job.service, upgradeTo: job.service + 1, request: body, timeout: 30000 }).then(

@@ -52,7 +52,8 @@ export function bindingServer(port: number, service: number, backlog: number): E
 
 export function apiServer(port: number, service: number, backlog: number): Server {
   const server = new Server(
-    { address: ADDRESS, port, services: [service, service + 1], upgrade: { from: service, to: service + 1 }, backlog },
+    // No request limit: the bulk workloads upload 16 MiB (the default limit is 4 MiB).
+    { address: ADDRESS, port, services: [service, service + 1], upgrade: { from: service, to: service + 1 }, backlog, maxRequestBytes: Infinity },
     async (call) => {
       const head = new Head();
       for await (const chunk of call) head.add(chunk);
