@@ -84,25 +84,25 @@ export interface Target {
  * shown with a missed target. Keyed by target id.
  */
 export const EXPLANATIONS: Record<string, string> = {
-  'api-c-64': 'Client costs 4-6x the C client\'s instructions per call (6.1: 1.35 ms against 0.31 ms) with the same ' +
+  'api-c-64': 'Client costs 5-12x the C client\'s instructions per call (6.1: 1.49 ms against 0.31 ms) with the same ' +
     'sendmsg and recvmsg per call; the rest is user space in the Node process: the library\'s JavaScript per call ' +
     '(ClientCall, Call, promise, message decoding), V8 (interpreter, GC) and libuv/N-API entries, plus the starter-thread ' +
     'hand-off (1.25 futex and 0.14 eventfd reads per call). See README, Performance.',
   'api-c-1': 'At 1 in flight each call pays two event-loop wake-ups (the send thread\'s completion, then the reply) and ' +
     'the thread hand-off (5.4 futex, 2 eventfd calls, 1 epoll_pwait per call against C\'s 3 futex and 1 poll); ' +
     'C does the same work in one process loop. See README, Performance.',
-  'c-api-64': 'Server costs about 3x the C server\'s instructions per call (6.1: 0.67 ms against 0.22 ms): the Endpoint\'s ' +
+  'c-api-64': 'Server costs about 3x the C server\'s instructions per call (6.1: 0.70 ms against 0.22 ms): the Endpoint\'s ' +
     'message decoding and Call, the IncomingCall, the handler\'s own promises (an async handler reading the request with ' +
     'for await), and the reply send. See README, Performance.',
   'api-api-64': 'Both sides\' costs add up on the one vCPU (the api client\'s and the Server\'s, see the two targets ' +
-    'above); against the Node server the Client also costs about twice what it does against the C server per call. ' +
-    'See README, Performance.',
+    'above). See README, Performance.',
   'upgrade-api-c': 'A probe is one call on an exclusive connection: the Client\'s per-call cost (above) plus the probe ' +
-    'gate and its result handling; the kernel treats the probes of every client alike (the outcome row: aborted with ' +
-    'RX_PROTOCOL_ERROR, or answered on the original service).',
+    'gate and its result handling. What the server kernel does with it is a race (the outcome row): where C\'s probes ' +
+    'are aborted and the Client\'s answered, the ratio compares an abort with an answer.',
   'memory-api': 'V8 sizing its young generation up (what V8 holds grows, the heap in use after a GC stays at about 4 MB): ' +
     'it grows the semi-space once the bytes surviving scavenges add up to its size, so the growth follows bytes ' +
-    'allocated per call times bytes alive per call in flight; this round cut both, not to zero.',
+    'allocated per call times bytes alive per call in flight. These changes cut the bytes allocated per call by about ' +
+    'a third; the growth followed on 7.3, not on 6.1.',
   'memory-binding': 'As for the Client: the young generation sized up by V8 under the allocation rate; the heap in use ' +
     'after a GC stays flat.',
   bulk: 'A Node side handles every message of a bulk call in JavaScript (a bulk reply arrives in many messages) and a ' +
