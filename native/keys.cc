@@ -13,6 +13,8 @@
 
 #include "keys.h"
 
+#include "errno-error.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -38,20 +40,7 @@ constexpr long kKeyctlInvalidate = 21;
 // are limited to 4095 bytes (EINVAL).
 constexpr size_t kMaxPayload = 1024 * 1024;
 
-Napi::Value ErrnoError(Napi::Env env, int err, const char* syscall) {
-  const char* name = ErrnoCode(err);
-  std::string code = name != nullptr ? name : "E" + std::to_string(err);
-  std::string message = std::string(syscall) + " " + code + " (" + strerror(err) + ")";
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  error.Set("errno", Napi::Number::New(env, -err));
-  error.Set("syscall", Napi::String::New(env, syscall));
-  return error.Value();
-}
-
-void ThrowErrno(Napi::Env env, int err, const char* syscall) {
-  Napi::Error(env, ErrnoError(env, err, syscall)).ThrowAsJavaScriptException();
-}
+using rxrpc_errno::ThrowErrno;
 
 void ThrowType(Napi::Env env, const char* what, const char* expected) {
   Napi::TypeError::New(env, std::string("The \"") + what + "\" argument must be " + expected)
@@ -236,29 +225,6 @@ Napi::Value SearchKey(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
-
-const char* ErrnoCode(int err) {
-  switch (err) {
-#define E(name) \
-  case name:    \
-    return #name;
-    E(EPERM) E(ENOENT) E(ESRCH) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(ENOEXEC) E(EBADF) E(ECHILD) E(EAGAIN)
-    E(ENOMEM) E(EACCES) E(EFAULT) E(EBUSY) E(EEXIST) E(EXDEV) E(ENODEV) E(ENOTDIR) E(EISDIR) E(EINVAL)
-    E(ENFILE) E(EMFILE) E(ENOTTY) E(EFBIG) E(ENOSPC) E(ESPIPE) E(EROFS) E(EMLINK) E(EPIPE) E(EDOM) E(ERANGE)
-    E(EDEADLK) E(ENAMETOOLONG) E(ENOLCK) E(ENOSYS) E(ENOTEMPTY) E(ELOOP) E(ENOMSG) E(EIDRM) E(ENOSTR)
-    E(ENODATA) E(ETIME) E(ENOSR) E(ENOPKG) E(ENOLINK) E(EPROTO) E(EBADMSG) E(EOVERFLOW) E(EBADSLT) E(EILSEQ)
-    E(ENOTSOCK) E(EDESTADDRREQ) E(EMSGSIZE) E(EPROTOTYPE) E(ENOPROTOOPT) E(EPROTONOSUPPORT)
-    E(ESOCKTNOSUPPORT) E(EOPNOTSUPP) E(EPFNOSUPPORT) E(EAFNOSUPPORT) E(EADDRINUSE) E(EADDRNOTAVAIL)
-    E(ENETDOWN) E(ENETUNREACH) E(ENETRESET) E(ECONNABORTED) E(ECONNRESET) E(ENOBUFS) E(EISCONN) E(ENOTCONN)
-    E(ESHUTDOWN) E(ETIMEDOUT) E(ECONNREFUSED) E(EHOSTDOWN) E(EHOSTUNREACH) E(EALREADY) E(EINPROGRESS)
-    E(ESTALE) E(EDQUOT) E(ECANCELED) E(ENOKEY) E(EKEYEXPIRED) E(EKEYREVOKED) E(EKEYREJECTED)
-#undef E
-    case 525:  // ETOOSMALL, kernel-internal, seen by getsockopt
-      return "ETOOSMALL";
-    default:
-      return nullptr;
-  }
-}
 
 void Init(Napi::Env env, Napi::Object exports) {
   Napi::Object keys = Napi::Object::New(env);

@@ -10,8 +10,4 @@ namespace rxrpc_keys {
 // invalidateKey, describeKey, readKey, searchKey }.
 void Init(Napi::Env env, Napi::Object exports);
 
-// The symbolic name of a Linux errno value ("ENOKEY"), or nullptr. A table of
-// our own: strerrorname_np needs glibc 2.32 and musl has none.
-const char* ErrnoCode(int err);
-
 }  // namespace rxrpc_keys

@@ -3,9 +3,10 @@
  * rxbench.c (reply with as many bytes as the request's first 4 bytes ask),
  * once on an Endpoint ('binding') and once with Server ('api'). Both bind
  * `service` and `service + 1` with the upgrade between them, and take rxkad
- * calls with the keyring named by the fifth argument.
+ * calls with the keyring named KEYRING.
  *
- * Run as a forked worker: startServers() with the ports from argv, then
+ * Run as a forked worker: BINDING_PORT API_PORT SERVICE BACKLOG [PORTS [KEYRING]]
+ * from argv (each kind listens on PORTS consecutive ports from its first), then
  * { ready } over IPC; it exits when the parent goes.
  */
 import { Endpoint } from '../../lib/endpoint';
@@ -53,9 +54,10 @@ export function bindingServer(port: number, service: number, backlog: number, ke
 
 export function apiServer(port: number, service: number, backlog: number, keyring?: string): Server {
   const server = new Server(
+    // No request limit: the bulk workloads upload 16 MiB (the default limit is 4 MiB).
     {
       address: ADDRESS, port, services: [service, service + 1], upgrade: { from: service, to: service + 1 }, backlog,
-      security: keyring ? { keyring } : undefined,
+      maxRequestBytes: Infinity, security: keyring ? { keyring } : undefined,
     },
     async (call) => {
       const head = new Head();
@@ -68,11 +70,20 @@ export function apiServer(port: number, service: number, backlog: number, keyrin
   return server;
 }
 
-if (require.main === module && process.send) {
-  const [bindingPort, apiPort, service, backlog] = process.argv.slice(2).map(Number);
-  const keyring = process.argv[6];
-  bindingServer(bindingPort, service, backlog, keyring);
-  apiServer(apiPort, service, backlog, keyring);
-  process.send({ ready: true });
-  process.on('disconnect', () => process.exit(0));
+if (require.main === module) {
+  const [bindingPort, apiPort, service, backlog, ports = 1] = process.argv.slice(2, 7).map(Number);
+  const keyring = process.argv[7];
+  for (let i = 0; i < ports; i++) {
+    bindingServer(bindingPort + i, service, backlog, keyring);
+    apiServer(apiPort + i, service, backlog, keyring);
+  }
+  if (process.send) {
+    process.send({ ready: true });
+    process.on('disconnect', () => process.exit(0));
+  } else {
+    // From the command line (profiling): runs until stdin closes.
+    console.log(JSON.stringify({ ready: true }));
+    process.stdin.resume();
+    process.stdin.on('end', () => process.exit(0));
+  }
 }

@@ -4,97 +4,50 @@
  * asetkey from a known DES key, called by the Node client with a ticket
  * minted from that key for a user in its UserList.
  *
- * The vlserver lives at 198.18.0.2 (ubik ignores 127.x) with a hostname and
- * /etc/hosts of its own; asetkey writes into /etc/openafs/server, which the
- * test bind-mounts from /tmp. Everything is undone afterwards, so that
- * openafs.test.ts can set up its own vlserver in the same VM.
+ * The same cell and address as openafs.test.ts (test/vl.ts), with a database
+ * and configuration of its own; asetkey writes into /etc/openafs/server,
+ * which the test bind-mounts from that configuration while it runs.
  */
-import { ChildProcess, execFileSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { Client } from '../../lib/client';
 import { RxAbortError } from '../../lib/errors';
 import { SecurityLevel } from '../../lib/security';
 import { XdrReader } from '../../lib/xdr';
 import { mintToken, randomDesKey } from '../rxkad/ticket';
-import { getNewVolumeIdRequest } from '../vl';
+import { getNewVolumeIdRequest, setUpCell, startVlserver, VL_ADDRESS, Vlserver } from '../vl';
 import { keysGone, serials } from './keys';
-import { startVlserver } from './vlserver';
 
-const VL_ADDRESS = '198.18.0.2';
-const CELL = 'auth.rxrpc';
 const KVNO = 3;
 const VL_PERM = 363546;
 const dir = '/tmp/openafs-rxkad';
 const dest = { address: VL_ADDRESS, port: 7003, service: 52 };
 const cellKey = randomDesKey();
-const undo: Array<() => void> = [];
-let vlserver: ChildProcess | undefined;
+let mounted = false;
+let vlserver: Vlserver | undefined;
 
 function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8' });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until nothing holds UDP 7003 (openafs.test.ts's vlserver may still be exiting). */
-async function portFree(): Promise<void> {
-  for (let i = 0; ; i++) {
-    const udp = createSocket('udp4');
-    const ok = await new Promise<boolean>((resolve) => {
-      udp.once('error', () => resolve(false));
-      udp.bind(7003, '0.0.0.0', () => resolve(true));
-    });
-    udp.close();
-    if (ok) return;
-    if (i > 60) throw new Error('UDP port 7003 stays in use');
-    await sleep(500);
-  }
 }
 
 /** A token for `name`, sealed with the cell's key, for the kvno asetkey installed it under. */
 const tokenFor = (name: string) => mintToken({ serverKey: cellKey, kvno: KVNO, name, realm: '' });
 
 beforeAll(async () => {
+  setUpCell(dir);
   const server = `${dir}/server`;
-  mkdirSync(server, { recursive: true });
-  mkdirSync(`${dir}/db`, { recursive: true });
-  writeFileSync(`${server}/ThisCell`, `${CELL}\n`);
-  writeFileSync(`${server}/CellServDB`, `>${CELL} #test cell\n${VL_ADDRESS} #vlauth.test\n`);
   writeFileSync(`${server}/UserList`, 'admin\n');
-  writeFileSync(`${dir}/hosts`, `127.0.0.1 localhost\n${VL_ADDRESS} vlauth.test\n`);
-  sh('ip', ['addr', 'add', `${VL_ADDRESS}/32`, 'dev', 'lo']);
-  undo.push(() => sh('ip', ['addr', 'del', `${VL_ADDRESS}/32`, 'dev', 'lo']));
-  // Through /proc: the hostname tool refuses to restore a name like "(none)".
-  const HOSTNAME = '/proc/sys/kernel/hostname';
-  const oldName = readFileSync(HOSTNAME, 'utf8').trim();
-  writeFileSync(HOSTNAME, 'vlauth.test');
-  undo.push(() => writeFileSync(HOSTNAME, oldName));
-  sh('mount', ['--bind', `${dir}/hosts`, '/etc/hosts']);
-  undo.push(() => sh('umount', ['/etc/hosts']));
   sh('mount', ['--bind', server, '/etc/openafs/server']);
-  undo.push(() => sh('umount', ['/etc/openafs/server']));
+  mounted = true;
   // OpenAFS's own tool writes the KeyFile: the cell's rxkad key, by kvno.
   sh('asetkey', ['add', String(KVNO), cellKey.toString('hex')]);
   expect(sh('asetkey', ['list'])).toContain(`kvno    ${KVNO}: key is: ${cellKey.toString('hex')}`);
-  await portFree();
-  // No -noauth: privileged RPCs need a superuser (UserList) over rxkad.
-  vlserver = (await startVlserver(VL_ADDRESS, ['-config', server, '-database', `${dir}/db/vldb`, '-logfile', `${dir}/VLLog`])).process;
+  vlserver = await startVlserver(dir, { auth: true });
 }, 150000);
 
 afterAll(async () => {
-  if (vlserver && vlserver.exitCode === null) {
-    const exited = new Promise((r) => vlserver!.once('exit', r));
-    vlserver.kill();
-    await exited;
-  }
-  for (const step of undo.reverse()) {
-    try {
-      step();
-    } catch {
-      // best effort: the next step still runs
-    }
-  }
+  await vlserver?.stop();
+  if (mounted) sh('umount', ['/etc/openafs/server']);
 });
 
 describe('rxkad against OpenAFS vlserver with authentication', () => {

@@ -3,42 +3,24 @@
  * probed and queried through the library. ubik ignores 127.x addresses, so
  * the guest gets 198.18.0.1 on lo, a matching hostname and /etc/hosts.
  */
-import { ChildProcess, execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { probeVL, VL_NOENT } from '../../lib/afs';
 import { Client } from '../../lib/client';
 import { RXGEN_OPCODE } from '../../lib/constants';
-import { decodeAddrs, decodeStats, getAddrsRequest, getEntryByNameNRequest, getStatsRequest, probeRequest } from '../vl';
-import { startVlserver } from './vlserver';
+import {
+  decodeAddrs, decodeStats, getAddrsRequest, getEntryByNameNRequest, getStatsRequest, probeRequest, startVlserver, VL_ADDRESS, Vlserver,
+} from '../vl';
 
-const VL_ADDRESS = '198.18.0.1';
 const dest = { address: VL_ADDRESS, port: 7003, service: 52 };
-const dir = '/tmp/openafs';
-let vlserver: ChildProcess | undefined;
+let vlserver: Vlserver | undefined;
 let quorumSeconds = 0;
 
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8' });
-}
-
 beforeAll(async () => {
-  mkdirSync(`${dir}/server`, { recursive: true });
-  mkdirSync(`${dir}/db`, { recursive: true });
-  writeFileSync(`${dir}/server/ThisCell`, 'test.rxrpc\n');
-  writeFileSync(`${dir}/server/CellServDB`, `>test.rxrpc #test cell\n${VL_ADDRESS} #vl.test\n`);
-  writeFileSync(`${dir}/hosts`, `127.0.0.1 localhost\n${VL_ADDRESS} vl.test\n`);
-  sh('ip', ['addr', 'add', `${VL_ADDRESS}/32`, 'dev', 'lo']);
-  sh('hostname', ['vl.test']);
-  sh('mount', ['--bind', `${dir}/hosts`, '/etc/hosts']);
-  const started = await startVlserver(VL_ADDRESS, [
-    '-noauth', '-config', `${dir}/server`, '-database', `${dir}/db/vldb`, '-logfile', `${dir}/VLLog`,
-  ]);
-  vlserver = started.process;
-  quorumSeconds = started.quorumSeconds;
+  vlserver = await startVlserver('/tmp/openafs');
+  quorumSeconds = vlserver.quorumSeconds;
 }, 120000);
 
-afterAll(() => {
-  vlserver?.kill();
+afterAll(async () => {
+  await vlserver?.stop();
 });
 
 describe('OpenAFS vlserver', () => {

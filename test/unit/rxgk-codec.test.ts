@@ -2,7 +2,6 @@
  * The RxGK challenge/response control messages (cmsgs 15 to 19) as pure
  * codecs, and their delivery through RawSocket's decoder and Endpoint.
  */
-import { EventEmitter } from 'node:events';
 import { decodeControl, isTerminal } from '../../lib/codec';
 import {
   RXRPC_ABORT, RXRPC_CHALLENGED, RXRPC_OOB_ID, RXRPC_RESP_RXGK_APPDATA, RXRPC_RESPOND, RXRPC_RESPONDED,
@@ -10,7 +9,8 @@ import {
 } from '../../lib/constants';
 import { Endpoint } from '../../lib/endpoint';
 import { decodeChallenge, encodeChallenge, encodeOobControl } from '../../lib/security/rxgk';
-import { RawSocket, ReceivedMessage } from '../../lib/socket';
+import { ReceivedMessage } from '../../lib/socket';
+import { FakeKernel } from '../fake-kernel';
 
 function cmsg(type: number, data: Buffer = Buffer.alloc(0), level = SOL_RXRPC): Buffer {
   const b = Buffer.alloc((16 + data.length + 7) & ~7);
@@ -93,17 +93,23 @@ describe('encodeOobControl', () => {
   });
 });
 
-test('Endpoint turns a challenge message into a challenge event and leaves calls alone', () => {
-  const raw = new EventEmitter() as unknown as RawSocket;
-  const endpoint = new Endpoint({ socket: raw });
-  const seen: unknown[] = [];
-  endpoint.on('challenge', (c) => seen.push(c));
-  const challenge = { service: 2503, securityIndex: 6, enctype: 18, extra: Buffer.alloc(0) };
-  const message: ReceivedMessage = {
-    callId: -1, kind: 'challenge', code: 0, data: Buffer.alloc(0), end: false, more: false, service: 0,
-    peer: { family: 'IPv4', address: '', port: 0 }, unknown: [], oob: { id: 9n, challenge },
-  };
-  (raw as unknown as EventEmitter).emit('message', message);
-  expect(seen).toEqual([{ oobId: 9n, challenge }]);
-  expect(endpoint.stats.strayMessages).toBe(0);
+test('Endpoint turns a challenge from recvmsg (no name, OOB_ID + CHALLENGED) into a challenge event and leaves calls alone', () => {
+  const kernel = new FakeKernel();
+  const endpoint = new Endpoint({ binding: kernel.binding });
+  try {
+    const seen: unknown[] = [];
+    endpoint.on('challenge', (c) => seen.push(c));
+    const raw: ReceivedMessage[] = [];
+    endpoint.raw.on('message', (m) => raw.push(m));
+    const oobId = Buffer.alloc(8);
+    oobId.writeBigUInt64LE(9n);
+    kernel.sockets[0].deliver(Buffer.alloc(0), 0, Buffer.alloc(0),
+      Buffer.concat([cmsg(RXRPC_OOB_ID, oobId), cmsg(RXRPC_CHALLENGED, encodeChallenge({ service: 2503, securityIndex: 6, enctype: 18 }))]));
+    const challenge = { service: 2503, securityIndex: 6, enctype: 18, extra: Buffer.alloc(0) };
+    expect(seen).toEqual([{ oobId: 9n, challenge }]);
+    expect(raw).toEqual([expect.objectContaining({ kind: 'challenge', callId: -1, peer: { family: 'IPv4', address: '', port: 0 } })]);
+    expect(endpoint.stats.strayMessages).toBe(0);
+  } finally {
+    endpoint.close();
+  }
 });
