@@ -12,7 +12,7 @@ import { release } from 'node:os';
 import { Client } from '../lib/client';
 import { RxAbortError } from '../lib/errors';
 import { Server } from '../lib/server';
-import { mintToken, randomDesKey } from '../test/rxkad/ticket';
+import { mintRxkadToken, randomDesKey } from '../lib/security/ticket';
 
 const address = '127.0.0.1';
 
@@ -27,7 +27,7 @@ async function tally(port: number, keysFor: number[], n: number): Promise<Record
   const count = (key: string) => (t[key] = (t[key] ?? 0) + 1);
   try {
     for (let i = 0; i < n; i++) {
-      const client = new Client({ security: { token: mintToken({ serverKey: secret, kvno: 1 }), level: 'auth' } });
+      const client = new Client({ security: { token: mintRxkadToken({ serverKey: secret, kvno: 1, name: 'probe' }), level: 'auth' } });
       const started = Date.now();
       try {
         const r = await client.probe({ address, port }, { service: 52, upgradeTo: 2503, request: Buffer.from('probe'), timeout: 25000 });

@@ -10,16 +10,8 @@ import {
 import { Endpoint } from '../../lib/endpoint';
 import { decodeChallenge, encodeChallenge, encodeOobControl } from '../../lib/security/rxgk';
 import { ReceivedMessage } from '../../lib/socket';
-import { FakeKernel } from '../fake-kernel';
+import { cmsg, FakeKernel } from '../fake-kernel';
 
-function cmsg(type: number, data: Buffer = Buffer.alloc(0), level = SOL_RXRPC): Buffer {
-  const b = Buffer.alloc((16 + data.length + 7) & ~7);
-  b.writeBigUInt64LE(BigInt(16 + data.length), 0);
-  b.writeInt32LE(level, 8);
-  b.writeInt32LE(type, 12);
-  data.copy(b, 16);
-  return b;
-}
 const u64 = (v: bigint) => {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(v);
@@ -101,10 +93,8 @@ test('Endpoint turns a challenge from recvmsg (no name, OOB_ID + CHALLENGED) int
     endpoint.on('challenge', (c) => seen.push(c));
     const raw: ReceivedMessage[] = [];
     endpoint.raw.on('message', (m) => raw.push(m));
-    const oobId = Buffer.alloc(8);
-    oobId.writeBigUInt64LE(9n);
     kernel.sockets[0].deliver(Buffer.alloc(0), 0, Buffer.alloc(0),
-      Buffer.concat([cmsg(RXRPC_OOB_ID, oobId), cmsg(RXRPC_CHALLENGED, encodeChallenge({ service: 2503, securityIndex: 6, enctype: 18 }))]));
+      Buffer.concat([cmsg(RXRPC_OOB_ID, u64(9n)), cmsg(RXRPC_CHALLENGED, encodeChallenge({ service: 2503, securityIndex: 6, enctype: 18 }))]));
     const challenge = { service: 2503, securityIndex: 6, enctype: 18, extra: Buffer.alloc(0) };
     expect(seen).toEqual([{ oobId: 9n, challenge }]);
     expect(raw).toEqual([expect.objectContaining({ kind: 'challenge', callId: -1, peer: { family: 'IPv4', address: '', port: 0 } })]);
