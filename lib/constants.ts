@@ -14,7 +14,7 @@ export const MSG_EOR = 0x80;
 export const MSG_TRUNC = 0x20;
 export const MSG_CTRUNC = 0x08;
 export const MSG_MORE = 0x8000;
-/** sendmsg: answer a challenge (RXRPC_RESPOND); every kernel tested refuses it with EOPNOTSUPP. */
+/** sendmsg: answer a challenge (RXRPC_RESPOND); every kernel tested refuses it with errno 95 (EOPNOTSUPP; ENOTSUP to Node). */
 export const MSG_OOB = 0x01;
 
 /** Socket options at level SOL_RXRPC. */

@@ -14,8 +14,7 @@
  * kernel code emits it yet.
  *
  * Measured: every kernel of the matrix (6.1, 6.12, 7.3.4) refuses sendmsg
- * with MSG_OOB with EOPNOTSUPP (7.3.4's rxrpc_sendmsg() tests the flag before
- * it reaches the OOB dispatch), and Debian's 7.3 has no RxGK
+ * with MSG_OOB with errno 95 (EOPNOTSUPP; ENOTSUP to Node), and Debian's 7.3 has no RxGK
  * (CONFIG_RXGK unset), so no challenge reaches user space there.
  */
 import { endianness } from 'node:os';
