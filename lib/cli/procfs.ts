@@ -169,6 +169,19 @@ export interface Summary {
 
 const num = (v: Cell | undefined): number | undefined => (typeof v === 'number' ? v : undefined);
 
+/** Calls or connections in use (not preallocated for an accept pool), by end and state. */
+function byEnd(t: Table) {
+  const live = t.rows.filter((r) => !PREALLOCATED.has(String(r.State)));
+  return {
+    live,
+    active: live.length,
+    client: live.filter((r) => r.End === 'Clt').length,
+    server: live.filter((r) => r.End === 'Svc').length,
+    preallocated: t.rows.length - live.length,
+    byState: count(live.map((r) => String(r.State))),
+  };
+}
+
 /** Counts and lists from a snapshot, for people. */
 export function summarise(s: ProcSnapshot): Summary {
   const out: Summary = { unparsedLines: 0 };
@@ -176,14 +189,10 @@ export function summarise(s: ProcSnapshot): Summary {
   out.unparsedLines += s.stats?.unparsed.length ?? 0;
   const calls = s.tables.calls;
   if (calls) {
-    const live = calls.rows.filter((r) => !PREALLOCATED.has(String(r.State)));
+    const { live, ...ends } = byEnd(calls);
     const aborted = count(live.map((r) => num(r.Abort) ?? 0).filter((c) => c !== 0));
     out.calls = {
-      active: live.length,
-      client: live.filter((r) => r.End === 'Clt').length,
-      server: live.filter((r) => r.End === 'Svc').length,
-      preallocated: calls.rows.length - live.length,
-      byState: count(live.map((r) => String(r.State))),
+      ...ends,
       byService: count(live.map((r) => String(r.SvID))),
       aborted: Object.entries(aborted).map(([code, n]) => {
         const c = Number(code);
@@ -192,16 +201,9 @@ export function summarise(s: ProcSnapshot): Summary {
       }),
     };
   }
-  const conns = s.tables.conns;
-  if (conns) {
-    const live = conns.rows.filter((r) => !PREALLOCATED.has(String(r.State)));
-    out.conns = {
-      active: live.length,
-      client: live.filter((r) => r.End === 'Clt').length,
-      server: live.filter((r) => r.End === 'Svc').length,
-      preallocated: conns.rows.length - live.length,
-      byState: count(live.map((r) => String(r.State))),
-    };
+  if (s.tables.conns) {
+    const { live: _live, ...ends } = byEnd(s.tables.conns);
+    out.conns = ends;
   }
   const peers = s.tables.peers;
   if (peers) {

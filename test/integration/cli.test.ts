@@ -290,7 +290,11 @@ async function startVlserver(): Promise<{ stop: () => Promise<void> }> {
     vl.kill();
     await exited;
     sh('umount', ['/etc/hosts']);
-    sh('hostname', [hostname]);
+    try {
+      sh('hostname', [hostname]);
+    } catch {
+      // The guest starts without a name ("(none)"), which cannot be set back.
+    }
     if (added) sh('ip', ['addr', 'del', `${VL_ADDRESS}/32`, 'dev', 'lo']);
   };
   const started = Date.now();
@@ -306,12 +310,13 @@ async function startVlserver(): Promise<{ stop: () => Promise<void> }> {
       if (vl.exitCode !== null || Date.now() - started > 90000) throw new Error(`vlserver did not reach quorum: exit ${vl.exitCode}\n${debug}`);
       await new Promise((r) => setTimeout(r, 1000));
     }
-    // Until the new database is set up, calls can still be refused with ubik's UNOQUORUM (5376).
+    // Until the new database is set up, calls that read it can still be refused with
+    // ubik's UNOQUORUM (5376): wait until VL_GetStats (513) is answered.
     const client = new Client();
     try {
       for (;;) {
         try {
-          await client.call({ address: VL_ADDRESS, port: 7003, service: 52 }, new XdrWriter().u32(514).toBuffer(), { timeout: 20000 });
+          await client.call({ address: VL_ADDRESS, port: 7003, service: 52 }, new XdrWriter().u32(513).toBuffer(), { timeout: 20000 });
           break;
         } catch (err) {
           if ((err as { abortCode?: number }).abortCode !== 5376 || Date.now() - started > 90000) throw err;
