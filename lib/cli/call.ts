@@ -12,8 +12,7 @@ import { Command, Context, emit, note, say } from './command';
 import { describeError, EXIT, UsageError } from './errors';
 import { codeWithName, elapsed, hexDump, ms, toJson } from './format';
 import { readAll } from './io';
-import { loadInterface, ProcModel } from './rxgen';
-import { InterfaceCodec } from './xdr-model';
+import { InterfaceCodec, loadInterface, ProcModel } from './xdr-model';
 
 /** Default ports of the AFS services that have them. */
 export function defaultPortOf(service: number): number | undefined {
@@ -43,7 +42,7 @@ const spec: CommandSpec = {
   options: {
     service: { type: 'string', value: 'N', help: 'the service ID to call (required)' },
     hex: { type: 'string', value: 'HEX', help: 'the request in hex' },
-    xg: { type: 'string', value: 'FILE', help: 'an rxgen interface file to build the request from (needs the generator)' },
+    xg: { type: 'string', value: 'FILE', help: 'an rxgen interface file to build the request from' },
     proc: { type: 'string', value: 'NAME', help: 'the procedure of --xg to call (name, with or without prefix, or opcode)' },
     include: { type: 'string', short: 'I', multiple: true, value: 'DIR', help: 'where the interface\'s #include files are' },
     raw: { type: 'boolean', help: 'write the reply\'s bytes to stdout, nothing else' },

@@ -11,7 +11,7 @@ export const EXIT = {
   FAILED: 1,
   /** The command line is wrong: unknown option, missing or malformed value. */
   USAGE: 2,
-  /** This system cannot do it: no AF_RXRPC, the addon or the generator missing, not Linux. */
+  /** This system cannot do it: no AF_RXRPC, the addon missing, not Linux. */
   ENVIRONMENT: 3,
   /** Stopped by SIGINT (128 + 2), as shells report it. */
   INTERRUPTED: 130,

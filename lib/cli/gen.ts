@@ -1,16 +1,17 @@
-/** rxrpc gen: TypeScript from an rxgen interface file, through the generator's generateFile(). */
+/** rxrpc gen: TypeScript from an rxgen interface file, through the library's generateFile(). */
+import { generateFile } from '../index';
 import { CommandSpec, listOption, Parsed, stringOption } from './args';
 import { Command, Context, emit, say } from './command';
 import { EXIT, UsageError } from './errors';
-import { interfaceError, loadRxgen } from './rxgen';
+import { interfaceError } from './xdr-model';
 
 const spec: CommandSpec = {
   name: 'gen',
   summary: 'TypeScript (types, XDR codecs, client, server) from an rxgen interface file',
   usage: ['gen FILE.xg -o DIR [-I DIR]... [-D NAME[=VALUE]]... [--import-from MODULE] [--error-table FILE.et]... [--json]'],
   description: [
-    'Writes DIR/NAME.ts for FILE.xg (DIR is created if missing). Errors in the interface are reported as ' +
-    'file:line:column: what was expected, with exit status 1.',
+    'Writes DIR/NAME.ts for FILE.xg (DIR is created if missing), as generateFile() of the library does. Errors in the ' +
+    'interface are reported as file:line:column: what was expected, with exit status 1.',
   ],
   options: {
     out: { type: 'string', short: 'o', value: 'DIR', help: 'where to write the generated file (required)' },
@@ -34,10 +35,9 @@ async function run(parsed: Parsed, ctx: Context): Promise<number> {
   }
   const importFrom = stringOption(parsed, 'import-from');
   const file = parsed.positionals[0];
-  const rxgen = loadRxgen();
   let written: string[];
   try {
-    written = rxgen.generateFile(file, out, {
+    written = generateFile(file, out, {
       includePaths: listOption(parsed, 'include'), defines, errorTables: listOption(parsed, 'error-table'),
       ...(importFrom ? { importFrom } : {}),
     });

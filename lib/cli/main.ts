@@ -49,7 +49,7 @@ export function mainHelp(): string {
     '  0    done',
     '  1    the operation failed: the peer aborted, a timeout, a network error, bad input data',
     '  2    usage error: an unknown option, a missing or malformed value',
-    '  3    this system cannot do it: no AF_RXRPC (see rxrpc doctor), no addon, no generator',
+    '  3    this system cannot do it: no AF_RXRPC (see rxrpc doctor), no addon, not Linux',
     '  130  interrupted (SIGINT)',
   ];
   return `${lines.join('\n')}\n`;

@@ -13,11 +13,10 @@ import { Command, Context, emit, say } from './command';
 import { describeError, EnvironmentError, EXIT, UsageError } from './errors';
 import { codeWithName, columns, counts, elapsed, ms } from './format';
 import { cellText, PROC_RXRPC, ProcSnapshot, readProcDir, summarise, Summary } from './procfs';
-import { loadInterface } from './rxgen';
 import {
   decodeRetrieve, decodeWord, queryRequest, retrieveRequest, RetrievedStats, RpcStatEntry, RXSTATS_OPCODES, RXSTATS_SERVICE, seconds,
 } from './rxstats';
-import { InterfaceCodec } from './xdr-model';
+import { InterfaceCodec, loadInterface } from './xdr-model';
 
 export const RXDEBUG_NOTE = 'Rx DEBUG packets (what rxdebug sends) cannot be sent through AF_RXRPC: they are not calls, and the ' +
   'kernel neither sends them for a socket nor hands them to one (it answers rxdebug -version itself). RXSTATS (service 409), ' +
@@ -44,7 +43,7 @@ const spec: CommandSpec = {
     list: { type: 'boolean', help: 'every parsed line, not only the summary' },
     from: { type: 'string', value: 'DIR', help: `read this directory instead of ${PROC_RXRPC}` },
     rxstats: { type: 'boolean', help: 'call the RXSTATS service of HOST:PORT' },
-    xg: { type: 'string', value: 'FILE', help: 'name RXSTATS procedures from this interface file (needs the generator)' },
+    xg: { type: 'string', value: 'FILE', help: 'name RXSTATS procedures from this interface file' },
     include: { type: 'string', short: 'I', multiple: true, value: 'DIR', help: 'where the interface\'s #include files are' },
     timeout: { type: 'string', value: 'MS', help: 'time allowed for each RXSTATS call (default 10000)' },
   },

@@ -15,9 +15,87 @@
  *   an object with its discriminant and the arm's field; optional data is null
  *   or the value. afsUUID also takes the form 8-4-4-4-12 hex digits.
  */
-import { MalformedError, XdrReader, XdrWriter } from '../index';
-import { UsageError } from './errors';
-import { Field, Model, PackageModel, ProcModel, Shape, TypeModel } from './rxgen';
+import { readFileSync } from 'node:fs';
+import { generate, GenerateOptions, GenerateResult, MalformedError, XdrReader, XdrWriter } from '../index';
+import { CliError, EXIT, UsageError } from './errors';
+
+/**
+ * The part of the generator's model (lib/rxgen/model.ts, GenerateResult's
+ * `model`) this codec reads. The generator's Model is assignable to it (checked
+ * below); the codec also describes afsUUID's bytes, which the generator does
+ * not model, with the extra primitive 'byte'.
+ */
+export type Shape =
+  | { k: 'prim'; prim: string }
+  | { k: 'named'; name: string }
+  | { k: 'string'; max: number }
+  | { k: 'opaque'; max: number }
+  | { k: 'fixedOpaque'; size: number }
+  | { k: 'chars'; size: number }
+  | { k: 'vector'; of: Shape; size: number }
+  | { k: 'array'; of: Shape; max: number }
+  | { k: 'optional'; of: Shape };
+
+export interface Field {
+  name: string;
+  shape: Shape;
+}
+
+export type TypeModel =
+  | { kind: 'struct'; name: string; fields: Field[] }
+  | { kind: 'union'; name: string; discriminant: Field; bool: boolean; arms: Array<{ value: number; label?: string; field?: Field }>; default?: { field?: Field } }
+  | { kind: 'enum'; name: string; members: Array<{ name: string; value: number }> }
+  | { kind: 'typedef'; name: string; shape: Shape };
+
+export interface ParamModel {
+  name: string;
+  direction: 'IN' | 'OUT' | 'INOUT';
+  shape: Shape;
+}
+
+export interface ProcModel {
+  name: string;
+  opcode: number;
+  params: ParamModel[];
+  split: boolean;
+  /** Position among the package's procedures (rxgen's statistics function index). */
+  index?: number;
+}
+
+export interface PackageModel {
+  prefix: string;
+  statIndex?: number;
+  procs: ProcModel[];
+}
+
+export interface Model {
+  consts: Array<{ name: string; value: number | string }>;
+  types: TypeModel[];
+  packages: PackageModel[];
+  errorTables: Array<{ name: string; codes: Array<{ name: string; code: number; message: string }> }>;
+}
+
+// Fails to compile if the generator's model stops fitting the codec's view of it.
+const fromGenerator: (m: GenerateResult['model']) => Model = (m) => m;
+void fromGenerator;
+
+/** An interface file's model, by the generator; its errors (RxgenSyntaxError: file:line:column) and unreadable files exit 1. */
+export function loadInterface(file: string, options: Omit<GenerateOptions, 'fileName'> = {}): Model {
+  try {
+    return generate(readFileSync(file, 'utf8'), { ...options, fileName: file }).model;
+  } catch (err) {
+    throw interfaceError(err);
+  }
+}
+
+/** An error in an interface file or one that cannot be read, as the command reports it (exit 1); anything else as it is. */
+export function interfaceError(err: unknown): unknown {
+  const e = err as { code?: unknown; message?: string } | null;
+  if (typeof e?.code === 'string' && ['ERR_RXGEN_SYNTAX', 'ENOENT', 'EACCES', 'EISDIR'].includes(e.code)) {
+    return new CliError(e.message ?? String(err), EXIT.FAILED, e.code, undefined, { cause: err });
+  }
+  return err;
+}
 
 const INT_RANGE: Record<string, [number, number]> = {
   int32: [-0x80000000, 0x7fffffff], uint32: [0, 0xffffffff], char: [-128, 127], uchar: [0, 255],

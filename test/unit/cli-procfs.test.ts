@@ -4,7 +4,8 @@
  * calls in flight to a server, a silent IPv4 and a silent IPv6 peer; after
  * they ended; after every socket was closed).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cellText, parseStats, parseTable, readProcDir, summarise } from '../../lib/cli/procfs';
 import { rxrpc, SAMPLES } from './cli-support';
@@ -131,5 +132,82 @@ describe('cli /proc/net/rxrpc parsing', () => {
     const r = await rxrpc(['stats', '--from', join(SAMPLES, 'nowhere')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--from .*nowhere: no such directory/);
+  });
+  describe('rxrpc stats on a file system root of the test\'s own', () => {
+    let root: string;
+    beforeEach(() => {
+      root = mkdtempSync(join(tmpdir(), 'rxrpc-procfs-'));
+    });
+    afterEach(() => rmSync(root, { recursive: true, force: true }));
+    const proc = () => join(root, 'proc', 'net', 'rxrpc');
+
+    test('without /proc/net/rxrpc: exit 3, the module is not loaded, valid JSON under --json', async () => {
+      const r = await rxrpc(['stats'], { root });
+      expect(r.code).toBe(3);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/\/proc\/net\/rxrpc does not exist: the rxrpc module is not loaded in this kernel/);
+      expect(r.stderr).toMatch(/rxrpc doctor/);
+      const j = await rxrpc(['stats', '--json'], { root });
+      expect(j.code).toBe(3);
+      expect(JSON.parse(j.stdout)).toMatchObject({ ok: false, command: 'stats', exitCode: 3, error: { code: 'ERR_RXRPC_NO_PROC' } });
+    });
+
+    test('the files read from the root, shown as /proc/net/rxrpc; unknown and unreadable files are named, not fatal', async () => {
+      mkdirSync(proc(), { recursive: true });
+      cpSync(dir(KERNELS[0], 'in-flight'), proc(), { recursive: true });
+      writeFileSync(join(proc(), 'future'), 'Proto Something\n');
+      mkdirSync(join(proc(), 'conns.d'));
+      const r = await rxrpc(['stats', '--json'], { root });
+      expect(r.code).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc).toMatchObject({ ok: true, dir: '/proc/net/rxrpc', files: ['calls', 'conns', 'conns.d', 'future', 'locals', 'peers'] });
+      expect(doc.other).toEqual({
+        future: 'not a file this command knows',
+        'conns.d': expect.stringMatching(/^unreadable: EISDIR/),
+      });
+      expect(doc.summary.calls).toMatchObject({ active: 7, preallocated: 20 });
+      expect(doc.tables).toBeUndefined();
+    });
+
+    test('aborted calls by code and name, connections by state, lines that do not fit, in text and --list', async () => {
+      mkdirSync(proc(), { recursive: true });
+      writeFileSync(join(proc(), 'calls'), [
+        'Proto Local Remote SvID ConnID CallID End Use State Abort DebugId TxSeq TW RxSeq RW RxSerial RxTimo',
+        'UDP 127.0.0.1:7001 127.0.0.1:2 34 733fd72c 0000000a Svc  1 Complete 0005ac03 0000000b 00000000 01 00000001 00 00000000 0011e7',
+        'UDP 127.0.0.1:7001 127.0.0.1:2 34 733fd72c 0000000b Svc  1 Complete 0005ac03 0000000c 00000000 01 00000001 00 00000000 0011e7',
+        'UDP 127.0.0.1:7001 127.0.0.1:3 34 733fd730 00000001 Clt  1 ClAwtRpl fffffe39 0000000d 00000000 01 00000001 00 00000000 0011e7',
+        'UDP 127.0.0.1:7001 0.0.0.0:0 34 00000000 00000000 Svc  1 SvPrealc 00000000 0000000e',
+      ].join('\n') + '\n');
+      writeFileSync(join(proc(), 'conns'), [
+        'Proto Local Remote SvID ConnID End Use State Key Serial ISerial CallId0 CallId1 CallId2 CallId3',
+        'UDP 127.0.0.1:7001 127.0.0.1:2 34 733fd72c Svc 1 SvSecure - 00000002 00000001 0000000b 00000000 00000000 00000000',
+        'UDP 127.0.0.1:7001 127.0.0.1:3 34 733fd730 Clt 1 Client - 00000001 00000001 00000001 00000000 00000000 00000000',
+      ].join('\n') + '\n');
+      const r = await rxrpc(['stats', '--list'], { root });
+      expect(r.code).toBe(0);
+      // 0x5ac03 = 371715; -455 is RXGEN_OPCODE.
+      expect(r.stdout).toMatch(/calls +3 active \(1 client, 2 server\), 0 preallocated server calls/);
+      expect(r.stdout).toMatch(/aborted +371715 2, -455 \(RXGEN_OPCODE\) 1/);
+      expect(r.stdout).toMatch(/connections +2 \(1 client, 1 server\), 0 preallocated/);
+      expect(r.stdout).toMatch(/by state +Client 1, SvSecure 1/);
+      expect(r.stdout).toMatch(/1 line\(s\) did not fit their header \(see --list --json\)/);
+      expect(r.stdout).toMatch(/\n {2}\(unparsed\) UDP 127\.0\.0\.1:7001 0\.0\.0\.0:0 34 00000000 00000000 Svc {2}1 SvPrealc 00000000 0000000e\n/);
+      // --list prints IDs as the kernel writes them (hex), services and aborts in decimal.
+      expect(r.stdout).toMatch(/127\.0\.0\.1:3 +52 +733fd730 +1 +Clt +1 +ClAwtRpl +-455 /);
+      const j = JSON.parse((await rxrpc(['stats', '--list', '--json'], { root })).stdout);
+      expect(j.summary.unparsedLines).toBe(1);
+      expect(j.summary.calls.aborted).toEqual([{ code: 371715, count: 2 }, { code: -455, name: 'RXGEN_OPCODE', count: 1 }]);
+      expect(j.tables.calls.unparsed).toHaveLength(1);
+    });
+  });
+
+  test('stats: --timeout and --rxstats need HOST:PORT, HOST:PORT needs --rxstats', async () => {
+    for (const args of [['stats', '--rxstats'], ['stats', '--timeout', '5']]) {
+      const r = await rxrpc([...args, '--from', dir(KERNELS[0], 'in-flight')]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/--(rxstats|timeout) goes with HOST:PORT/);
+    }
+    const r = await rxrpc(['stats', '127.0.0.1:7003']);
+    expect(r.code).toBe(2);
   });
 });
