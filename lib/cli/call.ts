@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { AFS, Client, RxAbortError, TimeoutError } from '../index';
 import {
-  CommandSpec, flag, integerOption, listOption, parseHex, Parsed, parseService, parseTarget, showAddress, stringOption, Target,
+  CommandSpec, flag, integerOption, listOption, parseHex, Parsed, parseService, parseTarget, showAddress, stringOption,
 } from './args';
 import { Command, Context, emit, note, say } from './command';
 import { describeError, EXIT, UsageError } from './errors';

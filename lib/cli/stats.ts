@@ -8,15 +8,14 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client } from '../index';
-import { CommandSpec, flag, integerOption, listOption, Parsed, parseTarget, showAddress, stringOption, Target } from './args';
+import { CommandSpec, flag, integerOption, Parsed, parseTarget, showAddress, stringOption, Target } from './args';
 import { Command, Context, emit, say } from './command';
 import { describeError, EnvironmentError, EXIT, UsageError } from './errors';
 import { codeWithName, columns, counts, elapsed, ms } from './format';
 import { cellText, PROC_RXRPC, ProcSnapshot, readProcDir, summarise, Summary } from './procfs';
 import {
-  decodeRetrieve, decodeWord, queryRequest, retrieveRequest, RetrievedStats, RpcStatEntry, RXSTATS_OPCODES, RXSTATS_SERVICE, seconds,
+  decodeRetrieve, decodeWord, queryRequest, retrieveRequest, RetrievedStats, RXSTATS_OPCODES, RXSTATS_SERVICE, seconds,
 } from './rxstats';
-import { InterfaceCodec, loadInterface } from './xdr-model';
 
 export const RXDEBUG_NOTE = 'Rx DEBUG packets (what rxdebug sends) cannot be sent through AF_RXRPC: they are not calls, and the ' +
   'kernel neither sends them for a socket nor hands them to one (it answers rxdebug -version itself). RXSTATS (service 409), ' +
@@ -27,7 +26,7 @@ const spec: CommandSpec = {
   summary: 'the kernel\'s rxrpc calls, connections and peers; or a peer\'s RXSTATS service',
   usage: [
     'stats [--list] [--from DIR] [--json]',
-    'stats HOST:PORT --rxstats [--xg FILE.xg] [--timeout MS] [--json]',
+    'stats HOST:PORT --rxstats [--timeout MS] [--json]',
   ],
   description: [
     'Without HOST: reads /proc/net/rxrpc (calls, conns, peers, locals, and bundles and stats where the kernel has them) ' +
@@ -35,16 +34,15 @@ const spec: CommandSpec = {
     'local endpoints. Formats differ between kernels; lines that do not fit their header are counted, not dropped. ' +
     '--from reads a saved copy of that directory instead.',
     `With HOST:PORT --rxstats: calls the peer's RXSTATS service (409, on the server's own port): whether process and ` +
-    'peer statistics are on and, where they are, the count and times of each procedure. --xg names the procedures ' +
-    'from an interface file (by its statindex).',
+    'peer statistics are on and, where they are, the count and times of each procedure, by interface (rxgen\'s ' +
+    'statindex) and function index: the procedure\'s position in the server\'s own interface definition, which an ' +
+    'interface file of only some of its procedures does not tell.',
     RXDEBUG_NOTE,
   ],
   options: {
     list: { type: 'boolean', help: 'every parsed line, not only the summary' },
     from: { type: 'string', value: 'DIR', help: `read this directory instead of ${PROC_RXRPC}` },
     rxstats: { type: 'boolean', help: 'call the RXSTATS service of HOST:PORT' },
-    xg: { type: 'string', value: 'FILE', help: 'name RXSTATS procedures from this interface file' },
-    include: { type: 'string', short: 'I', multiple: true, value: 'DIR', help: 'where the interface\'s #include files are' },
     timeout: { type: 'string', value: 'MS', help: 'time allowed for each RXSTATS call (default 10000)' },
   },
   positionals: { min: 0, max: 1, names: 'HOST:PORT' },
@@ -123,8 +121,6 @@ interface RemoteStats {
 
 async function remote(parsed: Parsed, ctx: Context, target: Target): Promise<number> {
   const timeout = integerOption(parsed, 'timeout', 1, 3600000, 10000);
-  const xg = stringOption(parsed, 'xg');
-  const codec = xg ? new InterfaceCodec(loadInterface(xg, { includePaths: listOption(parsed, 'include') })) : undefined;
   const client = new Client();
   const dest = { address: target.address, port: target.port, service: RXSTATS_SERVICE };
   const out: RemoteStats = { errors: {} };
@@ -156,13 +152,7 @@ async function remote(parsed: Parsed, ctx: Context, target: Target): Promise<num
   }
   const timeMs = elapsed(started);
   const answered = out.version !== undefined || out.processStats !== undefined || out.peerStats !== undefined;
-  const name = (e: RpcStatEntry) => codec?.procByStatIndex(e.interfaceId, e.funcIndex);
-  emit(ctx, answered, {
-    target, service: RXSTATS_SERVICE, timeMs, ...out,
-    ...(codec ? { names: Object.fromEntries([...(out.process?.entries ?? []), ...(out.peer?.entries ?? [])]
-      .map((e) => [`${e.interfaceId}.${e.funcIndex}`, name(e)]).filter(([, n]) => n)) } : {}),
-    note: RXDEBUG_NOTE,
-  });
+  emit(ctx, answered, { target, service: RXSTATS_SERVICE, timeMs, ...out, note: RXDEBUG_NOTE });
   if (!ctx.json) {
     const where = showAddress(target.address, target.port);
     const lines = [`RXSTATS (service ${RXSTATS_SERVICE}) of ${where}, in ${ms(timeMs)}`];
@@ -179,8 +169,8 @@ async function remote(parsed: Parsed, ctx: Context, target: Target): Promise<num
       if (!r) continue;
       lines.push(`  ${label} statistics: ${r.entries.length} procedure entr${r.entries.length === 1 ? 'y' : 'ies'} (server clock ${r.clock.sec}.${String(r.clock.usec).padStart(6, '0')})`);
       if (r.entries.length) {
-        lines.push(columns([['    procedure', 'calls', 'sent', 'received', 'exec mean', 'exec max', 'peer'], ...r.entries.map((e) => [
-          `    ${name(e) ?? `${e.interfaceId}.${e.funcIndex}`}`, e.invocations.toString(), e.bytesSent.toString(), e.bytesReceived.toString(),
+        lines.push(columns([['    interface.function', 'calls', 'sent', 'received', 'exec mean', 'exec max', 'peer'], ...r.entries.map((e) => [
+          `    ${e.interfaceId}.${e.funcIndex}`, e.invocations.toString(), e.bytesSent.toString(), e.bytesReceived.toString(),
           e.invocations > 0n ? ms(seconds(e.executionTime.sum) * 1000 / Number(e.invocations)) : '-', ms(seconds(e.executionTime.max) * 1000),
           e.peer ? showAddress(e.peer, e.port ?? 0) : 'all',
         ])]).trimEnd());
@@ -196,7 +186,7 @@ async function remote(parsed: Parsed, ctx: Context, target: Target): Promise<num
 async function run(parsed: Parsed, ctx: Context): Promise<number> {
   const host = parsed.positionals[0];
   if (host === undefined) {
-    for (const o of ['rxstats', 'xg', 'timeout']) if (parsed.values[o] !== undefined) throw new UsageError(`--${o} goes with HOST:PORT`);
+    for (const o of ['rxstats', 'timeout']) if (parsed.values[o] !== undefined) throw new UsageError(`--${o} goes with HOST:PORT`);
     return local(parsed, ctx);
   }
   if (!flag(parsed, 'rxstats')) {

@@ -58,13 +58,10 @@ export interface ProcModel {
   opcode: number;
   params: ParamModel[];
   split: boolean;
-  /** Position among the package's procedures (rxgen's statistics function index). */
-  index?: number;
 }
 
 export interface PackageModel {
   prefix: string;
-  statIndex?: number;
   procs: ProcModel[];
 }
 
@@ -192,16 +189,6 @@ export class InterfaceCodec {
     const m = new Map<number, { name: string; message: string }>();
     for (const t of this.model.errorTables) for (const c of t.codes) m.set(c.code | 0, { name: c.name, message: c.message });
     return m;
-  }
-
-  /** The name of a procedure by its statistics position, for RXSTATS (interfaceId = statindex, func_index). */
-  procByStatIndex(interfaceId: number, funcIndex: number): string | undefined {
-    for (const pkg of this.model.packages) {
-      if (pkg.statIndex !== interfaceId) continue;
-      const proc = pkg.procs.find((p, i) => (p.index ?? i) === funcIndex);
-      if (proc) return `${pkg.prefix}${proc.name}`;
-    }
-    return undefined;
   }
 
   // ---- arguments from the command line

@@ -6,12 +6,13 @@
  * vlserver's RXSTATS service.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { AFS, Client, RawSocket, RXGEN_OPCODE, Server, VL_NOENT, XdrWriter } from '../../lib/index';
 import { HandlerResult, RxPeer } from '../rx-peer';
 import { rxrpc } from '../unit/cli-support';
+import { startVlserver, VL_ADDRESS, Vlserver } from '../vl';
 import { freshPort } from './helpers';
 
 const REPO = join(__dirname, '..', '..', '..');
@@ -260,83 +261,12 @@ describe('cli stats in the VM', () => {
   });
 });
 
-// ---- OpenAFS's vlserver
-
-const VL_ADDRESS = '198.18.0.1';
-const VL_DIR = '/tmp/openafs-cli';
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
-
-/**
- * vlserver -noauth on VL_ADDRESS (ubik ignores 127.x, so the address goes on
- * lo with a matching hostname and /etc/hosts), with RPC statistics on; what
- * it sets up is taken down again, for other test files that start their own.
- */
-async function startVlserver(): Promise<{ stop: () => Promise<void> }> {
-  mkdirSync(`${VL_DIR}/server`, { recursive: true });
-  mkdirSync(`${VL_DIR}/db`, { recursive: true });
-  writeFileSync(`${VL_DIR}/server/ThisCell`, 'test.rxrpc\n');
-  writeFileSync(`${VL_DIR}/server/CellServDB`, `>test.rxrpc #test cell\n${VL_ADDRESS} #vl.test\n`);
-  writeFileSync(`${VL_DIR}/hosts`, `127.0.0.1 localhost\n${VL_ADDRESS} vl.test\n`);
-  const added = !sh('ip', ['-o', 'addr', 'show', 'dev', 'lo']).includes(` ${VL_ADDRESS}/`);
-  if (added) sh('ip', ['addr', 'add', `${VL_ADDRESS}/32`, 'dev', 'lo']);
-  const hostname = sh('hostname', []).trim();
-  sh('hostname', ['vl.test']);
-  sh('mount', ['--bind', `${VL_DIR}/hosts`, '/etc/hosts']);
-  const vl = spawn('/usr/lib/openafs/vlserver', [
-    '-noauth', '-enable_process_stats', '-config', `${VL_DIR}/server`, '-database', `${VL_DIR}/db/vldb`, '-logfile', `${VL_DIR}/VLLog`,
-  ], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => vl.on('exit', () => resolve()));
-  const stop = async () => {
-    vl.kill();
-    await exited;
-    sh('umount', ['/etc/hosts']);
-    try {
-      sh('hostname', [hostname]);
-    } catch {
-      // The guest starts without a name ("(none)"), which cannot be set back.
-    }
-    if (added) sh('ip', ['addr', 'del', `${VL_ADDRESS}/32`, 'dev', 'lo']);
-  };
-  const started = Date.now();
-  try {
-    for (;;) {
-      let debug = '';
-      try {
-        debug = sh('udebug', [VL_ADDRESS, '7003']);
-      } catch {
-        // not answering yet
-      }
-      if (debug.includes('I am sync site')) break;
-      if (vl.exitCode !== null || Date.now() - started > 90000) throw new Error(`vlserver did not reach quorum: exit ${vl.exitCode}\n${debug}`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    // Until the new database is set up, calls that read it can still be refused with
-    // ubik's UNOQUORUM (5376): wait until VL_GetStats (513) is answered.
-    const client = new Client();
-    try {
-      for (;;) {
-        try {
-          await client.call({ address: VL_ADDRESS, port: 7003, service: 52 }, new XdrWriter().u32(513).toBuffer(), { timeout: 20000 });
-          break;
-        } catch (err) {
-          if ((err as { abortCode?: number }).abortCode !== 5376 || Date.now() - started > 90000) throw err;
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
-    } finally {
-      client.close();
-    }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { stop };
-}
+// ---- OpenAFS's vlserver, with RPC statistics on (for RXSTATS)
 
 describe('cli against OpenAFS vlserver in the VM', () => {
-  let vl: { stop: () => Promise<void> } | undefined;
+  let vl: Vlserver | undefined;
   beforeAll(async () => {
-    vl = await startVlserver();
+    vl = await startVlserver('/tmp/openafs-cli', ['-enable_process_stats']);
   }, 150000);
   afterAll(async () => {
     await vl?.stop();

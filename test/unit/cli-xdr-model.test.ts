@@ -40,20 +40,20 @@ const MODEL: Model = {
     { kind: 'typedef', name: 'entries', shape: { k: 'array', of: { k: 'named', name: 'entry' }, max: 4 } },
   ],
   packages: [{
-    prefix: 'T_', statIndex: 7, procs: [
-      { name: 'Lookup', opcode: 101, split: false, index: 0, params: [
+    prefix: 'T_', procs: [
+      { name: 'Lookup', opcode: 101, split: false, params: [
         { name: 'name', direction: 'IN', shape: { k: 'string', max: 8 } },
         { name: 'mask', direction: 'IN', shape: u32 },
         { name: 'entry', direction: 'OUT', shape: { k: 'named', name: 'entry' } },
       ] },
-      { name: 'Store', opcode: 102, split: false, index: 1, params: [
+      { name: 'Store', opcode: 102, split: false, params: [
         { name: 'all', direction: 'IN', shape: { k: 'named', name: 'entries' } },
         { name: 'blob', direction: 'IN', shape: { k: 'opaque', max: 4 } },
         { name: 'res', direction: 'INOUT', shape: { k: 'named', name: 'result' } },
         { name: 'key', direction: 'IN', shape: { k: 'fixedOpaque', size: 2 } },
         { name: 'id', direction: 'IN', shape: { k: 'named', name: 'afsUUID' } },
       ] },
-      { name: 'Fetch', opcode: 103, split: true, index: 2, params: [] },
+      { name: 'Fetch', opcode: 103, split: true, params: [] },
     ],
   }],
   errorTables: [{ name: 'T', codes: [{ name: 'T_NOENT', code: 5000, message: 'no such entry' }] }],
@@ -150,10 +150,8 @@ describe('cli XDR by interface model', () => {
     expect(() => codec.decodeReply(p, new XdrWriter().i32(9).toBuffer())).toThrow(/union result: no arm for kind = 9/);
   });
 
-  test('error tables name abort codes; statindex positions name procedures', () => {
+  test('error tables name abort codes', () => {
     expect(codec.errorNames().get(5000)).toEqual({ name: 'T_NOENT', message: 'no such entry' });
-    expect(codec.procByStatIndex(7, 1)).toBe('T_Store');
-    expect(codec.procByStatIndex(8, 1)).toBeUndefined();
   });
 
   test('shapes are described as the interface writes them', () => {
