@@ -84,8 +84,8 @@ interface Pending {
  * - thread: a send is on a thread of the socket (the first send of a client
  *   call, on a starter or bulk thread, or a bulk send); nothing else is sent
  *   until it completes;
- * - ending: a send failed with ECONNABORTED, and the terminal message that
- *   carries the abort code is awaited;
+ * - ending: a send failed with ECONNABORTED or ESHUTDOWN, and the terminal
+ *   message that carries the abort code is awaited;
  * - done: the call has ended.
  */
 type SendState =
@@ -244,10 +244,13 @@ export class Call {
   /** @internal a sendmsg of this call failed */
   failSend(err: Error): void {
     if (this.isDone) return;
-    if ((err as { code?: string }).code === 'ECONNABORTED' && !this.endpoint.isClosed) {
+    const code = (err as { code?: string }).code;
+    if ((code === 'ECONNABORTED' || code === 'ESHUTDOWN') && !this.endpoint.isClosed) {
       // The call was aborted before or while the send ran (under load the
-      // peer's abort can even beat the first sendmsg back). Its terminal
-      // message, with the abort code, follows: report that, not the errno.
+      // peer's abort can even beat the first sendmsg back), or had already
+      // ended in the kernel (ESHUTDOWN: e.g. a server reset a call whose
+      // request paused for a second). Its terminal message, with the abort
+      // code, follows: report that, not the errno.
       this.queue = [];
       this.queuedBytes = 0;
       this.state = { kind: 'ending', timer: setTimeout(() => this.finish({ ok: false, error: err }), TERMINAL_GRACE_MS) };
@@ -330,7 +333,7 @@ const CHARGE_RETRY_MAX_MS = 2000;
 export const BULK_SENDS = 4;
 /** A call whose data starts with a chunk this large sends it on a bulk thread. */
 export const BULK_MIN = 64 * 1024;
-/** How long a call whose send failed with ECONNABORTED waits for its terminal message (the abort code). */
+/** How long a call whose send failed with ECONNABORTED or ESHUTDOWN waits for its terminal message (the abort code). */
 const TERMINAL_GRACE_MS = 2000;
 
 export class Endpoint extends EventEmitter<EndpointEvents> {
