@@ -105,6 +105,8 @@ async function main() {
         results.push({ where: kernel, ...report, note: version || 'kernel version unknown' });
       }
     }
+    // Two kernels at once on one virtual link: cross-kernel and netem tests.
+    results.push(...await require('./test-pairs').runPairs({ tmp, kernels, extra, readReport, step }));
   }
 
   step(`summary (${Math.round((Date.now() - started) / 1000)} s)`);
