@@ -71,7 +71,9 @@ export function loadNative(): NativeBinding {
     err.code = 'ERR_RXRPC_UNSUPPORTED_PLATFORM';
     throw err;
   }
+  // RXRPC_ADDON names another build of the addon: the sanitized one (scripts/sanitize.js).
+  const file = process.env.RXRPC_ADDON;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  binding = require('bindings')('rxrpc') as NativeBinding;
+  binding = (file ? require(file) : require('bindings')('rxrpc')) as NativeBinding;
   return binding;
 }

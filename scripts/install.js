@@ -10,6 +10,13 @@ if (process.platform !== 'linux') {
   process.exit(0);
 }
 
+// RXRPC_SANITIZE=1: the addon built with ASan and UBSan, in build-sanitize/
+// (scripts/sanitize.js); the normal addon in build/ is left as it is.
+if (process.env.RXRPC_SANITIZE === '1') {
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'sanitize.js')], { stdio: 'inherit' });
+  process.exit(r.status === null ? 1 : r.status);
+}
+
 // The project's pinned node-gyp when it is installed (development); otherwise
 // the one npm hands to install scripts.
 let gyp;
