@@ -18,6 +18,9 @@
 #              the guest sees eth0, down and without an address
 #   --mac      the NIC's MAC address (default 52:54:00:12:34:56)
 #
+# RXRPC_VM_QEMU_ARGS: extra QEMU arguments, split on spaces (the benchmark
+# passes "-icount shift=N,sleep=off" for a clock that counts instructions).
+#
 # COMMAND runs as root in the caller's working directory with the caller's
 # PATH, HOME=/tmp/home, TMPDIR=/tmp, RXRPC_VM_KERNEL=<guest uname -r>, and CI,
 # RXRPC_*, JEST_* and NODE_* passed through; the host is read-only except for
@@ -116,6 +119,8 @@ qemu=(
   -chardev "file,id=hvc1,path=${ctl//,/,,}/notes" -device "virtconsole,chardev=hvc1"
 )
 [[ -z $nic ]] || qemu+=(-netdev "$nic,id=net0" -device "virtio-net-pci,netdev=net0,mac=$mac")
+# shellcheck disable=SC2206 # split on spaces, as documented
+[[ -z ${RXRPC_VM_QEMU_ARGS:-} ]] || qemu+=(${RXRPC_VM_QEMU_ARGS})
 # hvc1 reaches our stderr through a FIFO and cat, which write through our own
 # stderr (reopening it would clobber a log file that stdout shares). Holding
 # the FIFO open here lets cat start at once and end only after QEMU.
