@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // npm run soak [-- --calls N] [--every N] [--inflight N] [--kernel SUITE] [--json]
+// npm run soak -- --short    the short run CI can afford: 20,000 calls, sampled every 4,000
 //
 // A million (by default) small calls from a Client to a Server in another
 // process (scripts/soak-run.ts), in one boot of the kernel VM, sampling both
@@ -17,8 +18,9 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 const argv = process.argv.slice(2);
 const option = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
-const calls = Number(option('--calls', 1000000));
-const every = Number(option('--every', Math.min(100000, calls)));
+const short = argv.includes('--short');
+const calls = Number(option('--calls', short ? 20000 : 1000000));
+const every = Number(option('--every', short ? 4000 : Math.min(100000, calls)));
 const inflight = Number(option('--inflight', 32));
 const kernel = option('--kernel', 'bookworm');
 const RSS_MB = 10;

@@ -33,17 +33,7 @@ function run(cmd, args, opts = {}) {
   return r.status === null ? 1 : r.status;
 }
 
-// Reads a jest --json report; undefined when the run never wrote one.
-function readReport(file) {
-  try {
-    const r = JSON.parse(fs.readFileSync(file, 'utf8'));
-    // Suites that failed to run at all (syntax error, crash) count as failures too.
-    const broken = r.testResults.filter((t) => t.status === 'failed' && t.assertionResults.length === 0).length;
-    return { passed: r.numPassedTests, failed: r.numFailedTests + broken, skipped: r.numPendingTests + r.numTodoTests };
-  } catch {
-    return undefined;
-  }
-}
+const { readReport } = require('./jest-report');
 
 function runInVm(kernel, outDir) {
   return new Promise((resolve) => {
