@@ -14,13 +14,6 @@ if (process.platform !== 'linux') {
   process.exit(0);
 }
 
-// RXRPC_SANITIZE=1: the addon built with ASan and UBSan, in build-sanitize/
-// (scripts/sanitize.js); the normal addon in build/ is left as it is.
-if (process.env.RXRPC_SANITIZE === '1' && fs.existsSync(path.join(__dirname, 'sanitize.js'))) {
-  const r = spawnSync(process.execPath, [path.join(__dirname, 'sanitize.js')], { stdio: 'inherit' });
-  process.exit(r.status === null ? 1 : r.status);
-}
-
 const root = path.join(__dirname, '..');
 
 // node-gyp: the project's pinned one in a checkout (a devDependency, under
@@ -51,5 +44,11 @@ if (status !== 0) {
     'rxrpc: building the native addon failed (see above). It is built from source at install time and ' +
       'needs python3, make and a C++ compiler (g++); on Debian or Ubuntu: apt-get install python3 make g++.',
   );
+}
+// RXRPC_SANITIZE=1: the addon built with ASan and UBSan as well, in
+// build-sanitize/ (scripts/sanitize.js, a checkout only); build/ keeps the normal one.
+if (status === 0 && process.env.RXRPC_SANITIZE === '1' && fs.existsSync(path.join(__dirname, 'sanitize.js'))) {
+  const s = spawnSync(process.execPath, [path.join(__dirname, 'sanitize.js')], { stdio: 'inherit' });
+  process.exit(s.status === null ? 1 : s.status);
 }
 process.exit(status);

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// RXRPC_SANITIZE=1 npm run build (or npm run build:sanitize): the addon built
-// with AddressSanitizer and UndefinedBehaviorSanitizer (binding.gyp,
-// rxrpc_sanitize=1) in build-sanitize/, never in build/: the normal addon
-// stays as it is. Prints the path of the sanitized rxrpc.node.
+// The addon built with AddressSanitizer and UndefinedBehaviorSanitizer
+// (binding.gyp, rxrpc_sanitize=1) in build-sanitize/, never in build/: the
+// normal addon stays as it is. One switch: RXRPC_SANITIZE=1 npm run build
+// (or npm install); or npm run build:sanitize. Prints the path of the
+// sanitized rxrpc.node.
 //
 // Running it: Node itself is not instrumented, so ASan's runtime must be
-// loaded first. `node scripts/sanitize.js --env` prints the variables for
-// that (RXRPC_ADDON, LD_PRELOAD, ASAN_OPTIONS, UBSAN_OPTIONS), as
-// scripts/sanitize-run.sh uses them.
+// preloaded, and the library pointed at the other build. `node
+// scripts/sanitize.js --env [LOGDIR]` prints the variables for that
+// (RXRPC_ADDON, LD_PRELOAD, ASAN_OPTIONS, UBSAN_OPTIONS; reports to files in
+// LOGDIR), as scripts/test-sanitize.js uses them.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');

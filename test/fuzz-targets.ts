@@ -1,8 +1,9 @@
 /**
  * Property-based targets for every encoder and decoder of the library: the
  * sockaddr and control-message codecs, RawSocket's decoding of the records
- * the addon fills (driven through the fake kernel), and the XDR writer and
- * reader. Each target is a fast-check property: round trips must give back
+ * the addon fills (driven through the fake kernel), the XDR writer and
+ * reader, and the codecs rxgen generates (for the project's VL interface,
+ * interfaces/vl.xg, compiled once per process). Each target is a fast-check property: round trips must give back
  * what went in, and arbitrary input must either decode or fail with one of
  * the library's typed errors, never anything else.
  *
@@ -10,6 +11,8 @@
  * by scripts/fuzz.ts (npm run fuzz -- --execs N).
  */
 import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   decodeControl, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, formatIp, parseIp, SendControl,
 } from '../lib/codec';
@@ -20,8 +23,10 @@ import {
 } from '../lib/constants';
 import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from '../lib/errors';
 import { RawSocket, ReceivedMessage } from '../lib/socket';
+import { generate } from '../lib/rxgen';
 import { XdrReader, XdrWriter } from '../lib/xdr';
 import { FakeKernel, FakeSocket } from './fake-kernel';
+import { Arbitraries, compile, LIB, plain, ROOT } from './unit/rxgen-support';
 
 /** One fuzz target: a name and its property. */
 export interface Target {
@@ -527,6 +532,64 @@ const xdrArguments = fc.property(
   },
 );
 
+type Encode = (w: XdrWriter, v: unknown) => void;
+type Decode = (r: XdrReader) => unknown;
+let vlCodecs: { types: string[]; arb: Arbitraries; mod: Record<string, unknown> } | undefined;
+
+/** The generated VL codecs: every type of interfaces/vl.xg, with arbitraries from the generator's model. */
+function vl(): NonNullable<typeof vlCodecs> {
+  if (vlCodecs) return vlCodecs;
+  const file = join(ROOT, 'interfaces', 'vl.xg');
+  const out = generate(readFileSync(file, 'utf8'), { fileName: file, importFrom: LIB });
+  const compiled = compile({ 'vl.ts': out.files.get('vl.ts')! });
+  if (compiled.diagnostics.length) throw new Error(`generated vl.ts does not compile: ${compiled.diagnostics.join('; ')}`);
+  vlCodecs = { types: out.model.types.map((t) => t.name).concat('afsUUID'), arb: new Arbitraries(out.model), mod: compiled.load('vl.ts') };
+  return vlCodecs;
+}
+
+/** Whether `fn` threw MalformedError (anything else thrown fails the property). */
+function malformed(fn: () => unknown): boolean {
+  try {
+    fn();
+    return false;
+  } catch (err) {
+    expectTyped(err, [MalformedError]);
+    return true;
+  }
+}
+
+function vlEncode(type: string, v: unknown): Buffer {
+  const w = new XdrWriter();
+  (vl().mod[`encode_${type}`] as Encode)(w, v);
+  return w.toBuffer();
+}
+
+function vlDecode(type: string, bytes: Uint8Array): unknown {
+  const r = new XdrReader(bytes);
+  const v = (vl().mod[`decode_${type}`] as Decode)(r);
+  r.end();
+  return v;
+}
+
+/** Every type of the generated VL codecs: decodes to what was encoded; with a byte more or less, MalformedError. */
+function generatedRoundTrip(): fc.IProperty<[[string, unknown], number]> {
+  const { types, arb } = vl();
+  return fc.property(fc.constantFrom(...types).chain((t) => arb.of(t).map((v) => [t, v] as [string, unknown])), fc.nat(), ([type, v], cut) => {
+    const bytes = vlEncode(type, v);
+    check(JSON.stringify(plain(vlDecode(type, bytes)), (_k, x) => (typeof x === 'bigint' ? `${x}n` : x)) ===
+      JSON.stringify(plain(v), (_k, x) => (typeof x === 'bigint' ? `${x}n` : x)), `${type} decodes to what was encoded`);
+    check(malformed(() => vlDecode(type, Buffer.concat([bytes, Buffer.alloc(1)]))), `${type} with a trailing byte is refused`);
+    if (bytes.length > 0) check(malformed(() => vlDecode(type, bytes.subarray(0, cut % bytes.length))), `${type} truncated is refused`);
+  });
+}
+
+/** Arbitrary bytes given to every generated VL decoder: a value or MalformedError, nothing else. */
+function generatedDecode(): fc.IProperty<[string, Uint8Array]> {
+  return fc.property(fc.constantFrom(...vl().types), fc.uint8Array({ maxLength: 600 }), (type, bytes) => {
+    resultOrTyped(() => vlDecode(type, bytes), [MalformedError]);
+  });
+}
+
 /** Every target, with a fresh property (and state) per call. */
 export function targets(): Target[] {
   return [
@@ -540,5 +603,7 @@ export function targets(): Target[] {
     { name: 'XDR round trip', property: xdrRoundTrip },
     { name: 'XDR reader, arbitrary bytes', property: xdrReader },
     { name: 'XDR writer and reader, arbitrary arguments', property: xdrArguments },
+    { name: 'generated VL codecs round trip', property: generatedRoundTrip() },
+    { name: 'generated VL decoders, arbitrary bytes', property: generatedDecode() },
   ];
 }
