@@ -73,7 +73,9 @@ function serverMain(port: number): void {
 async function clientMain(argv: string[]): Promise<void> {
   const calls = option(argv, '--calls', 1000000);
   const every = option(argv, '--every', 100000);
-  const inflight = option(argv, '--inflight', 32);
+  // 16 in flight by default, as the benchmark puts at most 16 on one server
+  // port: 6.1 fails calls that arrive while the accept pool (31 at most) is empty.
+  const inflight = option(argv, '--inflight', 16);
   const out = argv.includes('--out') ? argv[argv.indexOf('--out') + 1] : undefined;
   const port = 18800;
   raiseBacklog();

@@ -21,7 +21,7 @@ const option = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name
 const short = argv.includes('--short');
 const calls = Number(option('--calls', short ? 20000 : 1000000));
 const every = Number(option('--every', short ? 4000 : Math.min(100000, calls)));
-const inflight = Number(option('--inflight', 32));
+const inflight = Number(option('--inflight', 16));
 const kernel = option('--kernel', 'bookworm');
 const RSS_MB = 10;
 const HEAP_MB = 2;
