@@ -88,7 +88,7 @@ if (require.main === module) {
   const { readReport } = require('./jest-report');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rxrpc-pairs-'));
   const started = Date.now();
-  runPairs({ tmp, kernels: [], extra, readReport, step: (t) => console.log(`\n=== ${t}`) }).then((rows) => {
+  runPairs({ tmp, kernels: (process.env.RXRPC_KERNELS || '').split(',').map((k) => k.trim()).filter(Boolean), extra, readReport, step: (t) => console.log(`\n=== ${t}`) }).then((rows) => {
     console.log(`\n=== summary (${Math.round((Date.now() - started) / 1000)} s)`);
     for (const r of rows) console.log(`${r.where.padEnd(36)} ${String(r.passed).padStart(4)} passed, ${String(r.failed).padStart(3)} failed  ${r.note}`);
     const passed = rows.reduce((n, r) => n + r.passed, 0);
