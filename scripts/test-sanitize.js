@@ -25,6 +25,22 @@ const { readReport } = require('./jest-report');
 const root = path.join(__dirname, '..');
 const jestBin = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
 const KERNEL = 'bookworm';
+// Tests that judge resident size are left out: under ASan it is its
+// allocator's (redzones, a quarantine of freed blocks), not the library's.
+// Measured: the lifecycle test's growth over 1,000 Clients was 8.3 MB in one
+// sanitized run and 20.4 MB in the next (limit 10; without ASan 8.0 to 8.7).
+const LEFT_OUT = /resident growth/;
+const SKIP_NAMES = `^(?!.*${LEFT_OUT.source})`;
+
+/** Tests of the report that SKIP_NAMES left out (jest counts them as skipped). */
+function leftOut(file) {
+  try {
+    const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return r.testResults.flatMap((t) => t.assertionResults).filter((a) => a.status === 'pending' && LEFT_OUT.test(a.fullName)).length;
+  } catch {
+    return 0;
+  }
+}
 
 /** Sanitizer reports in `dir`: one file per process that had any (ASan's and UBSan's log_path). */
 function reports(dir) {
@@ -70,7 +86,7 @@ async function runSanitized({ tmp, kernel, extra = [], step }) {
   const probeFile = path.join(outDir, 'probe.json');
   const jestJson = path.join(outDir, 'jest.json');
   const jest = [process.execPath, jestBin, ...(kernel ? ['--config', path.join(root, 'test', 'jest.integration.config.js'), '--runInBand'] : []),
-    '--ci', '--forceExit', '--json', '--outputFile', jestJson, ...extra];
+    '--ci', '--forceExit', '--json', '--outputFile', jestJson, '--testNamePattern', SKIP_NAMES, ...extra];
   // One shell with the sanitizer's environment: the probe, then jest (in the VM: one boot for both).
   const guest = ['env', ...vars, 'sh', '-c', '"$0" -e "$1" "$2" || echo "sanitize: the probe process failed" >&2; shift 2; exec "$@"',
     process.execPath, PROBE, probeFile, ...jest];
@@ -89,15 +105,18 @@ async function runSanitized({ tmp, kernel, extra = [], step }) {
     console.log(fs.readFileSync(f, 'utf8'));
   }
   const probe = readProbe(probeFile);
-  const note = `${path.relative(root, addon)}, ${found.length} sanitizer reports, ${seconds} s${probe ? `; ${probe}` : ''}`;
+  const omitted = leftOut(jestJson);
+  const note = `${path.relative(root, addon)}, ${found.length} sanitizer reports, ${seconds} s` +
+    `${omitted ? `, ${omitted} left out (${LEFT_OUT.source})` : ''}${probe ? `; ${probe}` : ''}`;
   const report = readReport(jestJson);
+  if (report) report.skipped -= omitted;
   if (!report) return { where, passed: 0, failed: 1, skipped: 0, note: `no jest report (status ${status}); ${note}` };
   if (status !== 0 && report.failed === 0) report.failed = 1;
   report.failed += found.length + (probe ? 1 : 0);
   return { where, ...report, note };
 }
 
-module.exports = { runSanitized };
+module.exports = { runSanitized, leftOut };
 
 if (require.main === module) {
   let argv = process.argv.slice(2);
