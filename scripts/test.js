@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // npm test: build, run the host-side unit tests, then the integration tests
-// inside a kernel VM for each kernel of the matrix (one boot per kernel), and
+// inside a kernel VM for each kernel of the matrix (one boot per kernel), then
+// the tests across two kernel VMs on one link (scripts/test-pairs.js), and
 // close with a line "N passed, N failed" totalled over everything.
 //
 // Environment:
 //   RXRPC_KERNELS   comma-separated kernels (default: all of scripts/vm/kernels)
+//   RXRPC_PAIRS     kernel pairs "A:B" for the two-VM tests, or none (scripts/test-pairs.js)
 //   RXRPC_HOST_ONLY=1  skip the VM (the summary then says so and fails)
 //   JEST_ARGS       extra jest arguments for both runs (e.g. a test name filter)
 // It sets RXRPC_PACK_DIR for both runs: where scripts/pack-test.js installed
