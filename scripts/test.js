@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // npm test: build, run the host-side unit tests, then the integration tests
-// inside a kernel VM for each kernel of the matrix (one boot per kernel), and
+// inside a kernel VM for each kernel of the matrix (one boot per kernel), then
+// the tests across two kernel VMs on one link (scripts/test-pairs.js), and
 // close with a line "N passed, N failed" totalled over everything.
 //
 // Environment:
 //   RXRPC_KERNELS   comma-separated kernels (default: all of scripts/vm/kernels)
+//   RXRPC_PAIRS     kernel pairs "A:B" for the two-VM tests, or none (scripts/test-pairs.js)
 //   RXRPC_HOST_ONLY=1  skip the VM (the summary then says so and fails)
 //   JEST_ARGS       extra jest arguments for both runs (e.g. a test name filter)
 // It sets RXRPC_PACK_DIR for both runs: where scripts/pack-test.js installed
@@ -33,17 +35,7 @@ function run(cmd, args, opts = {}) {
   return r.status === null ? 1 : r.status;
 }
 
-// Reads a jest --json report; undefined when the run never wrote one.
-function readReport(file) {
-  try {
-    const r = JSON.parse(fs.readFileSync(file, 'utf8'));
-    // Suites that failed to run at all (syntax error, crash) count as failures too.
-    const broken = r.testResults.filter((t) => t.status === 'failed' && t.assertionResults.length === 0).length;
-    return { passed: r.numPassedTests, failed: r.numFailedTests + broken, skipped: r.numPendingTests + r.numTodoTests };
-  } catch {
-    return undefined;
-  }
-}
+const { readReport } = require('./jest-report');
 
 function runInVm(kernel, outDir) {
   return new Promise((resolve) => {
@@ -117,6 +109,8 @@ async function main() {
         results.push({ where: kernel, ...report, note: version || 'kernel version unknown' });
       }
     }
+    // Two kernels at once on one virtual link: cross-kernel and netem tests.
+    results.push(...await require('./test-pairs').runPairs({ tmp, kernels, extra, readReport, step }));
   }
 
   step(`summary (${Math.round((Date.now() - started) / 1000)} s)`);

@@ -34,6 +34,9 @@ case $suite in
 esac
 
 need busybox-static kmod cpio xz-utils zstd debian-archive-keyring
+# For run.sh --nic and tests that shape traffic: the virtio NIC, veth pairs
+# and netem.
+modules+=(virtio_net veth sch_netem)
 
 cache=${RXRPC_VM_CACHE:-$HOME/.cache/rxrpc-vm}/$suite
 mkdir -p "$cache"

@@ -13,6 +13,10 @@
 #   --out      a host directory the command may write to, mounted writable at
 #              the same path in the guest (default: a fresh temporary one,
 #              removed afterwards if left empty); also in $RXRPC_VM_OUT
+#   --nic      a virtio-net NIC on this QEMU network backend, the value of a
+#              -netdev option without its id (e.g. dgram,local.type=inet,...);
+#              the guest sees eth0, down and without an address
+#   --mac      the NIC's MAC address (default 52:54:00:12:34:56)
 #
 # RXRPC_VM_QEMU_ARGS: extra QEMU arguments, split on spaces (the benchmark
 # passes "-icount shift=N,sleep=off" for a clock that counts instructions).
@@ -35,9 +39,10 @@ die() {
   echo "vm: $*" >&2
   exit 125
 }
-usage() { die "usage: run.sh [--kernel SUITE] [--timeout S] [--mem MB] [--smp N] [--out DIR] -- COMMAND [ARGS...]"; }
+usage() { die "usage: run.sh [--kernel SUITE] [--timeout S] [--mem MB] [--smp N] [--out DIR] [--nic NETDEV [--mac MAC]] -- COMMAND [ARGS...]"; }
 
 suite=bookworm timeout=1800 mem=2048 smp=1 out=
+nic= mac=52:54:00:12:34:56
 while (($#)); do
   case $1 in
     --kernel) suite=${2:-} ;;
@@ -45,6 +50,8 @@ while (($#)); do
     --mem) mem=${2:-} ;;
     --smp) smp=${2:-} ;;
     --out) out=${2:-} ;;
+    --nic) nic=${2:-} ;;
+    --mac) mac=${2:-} ;;
     --) shift; break ;;
     *) usage ;;
   esac
@@ -111,6 +118,7 @@ qemu=(
   -chardev "stdio,id=hvc0,signal=off" -device "virtconsole,chardev=hvc0"
   -chardev "file,id=hvc1,path=${ctl//,/,,}/notes" -device "virtconsole,chardev=hvc1"
 )
+[[ -z $nic ]] || qemu+=(-netdev "$nic,id=net0" -device "virtio-net-pci,netdev=net0,mac=$mac")
 # shellcheck disable=SC2206 # split on spaces, as documented
 [[ -z ${RXRPC_VM_QEMU_ARGS:-} ]] || qemu+=(${RXRPC_VM_QEMU_ARGS})
 # hvc1 reaches our stderr through a FIFO and cat, which write through our own
