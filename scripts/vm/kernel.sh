@@ -23,10 +23,10 @@ die() { log "$*"; exit 1; }
 # 9p shares, the ciphers rxkad needs (rxrpc fails to load without them) and
 # AF_RXRPC. Newer kernels have some built in.
 modules=(virtio_pci virtio_console 9pnet_virtio 9p fcrypt pcbc rxrpc)
-# Modules put in the initramfs but not loaded: the kernel's AFS client, which
+# Modules put in the initramfs but not loaded: the kernel's AFS client (kafs.ko), which
 # a test loads (init.sh makes the initramfs's modules reachable from the
 # command as $RXRPC_VM_MODULES, a root for modprobe -d).
-optional=(afs)
+optional=(kafs)
 
 suite=${1:-}
 case $suite in

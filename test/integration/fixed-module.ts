@@ -1,0 +1,33 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const root = join(__dirname, '..', '..', '..');
+
+/** /sys/module/rxrpc/version: only the rxrpc.ko built from kernel/ has one ("upgrade-fix.N"). */
+export const MODULE_VERSION = '/sys/module/rxrpc/version';
+
+/**
+ * Which rxrpc.ko this kernel runs: the fixed one (kernel/) or Debian's stock
+ * module. The VM runner says which it loaded (RXRPC_VM_MODULE); the module's
+ * version marker must agree, or the boot did not do what it claimed.
+ */
+export function loadedModule(): { fixed: boolean; version?: string } {
+  const version = existsSync(MODULE_VERSION) ? readFileSync(MODULE_VERSION, 'utf8').trim() : undefined;
+  const fixed = version !== undefined && /^upgrade-fix\.\d+$/.test(version);
+  const claimed = process.env.RXRPC_VM_MODULE;
+  if (claimed !== undefined && claimed !== (fixed ? 'fixed' : 'stock')) {
+    throw new Error(`the VM runner loaded the ${claimed} rxrpc module, but ${MODULE_VERSION} reads ${version ?? '(absent)'}`);
+  }
+  return { fixed, version };
+}
+
+/** The reproducer (kernel/selftest/rxrpc_upgrade.c), as `make -C kernel/selftest` built it or compiled here. */
+export function reproducer(): string {
+  const source = join(root, 'kernel', 'selftest', 'rxrpc_upgrade.c');
+  const built = join(root, 'build', 'kernel', 'rxrpc_upgrade');
+  if (existsSync(built) && statSync(built).mtimeMs >= statSync(source).mtimeMs) return built;
+  const binary = '/tmp/rxrpc_upgrade';
+  execFileSync('gcc', ['-O2', '-Wall', '-o', binary, source], { stdio: 'inherit' });
+  return binary;
+}
