@@ -26,7 +26,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { echo "build.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-headers= source= out=.
+headers='' source='' out=.
 while (($#)); do
   case $1 in
     --headers) headers=${2:-} ;;

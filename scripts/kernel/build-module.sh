@@ -22,7 +22,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-# shellcheck source=../vm/common.sh
+# shellcheck source=scripts/vm/common.sh
 . "$root/scripts/vm/common.sh"
 
 log() { echo "build-module.sh: $*" >&2; }
@@ -81,7 +81,8 @@ fetch() {
   fi
   # "linux-headers-6.1.0-57-common (= 6.1.192-3), linux-kbuild-6.1 (>= 6.1.192-3), ..."
   pkgs=("linux-source-$series" "linux-headers-$release")
-  pkgs+=($(tr ',' '\n' <<<"$deps" | sed -n 's/^ *\(linux-headers-[^ ]*-common\|linux-kbuild-[^ ]*\)\( .*\)\{0,1\}$/\1/p'))
+  mapfile -t -O 2 pkgs < <(tr ',' '\n' <<<"$deps" |
+    sed -n 's/^ *\(linux-headers-[^ ]*-common\|linux-kbuild-[^ ]*\)\( .*\)\{0,1\}$/\1/p')
   ((${#pkgs[@]} == 4)) || die "cannot tell the -common and linux-kbuild packages of linux-headers-$release from: $deps"
   log "downloading ${pkgs[*]} ($version)"
   (cd "$work" && apt-get "${apt_opts[@]}" -q download "${pkgs[@]/%/=$version}" >&2) ||
@@ -110,7 +111,7 @@ tarball=$src/source/usr/src/linux-source-$series.tar.xz
 # cannot for 7.x: its tools need glibc 2.38 and the kernel was built with gcc-14.)
 compiler=$(sed -n 's/^CC = .*)\(gcc-[0-9]*\)$/\1/p' "$headers/.kernelvariables")
 cross=$(sed -n 's/^override CROSS_COMPILE = \(.*\)$/\1/p' "$headers/.kernelvariables" | head -n1)
-[[ $cross != *'$('* ]] || cross= # only set when cross-compiling
+[[ $cross != *"\$("* ]] || cross= # only set when cross-compiling
 [[ -n $compiler ]] || die "cannot tell the compiler of $release from $headers/.kernelvariables"
 why=
 if ! command -v "$cross$compiler" >/dev/null; then
@@ -161,6 +162,7 @@ else
   # The headers, kbuild and doc trees at their installed paths, this tree's
   # kernel/ and the output mounted into the build root, in a mount namespace
   # of its own (the mounts vanish with it).
+  # shellcheck disable=SC2016 # expanded by the inner shell
   unshare --mount --pid --fork --mount-proc="$br/proc" bash -c '
     set -e
     br=$1 src=$2 kernel=$3 build=$4; shift 4

@@ -17,7 +17,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-# shellcheck source=../vm/common.sh
+# shellcheck source=scripts/vm/common.sh
 . "$root/scripts/vm/common.sh"
 log() { echo "dkms-test.sh: $*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -25,8 +25,9 @@ die() { log "FAIL: $*"; exit 1; }
 suite=${1:-bookworm}
 need dkms
 fixed=$("$here/build-module.sh" "$suite") || die "cannot prepare the $suite kernel's sources"
-# shellcheck source=/dev/null
-. <(grep -E '^(release|debian_version|series|marker|vermagic)=' "$fixed/info" | sed 's/=\(.*\)/="\1"/')
+info() { sed -n "s/^$1=//p" "$fixed/info"; }
+release=$(info release) debian_version=$(info debian_version) series=$(info series)
+marker=$(info marker) vermagic=$(info vermagic)
 src=$(dirname "$fixed")/src-$debian_version
 headers=$src/headers/usr/src/linux-headers-$release
 name=$(sed -n 's/^PACKAGE_NAME="\(.*\)"$/\1/p' "$root/kernel/dkms.conf")
