@@ -4,6 +4,7 @@
  * upgraded service with the same request, which is what makes it the probe.
  */
 import { Client, ProbeResult } from './client';
+import { InvalidArgTypeError } from './errors';
 import { checkDestination, Destination } from './services';
 import { XdrReader, XdrWriter } from './xdr';
 
@@ -21,11 +22,12 @@ export const VL_NOENT = 363524;
 
 /** The GetCapabilities request: the opcode alone. */
 export function capabilitiesRequest(opcode: number): Buffer {
+  if (typeof opcode !== 'number') throw new InvalidArgTypeError('opcode', 'of type number', opcode);
   return new XdrWriter().u32(opcode).toBuffer();
 }
 
 /** The GetCapabilities reply: a counted array of capability words. */
-export function decodeCapabilities(reply: Buffer): number[] {
+export function decodeCapabilities(reply: Uint8Array): number[] {
   const r = new XdrReader(reply);
   const words = r.array((x) => x.u32(), 1024);
   r.end();
@@ -39,27 +41,39 @@ export interface CapabilitiesProbe extends ProbeResult {
 
 async function probeCapabilities(client: Client, destination: Destination, kind: 'VL' | 'FS',
   options: { timeout?: number; signal?: AbortSignal }): Promise<CapabilitiesProbe> {
+  if (!(client instanceof Client)) throw new InvalidArgTypeError('client', 'a Client', client);
+  if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
   const spec = AFS[kind];
-  const result: CapabilitiesProbe = await client.probe(destination, {
+  let capabilities: number[] | undefined;
+  // A reply that is not a capability list is not learned: the server is not what it was taken for.
+  const result: CapabilitiesProbe = await client.probeChecked(destination, {
     service: spec.service,
     upgradeTo: spec.upgradeTo,
     request: capabilitiesRequest(spec.getCapabilities),
-    ...options,
+    timeout: options.timeout,
+    signal: options.signal,
+  }, (reply) => {
+    capabilities = decodeCapabilities(reply);
   });
-  if (result.reply && result.reply.length > 0) result.capabilities = decodeCapabilities(result.reply);
+  if (capabilities) result.capabilities = capabilities;
   return result;
 }
 
 /** Probes a VL server (52 -> 2503) with VL_GetCapabilities. */
 export function probeVL(client: Client, destination: Partial<Destination> & { address: string },
   options: { timeout?: number; signal?: AbortSignal } = {}): Promise<CapabilitiesProbe> {
-  const dest = checkDestination({ port: AFS.VL.port, ...destination });
-  return probeCapabilities(client, dest, 'VL', options);
+  return probeCapabilities(client, withPort(destination, AFS.VL.port), 'VL', options);
 }
 
 /** Probes a file server (1 -> 2500) with FS GetCapabilities. */
 export function probeFS(client: Client, destination: Partial<Destination> & { address: string },
   options: { timeout?: number; signal?: AbortSignal } = {}): Promise<CapabilitiesProbe> {
-  const dest = checkDestination({ port: AFS.FS.port, ...destination });
-  return probeCapabilities(client, dest, 'FS', options);
+  return probeCapabilities(client, withPort(destination, AFS.FS.port), 'FS', options);
+}
+
+function withPort(destination: unknown, port: number): Destination {
+  if (typeof destination !== 'object' || destination === null) {
+    throw new InvalidArgTypeError('destination', 'an object { address, port? }', destination);
+  }
+  return checkDestination({ port, ...(destination as object) });
 }

@@ -15,15 +15,21 @@
  *   wait their turn in order.
  */
 import { EventEmitter } from 'node:events';
-import { RX_CALL_TIMEOUT, RX_INVALID_OPERATION, RX_PROTOCOL_ERROR, RX_USER_ABORT, RXGEN_OPCODE } from './constants';
+import {
+  RX_CALL_TIMEOUT, RX_INVALID_OPERATION, RX_PROTOCOL_ERROR, RX_USER_ABORT, RXGEN_CC_UNMARSHAL, RXGEN_OPCODE,
+} from './constants';
 import { Call, Endpoint, EndpointClosedError } from './endpoint';
 import {
-  AbortError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, TimeoutError, WrongServiceError, writeError,
+  AbortError, checkAbortCode, emitError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, SizeLimitError,
+  TimeoutError, WrongServiceError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
+import { ChunkQueue } from './queue';
 import {
-  checkDestination, checkDuration, checkService, checkServiceDestination, Destination, ServiceDestination,
+  checkBoolean, checkCount, checkDeadline, checkDestination, checkDuration, checkService, checkServiceDestination,
+  Destination, ServiceDestination,
 } from './services';
+import { after } from './timers';
 
 export interface KernelTimeouts {
   /** Hard limit on the whole call, in seconds. */
@@ -35,9 +41,12 @@ export interface KernelTimeouts {
 }
 
 export interface CallOptions {
-  /** Milliseconds before the call fails with TimeoutError (and is aborted on the wire with RX_CALL_TIMEOUT). */
+  /**
+   * Milliseconds before the call fails with TimeoutError and is aborted with
+   * RX_CALL_TIMEOUT (Infinity: none). See README for what the server hears of it.
+   */
   timeout?: number;
-  /** Absolute deadline (Date or ms since the epoch); the earlier of timeout and deadline applies. */
+  /** Absolute deadline (Date or ms since the epoch; Infinity: none); the earlier of timeout and deadline applies. */
   deadline?: Date | number;
   /** Aborts the call (on the wire with RX_USER_ABORT) and rejects with AbortError. */
   signal?: AbortSignal;
@@ -47,6 +56,8 @@ export interface CallOptions {
   kernelTimeouts?: KernelTimeouts;
   /** Send to the service a probe learned for this destination (default true). */
   useLearnedService?: boolean;
+  /** Largest reply accepted, in bytes (default: the client's maxReplyBytes); a larger one fails with SizeLimitError. */
+  maxReplyBytes?: number;
 }
 
 /** A finished call. */
@@ -99,11 +110,20 @@ export interface ClientOptions {
   maxCallsPerPeer?: number;
   /** Give each service its own local endpoint (default true; see above). */
   isolateServices?: boolean;
-  /** Messages read per wakeup, per socket. */
+  /** Messages read per wakeup, per socket (1 to 1024, default 64). */
   batch?: number;
-  /** The native binding (tests pass a fake). */
+  /**
+   * Largest reply a call accepts, in bytes (default 4 MiB; Infinity for no
+   * limit). Replies are read as they arrive, so without a limit a peer
+   * decides how much memory a call takes.
+   */
+  maxReplyBytes?: number;
+  /** @internal The native binding (tests pass a fake). */
   binding?: NativeBinding;
 }
+
+/** Default limit on a reply's size (CallOptions.maxReplyBytes). */
+export const DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024;
 
 interface ClientEvents {
   /** A probe's result, when it was learned. */
@@ -112,7 +132,27 @@ interface ClientEvents {
   close: [];
 }
 
-const destKey = (d: Destination) => `${d.address}|${d.port}`;
+// The key of a destination in the maps below, made once per destination
+// (schedule() looks it up for every call).
+const destKeys = new Map<string, Map<number, string>>();
+let destKeyCount = 0;
+const destKey = (d: Destination): string => {
+  let byPort = destKeys.get(d.address);
+  const hit = byPort?.get(d.port);
+  if (hit !== undefined) return hit;
+  if (destKeyCount >= 4096) {
+    destKeys.clear();
+    destKeyCount = 0;
+    byPort = undefined;
+  }
+  if (!byPort) destKeys.set(d.address, (byPort = new Map()));
+  const key = `${d.address}|${d.port}`;
+  byPort.set(d.port, key);
+  destKeyCount++;
+  return key;
+};
+const EMPTY = Buffer.alloc(0);
+const NO_CALL_OPTIONS: CallOptions = Object.freeze({});
 
 /** A FIFO of async waiters with a limit on how many may run at once. */
 class Slots {
@@ -143,55 +183,29 @@ class Slots {
   }
 }
 
-/** Chunks of a reply for an async iterator, in order. */
-class ChunkQueue implements AsyncIterable<Buffer> {
-  private chunks: Buffer[] = [];
-  private ended = false;
-  private error: Error | undefined;
-  private wake: (() => void) | undefined;
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.wake?.();
-  }
-  end(error?: Error): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.error = error;
-    this.wake?.();
-  }
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    for (;;) {
-      const chunk = this.chunks.shift();
-      if (chunk) {
-        yield chunk;
-        continue;
-      }
-      if (this.ended) {
-        if (this.error) throw this.error;
-        return;
-      }
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = undefined;
-    }
-  }
-}
-
 /**
  * A client call in its streaming form: write the request in parts, read the
  * reply as an async iterable, and `result` settles with who answered.
  */
 export class ClientCall implements AsyncIterable<Buffer> {
-  /** Settles when the call ends: the service and peer that answered, or why it failed. */
-  readonly result: Promise<{ service: number; peer: Destination }>;
-  private readonly reply = new ChunkQueue();
+  // The reply's queue, the result promise and the lists below are made when
+  // first needed: Client.call uses none of them (it gathers the reply and
+  // hears of the end through `onSettled`).
+  private reply: ChunkQueue | undefined;
+  private resultPromise: Promise<{ service: number; peer: Destination }> | undefined;
+  private resolveResult: ((r: { service: number; peer: Destination }) => void) | undefined;
+  private rejectResult: ((e: Error) => void) | undefined;
   private gathered: Buffer[] | undefined;
+  private replyBytes = 0;
   private call: Call | undefined;
-  private pending: Buffer[] = [];
+  private pending: Buffer[] | undefined;
   private ended = false;
   private failed: Error | undefined;
-  private settle!: (error?: Error) => void;
-  private cleanup: Array<() => void> = [];
-  private writeWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private settled = false;
+  private cleanup: Array<() => void> | undefined;
+  private writeWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> | undefined;
+  /** Told once when the call succeeds or fails (see whenSettled). */
+  private onSettled: ((error: Error | undefined) => void) | undefined;
 
   private lane: Endpoint | undefined;
   private serviceId: number;
@@ -202,18 +216,39 @@ export class ClientCall implements AsyncIterable<Buffer> {
     private readonly target: Destination & { family: 'IPv4' | 'IPv6' },
     service: number,
     private readonly options: CallOptions,
+    private readonly maxReplyBytes: number,
     /** Services whose reply a probe accepts; null accepts any. Normal calls accept only their own. */
     private readonly probeExpect: ReadonlySet<number> | null | undefined = undefined,
   ) {
     this.serviceId = service;
-    this.result = new Promise((resolve, reject) => {
-      this.settle = (error) => {
-        if (error) reject(error);
-        else resolve({ service: this.call!.service, peer: { address: target.address, port: target.port } });
-      };
-    });
-    this.result.catch(() => {}); // failures also reach the reply iterator and write()
-    this.watch();
+    if (options.signal !== undefined || options.timeout !== undefined || options.deadline !== undefined) this.watch();
+  }
+
+  /** Settles when the call ends: the service and peer that answered, or why it failed. */
+  get result(): Promise<{ service: number; peer: Destination }> {
+    if (!this.resultPromise) {
+      if (this.settled) {
+        this.resultPromise = this.failed ? Promise.reject(this.failed) : Promise.resolve(this.answered());
+      } else {
+        this.resultPromise = new Promise((resolve, reject) => {
+          this.resolveResult = resolve;
+          this.rejectResult = reject;
+        });
+      }
+      this.resultPromise.catch(() => {}); // failures also reach the reply iterator and write()
+    }
+    return this.resultPromise;
+  }
+
+  /** @internal `done` is told once the call succeeds or fails (at once if it has): Client.call's promise-free form of `result` */
+  whenSettled(done: (error: Error | undefined) => void): void {
+    if (this.settled) done(this.failed);
+    else this.onSettled = done;
+  }
+
+  /** @internal the service and peer that answered (once the call has succeeded) */
+  answered(): { service: number; peer: Destination } {
+    return { service: this.call!.service, peer: { address: this.target.address, port: this.target.port } };
   }
 
   /** The service the call is sent to (once it has left: after any learned upgrade). */
@@ -231,7 +266,10 @@ export class ClientCall implements AsyncIterable<Buffer> {
     return this.probeExpect === null || this.probeExpect.has(service);
   }
 
-  /** Writes part of the request; resolves when the kernel has taken it. */
+  /**
+   * Writes part of the request; resolves when the kernel has taken it. The
+   * bytes are the call's once this returns (taken or copied).
+   */
   write(chunk: Uint8Array): Promise<void> {
     return this.push(chunk, false);
   }
@@ -241,14 +279,27 @@ export class ClientCall implements AsyncIterable<Buffer> {
     return this.push(chunk ?? Buffer.alloc(0), true);
   }
 
-  /** Aborts the call on the wire with `code` (RX_USER_ABORT by default). */
-  abort(code = RX_USER_ABORT): void {
+  /**
+   * Aborts the call on the wire with `code` (RX_USER_ABORT by default): the
+   * call fails with a local RxAbortError. A code the kernel cannot send (0,
+   * beyond 32 bits, not an integer) throws a RangeError and changes nothing.
+   */
+  abort(code: number = RX_USER_ABORT): void {
+    checkAbortCode(code, 'code');
     this.fail(new RxAbortError(code, true), code);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
     if (this.gathered) throw new Error('the reply of this call is gathered by Client.call');
-    return this.reply[Symbol.asyncIterator]();
+    return this.replyQueue();
+  }
+
+  private replyQueue(): ChunkQueue {
+    if (!this.reply) {
+      this.reply = new ChunkQueue();
+      if (this.settled) this.reply.end(this.failed);
+    }
+    return this.reply;
   }
 
   /** @internal the reply's chunks go to the returned array instead of the iterator */
@@ -265,7 +316,13 @@ export class ClientCall implements AsyncIterable<Buffer> {
       this.call.write(request, false);
       return;
     }
-    this.pending.push(Buffer.from(request.buffer, request.byteOffset, request.length));
+    if (this.lane && !this.pending) {
+      // It may leave now: the send thread copies it.
+      this.begin(request);
+      return;
+    }
+    // Held until the call may leave: a copy, the caller's buffer is theirs again.
+    (this.pending ??= []).push(Buffer.from(request));
     if (this.lane) this.begin();
   }
 
@@ -279,9 +336,9 @@ export class ClientCall implements AsyncIterable<Buffer> {
         if (this.failed) throw this.failed;
       });
     }
-    // Not started yet: held until the call may leave, then sent as its first data.
-    this.pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
-    const written = new Promise<void>((resolve, reject) => this.writeWaiters.push({ resolve, reject }));
+    // Not started yet: held (a copy) until the call may leave, then sent as its first data.
+    (this.pending ??= []).push(Buffer.from(chunk));
+    const written = new Promise<void>((resolve, reject) => (this.writeWaiters ??= []).push({ resolve, reject }));
     if (this.lane) this.begin();
     return written;
   }
@@ -294,21 +351,25 @@ export class ClientCall implements AsyncIterable<Buffer> {
     if (this.failed) return;
     this.lane = lane;
     this.serviceId = service;
-    if (this.pending.length > 0 || this.ended) this.begin();
+    if (this.pending || this.ended) this.begin();
   }
 
-  private begin(): void {
+  /** Starts the kernel call with what is pending, or with `first` (the caller's, copied by the send thread). */
+  private begin(first?: Uint8Array): void {
     const endpoint = this.lane!;
-    const first = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
-    this.pending = [];
+    const pending = this.pending;
+    this.pending = undefined;
+    if (first === undefined) first = !pending ? EMPTY : pending.length === 1 ? pending[0] : Buffer.concat(pending);
     const k = this.options.kernelTimeouts;
+    const target = { service: this.serviceId, address: this.target.address, port: this.target.port };
     let call: Call;
     try {
-      call = endpoint.startCall({ ...this.target, service: this.serviceId }, first, !this.ended, {
-        upgrade: this.upgrade,
-        exclusive: this.options.exclusive || this.upgrade,
-        kernelTimeouts: k ? kernelTimeoutWords(k) : undefined,
-      });
+      call = !k && !this.upgrade && this.options.exclusive === undefined ? endpoint.startCall(target, first, !this.ended)
+        : endpoint.startCall(target, first, !this.ended, {
+          upgrade: this.upgrade,
+          exclusive: this.options.exclusive || this.upgrade,
+          kernelTimeouts: k ? kernelTimeoutWords(k) : undefined,
+        });
     } catch (err) {
       this.fail(err as Error);
       return;
@@ -320,48 +381,53 @@ export class ClientCall implements AsyncIterable<Buffer> {
         return;
       }
       if (chunk.length === 0) return;
+      this.replyBytes += chunk.length;
+      if (this.replyBytes > this.maxReplyBytes) {
+        this.fail(new SizeLimitError('reply', this.maxReplyBytes, this.replyBytes), RXGEN_CC_UNMARSHAL);
+        return;
+      }
       if (this.gathered) this.gathered.push(chunk);
-      else this.reply.push(chunk);
+      else this.replyQueue().push(chunk);
     };
     call.ondone = (error) => {
       if (error) this.fail(error);
-      else this.succeed();
+      else this.finish();
     };
-    const waiters = this.writeWaiters.splice(0);
-    if (waiters.length === 0) return;
+    const waiters = this.writeWaiters;
+    this.writeWaiters = undefined;
+    if (!waiters) return;
     void call.drained().then(() => {
       for (const w of waiters) (this.failed ? w.reject(this.failed) : w.resolve());
     });
   }
 
-  /** @internal */
+  /** @internal fails the call with `error`, aborting it on the wire with `abortCode` when given */
   fail(error: Error, abortCode?: number): void {
     if (this.failed || this.settled) return;
     this.failed = error;
     if (this.call && abortCode !== undefined) this.call.abort(abortCode, error);
-    for (const w of this.writeWaiters.splice(0)) w.reject(error);
+    const waiters = this.writeWaiters;
+    this.writeWaiters = undefined;
+    if (waiters) for (const w of waiters) w.reject(error);
     this.finish(error);
   }
-
-  private settled = false;
 
   /** True once the call has succeeded or failed. */
   get isSettled(): boolean {
     return this.settled;
   }
 
-  private succeed(): void {
-    if (this.settled) return;
-    this.finish();
-  }
-
   private finish(error?: Error): void {
+    if (this.settled) return;
     this.settled = true;
-    for (const c of this.cleanup.splice(0)) c();
-    this.reply.end(error);
-    if (error) this.settle(error);
-    else this.settle();
+    const cleanup = this.cleanup;
+    this.cleanup = undefined;
+    if (cleanup) for (const c of cleanup) c();
+    this.reply?.end(error);
+    if (error) this.rejectResult?.(error);
+    else this.resolveResult?.(this.answered());
     this.client.release(this);
+    this.onSettled?.(error);
   }
 
   private watch(): void {
@@ -371,34 +437,32 @@ export class ClientCall implements AsyncIterable<Buffer> {
       if (signal.aborted) {
         onAbort();
         return;
-      } else {
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.cleanup.push(() => signal.removeEventListener('abort', onAbort));
       }
+      signal.addEventListener('abort', onAbort, { once: true });
+      (this.cleanup ??= []).push(() => signal.removeEventListener('abort', onAbort));
     }
-    let ms = this.options.timeout;
-    if (this.options.deadline !== undefined) {
-      const until = (this.options.deadline instanceof Date ? this.options.deadline.getTime() : this.options.deadline) - Date.now();
-      ms = Math.max(0, ms === undefined ? until : Math.min(ms, until));
+    let ms = this.options.timeout ?? Infinity;
+    const deadline = checkDeadline(this.options.deadline, 'options.deadline');
+    if (deadline !== undefined) ms = Math.min(ms, Math.max(0, deadline - Date.now()));
+    if (ms === Infinity) return;
+    const limit = ms;
+    if (limit <= 0) {
+      this.fail(new TimeoutError(limit));
+      return;
     }
-    if (ms !== undefined) {
-      const limit = ms;
-      if (limit <= 0) {
-        this.fail(new TimeoutError(limit));
-        return;
-      }
-      const timer = setTimeout(() => this.fail(new TimeoutError(limit), RX_CALL_TIMEOUT), limit);
-      this.cleanup.push(() => clearTimeout(timer));
-    }
+    (this.cleanup ??= []).push(after(limit, () => this.fail(new TimeoutError(limit), RX_CALL_TIMEOUT)));
   }
 }
 
 export class Client extends EventEmitter<ClientEvents> {
-  private readonly lanes = new Map<string, Endpoint>();
+  /** Local endpoints by service (0 for all when services are not isolated), per family. */
+  private readonly lanes4 = new Map<number, Endpoint>();
+  private readonly lanes6 = new Map<number, Endpoint>();
   private readonly slots = new Map<string, Slots>();
   private readonly gates = new Map<string, Promise<void>>();
   private readonly learned = new Map<string, ProbeResult>();
   private readonly maxCallsPerPeer: number;
+  private readonly maxReplyBytes: number;
   private readonly isolate: boolean;
   private readonly binding: NativeBinding | undefined;
   private readonly batch: number | undefined;
@@ -408,64 +472,78 @@ export class Client extends EventEmitter<ClientEvents> {
 
   constructor(options: ClientOptions = {}) {
     super();
-    const max = options.maxCallsPerPeer ?? 8;
-    if (typeof max !== 'number') throw new InvalidArgTypeError('maxCallsPerPeer', 'of type number', max);
-    if (!Number.isInteger(max) || max < 1) throw new OutOfRangeError('maxCallsPerPeer', 'an integer of at least 1', max);
-    this.maxCallsPerPeer = max;
-    this.isolate = options.isolateServices ?? true;
+    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    this.maxCallsPerPeer = checkCount(options.maxCallsPerPeer, 'options.maxCallsPerPeer', 1, 1000) ?? 8;
+    this.maxReplyBytes = checkCount(options.maxReplyBytes, 'options.maxReplyBytes', 0, Infinity) ?? DEFAULT_MAX_REPLY_BYTES;
+    this.isolate = checkBoolean(options.isolateServices, 'options.isolateServices') ?? true;
+    this.batch = checkCount(options.batch, 'options.batch', 1, 1024);
+    if (options.binding !== undefined && (typeof options.binding !== 'object' || options.binding === null)) {
+      throw new InvalidArgTypeError('options.binding', 'a native binding', options.binding);
+    }
     this.binding = options.binding;
-    this.batch = options.batch;
   }
 
-  /** Makes a call and resolves with the whole reply. */
-  async call(destination: ServiceDestination, request: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
-    options: CallOptions = {}): Promise<CallResult> {
-    const call = this.openCall(destination, options);
-    if (request instanceof Uint8Array) {
-      // The common case, without the stream machinery: the reply is gathered
-      // as it arrives, and a failed write is the call's failure, in `result`.
-      const reply = call.gather();
-      call.sendAll(request);
-      const { service, peer } = await call.result;
-      // A copy: the chunks are views of a whole receive batch, which must not stay pinned.
-      return { data: Buffer.concat(reply), service, peer };
-    }
-    const chunks: Buffer[] = [];
-    const reading = (async () => {
-      for await (const chunk of call) chunks.push(chunk);
-    })();
-    reading.catch(() => {});
+  /**
+   * Makes a call and resolves with the whole reply. `request` is a
+   * Uint8Array or an (async) iterable of them; if the iterable throws, the
+   * call is aborted (RX_USER_ABORT) and the promise rejects with that error.
+   */
+  call(destination: ServiceDestination, request: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    options: CallOptions = NO_CALL_OPTIONS): Promise<CallResult> {
+    if (!(request instanceof Uint8Array)) return this.callIterable(destination, request, options);
+    let call: ClientCall;
     try {
-      if (request && (Symbol.asyncIterator in Object(request) || Symbol.iterator in Object(request))) {
-        for await (const chunk of request as AsyncIterable<Uint8Array>) await call.write(chunk);
-        await call.end();
-      } else {
-        throw new InvalidArgTypeError('request', 'a Uint8Array or an (async) iterable of Uint8Array', request);
-      }
+      call = this.openCall(destination, options);
     } catch (err) {
-      if (!(err instanceof InvalidArgTypeError)) {
-        await call.result; // the call's own failure explains a failed write best
-      }
-      call.abort();
-      throw err;
+      return Promise.reject(err);
     }
+    // The reply is gathered as it arrives, without the stream machinery, and
+    // the call's end settles this one promise.
+    const reply = call.gather();
+    return new Promise<CallResult>((resolve, reject) => {
+      call.whenSettled((error) => {
+        if (error) {
+          reject(error);
+          return;
+        }
+        const { service, peer } = call.answered();
+        // A copy: the chunks are views of a whole receive batch, which must not stay pinned.
+        resolve({ data: Buffer.concat(reply), service, peer });
+      });
+      // A failed write is the call's failure.
+      call.sendAll(request);
+    });
+  }
+
+  /** call() with a request given as an (async) iterable. */
+  private async callIterable(destination: ServiceDestination, request: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    options: CallOptions): Promise<CallResult> {
+    const source = iteratorOf(request);
+    const call = this.openCall(destination, options);
+    const reply = call.gather();
+    await feed(call, source);
     const { service, peer } = await call.result;
-    await reading;
-    return { data: Buffer.concat(chunks), service, peer };
+    return { data: Buffer.concat(reply), service, peer };
   }
 
   /** Opens a call in streaming form; see ClientCall. */
-  openCall(destination: ServiceDestination, options: CallOptions = {}): ClientCall {
+  openCall(destination: ServiceDestination, options: CallOptions = NO_CALL_OPTIONS): ClientCall {
     const dest = checkServiceDestination(destination);
-    this.checkCallOptions(options);
-    if (this.closed) throw new EndpointClosedError();
-    const call = new ClientCall(this, dest, dest.service, options);
+    if (options !== NO_CALL_OPTIONS) this.checkCallOptions(options);
+    if (this.closed) throw new EndpointClosedError('The client is closed');
+    const maxReply = options.maxReplyBytes === undefined ? this.maxReplyBytes
+      : checkCount(options.maxReplyBytes, 'options.maxReplyBytes', 0, Infinity)!;
+    const call = new ClientCall(this, dest, dest.service, options, maxReply);
     // The service is settled when the call may leave: a probe in flight may still teach a new one.
-    this.schedule(call, dest, () => {
-      const learned = options.useLearnedService === false ? undefined : this.learned.get(`${destKey(dest)}|${dest.service}`);
-      return learned ? learned.service : dest.service;
-    }, false);
+    this.schedule(call, dest, options.useLearnedService === false ? false : dest.service, false);
     return call;
+  }
+
+  /** The service a call to `service` at `dest` goes to: what a probe learned, if anything. */
+  private serviceFor(dest: Destination, service: number): number {
+    if (this.learned.size === 0) return service;
+    const learned = this.learned.get(`${destKey(dest)}|${service}`);
+    return learned ? learned.service : service;
   }
 
   /**
@@ -474,6 +552,14 @@ export class Client extends EventEmitter<ClientEvents> {
    * Calls to the destination wait until the probe is over.
    */
   async probe(destination: Destination, options: ProbeOptions): Promise<ProbeResult> {
+    return this.probeChecked(destination, options, undefined);
+  }
+
+  /**
+   * @internal probe() whose reply must also pass `check` (it throws on a
+   * reply it cannot decode) before the result is learned.
+   */
+  async probeChecked(destination: Destination, options: ProbeOptions, check: ((reply: Buffer) => void) | undefined): Promise<ProbeResult> {
     const dest = checkDestination(destination);
     if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
     const service = checkService(options.service, 'options.service');
@@ -482,7 +568,10 @@ export class Client extends EventEmitter<ClientEvents> {
       throw new InvalidArgTypeError('options.request', 'a Uint8Array', options.request);
     }
     checkDuration(options.timeout, 'options.timeout');
-    if (this.closed) throw new EndpointClosedError();
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new InvalidArgTypeError('options.signal', 'an AbortSignal', options.signal);
+    }
+    if (this.closed) throw new EndpointClosedError('The client is closed');
 
     const key = destKey(dest);
     // One probe at a time per destination; calls queue behind the gate.
@@ -495,6 +584,7 @@ export class Client extends EventEmitter<ClientEvents> {
       if (previous) await previous;
       const expect = upgradeTo === undefined ? null : new Set([service, upgradeTo]);
       const result = await this.runProbe(dest, service, options, expect);
+      if (check && result.reply && result.reply.length > 0) check(result.reply);
       this.learned.set(`${key}|${service}`, result);
       this.emit('probe', { address: dest.address, port: dest.port }, result);
       return result;
@@ -524,8 +614,9 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.closed) return;
     this.closed = true;
     for (const call of [...this.active.keys()]) call.fail(new EndpointClosedError());
-    for (const lane of this.lanes.values()) lane.close();
-    this.lanes.clear();
+    for (const lane of this.allLanes()) lane.close();
+    this.lanes4.clear();
+    this.lanes6.clear();
     process.nextTick(() => this.emit('close'));
   }
 
@@ -535,15 +626,19 @@ export class Client extends EventEmitter<ClientEvents> {
 
   ref(): this {
     this.refed = true;
-    for (const lane of this.lanes.values()) lane.raw.ref();
+    for (const lane of this.allLanes()) lane.raw.ref();
     return this;
   }
 
   /** Lets the process exit while this client is idle. */
   unref(): this {
     this.refed = false;
-    for (const lane of this.lanes.values()) lane.raw.unref();
+    for (const lane of this.allLanes()) lane.raw.unref();
     return this;
+  }
+
+  private allLanes(): Endpoint[] {
+    return [...this.lanes4.values(), ...this.lanes6.values()];
   }
 
   /** @internal a call ended: free its slot */
@@ -552,17 +647,14 @@ export class Client extends EventEmitter<ClientEvents> {
     if (key === undefined) return;
     this.active.delete(call);
     const slots = this.slots.get(key);
-    if (slots) {
-      slots.release();
-      if (slots.idle) this.slots.delete(key);
-    }
+    if (slots) this.releaseSlot(key, slots);
   }
 
   private async runProbe(dest: Destination & { family: 'IPv4' | 'IPv6' }, service: number, options: ProbeOptions,
     expect: ReadonlySet<number> | null): Promise<ProbeResult> {
-    const call = new ClientCall(this, dest, service, { timeout: options.timeout, signal: options.signal }, expect);
+    const call = new ClientCall(this, dest, service, { timeout: options.timeout, signal: options.signal }, this.maxReplyBytes, expect);
     // The probe holds the gate: it starts at once, without waiting for it.
-    this.schedule(call, dest, () => service, true);
+    this.schedule(call, dest, service, true);
     const chunks: Buffer[] = [];
     try {
       await call.end(options.request);
@@ -594,77 +686,148 @@ export class Client extends EventEmitter<ClientEvents> {
     }
   }
 
-  private schedule(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, resolveService: () => number, probe: boolean): void {
+  /**
+   * Runs `call` when the destination's gate (a probe in flight) is open and
+   * it has a slot. `service` is the service it was addressed to, looked up in
+   * what probes learned when it may leave; `false` sends it there as it is
+   * (useLearnedService: false); a probe passes the service it probes.
+   */
+  private schedule(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, service: number | false, probe: boolean): void {
     const key = destKey(dest);
     let slots = this.slots.get(key);
     if (!slots) this.slots.set(key, (slots = new Slots(this.maxCallsPerPeer)));
     const s = slots;
-    const begin = () => {
-      if (this.closed || call.isSettled) {
-        s.release();
-        if (!call.isSettled) call.fail(new EndpointClosedError());
-        return;
-      }
-      this.active.set(call, key);
-      const service = resolveService();
-      let lane: Endpoint;
-      try {
-        lane = this.lane(dest.family, service);
-      } catch (err) {
-        this.active.delete(call);
-        s.release();
-        call.fail(err as Error);
-        return;
-      }
-      call.start(lane, service);
-    };
-    const gate = probe ? undefined : this.gates.get(key);
     const waitSlot = () => {
       const wait = s.acquire();
-      if (!wait) {
-        begin();
-        return;
-      }
-      void wait.then(begin);
+      if (!wait) this.begin(call, dest, key, s, service, probe);
+      else void wait.then(() => this.begin(call, dest, key, s, service, probe));
     };
+    const gate = probe ? undefined : this.gates.get(key);
     if (gate) void gate.then(waitSlot);
     else waitSlot();
   }
 
+  /** A call has its slot: it leaves now, through the lane of the service it goes to. */
+  private begin(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, key: string, slots: Slots,
+    asked: number | false, probe: boolean): void {
+    if (this.closed || call.isSettled) {
+      this.releaseSlot(key, slots);
+      if (!call.isSettled) call.fail(new EndpointClosedError());
+      return;
+    }
+    this.active.set(call, key);
+    const service = asked === false ? call.service : probe ? asked : this.serviceFor(dest, asked);
+    let lane: Endpoint;
+    try {
+      lane = this.lane(dest.family, service);
+    } catch (err) {
+      this.active.delete(call);
+      this.releaseSlot(key, slots);
+      call.fail(err as Error);
+      return;
+    }
+    call.start(lane, service);
+  }
+
+  private releaseSlot(key: string, slots: Slots): void {
+    slots.release();
+    if (slots.idle && this.slots.get(key) === slots) this.slots.delete(key);
+  }
+
   private lane(family: 'IPv4' | 'IPv6', service: number): Endpoint {
-    const key = this.isolate ? `${family}|${service}` : family;
-    let lane = this.lanes.get(key);
+    const lanes = family === 'IPv4' ? this.lanes4 : this.lanes6;
+    const key = this.isolate ? service : 0;
+    let lane = lanes.get(key);
     if (lane) return lane;
     lane = new Endpoint({ family, binding: this.binding, batch: this.batch });
-    lane.on('error', (err) => this.emit('error', err));
+    lane.on('error', (err) => emitError(this, err));
     if (this.isolate) bindPrivatePort(lane, family);
     if (!this.refed) lane.raw.unref();
-    this.lanes.set(key, lane);
+    lanes.set(key, lane);
     return lane;
   }
 
   private checkCallOptions(options: CallOptions): void {
     if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
     checkDuration(options.timeout, 'options.timeout');
-    if (options.deadline !== undefined && !(options.deadline instanceof Date) && typeof options.deadline !== 'number') {
-      throw new InvalidArgTypeError('options.deadline', 'a Date or a number of ms since the epoch', options.deadline);
-    }
+    checkDeadline(options.deadline, 'options.deadline');
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new InvalidArgTypeError('options.signal', 'an AbortSignal', options.signal);
     }
+    checkBoolean(options.exclusive, 'options.exclusive');
+    checkBoolean(options.useLearnedService, 'options.useLearnedService');
     const k = options.kernelTimeouts;
     if (k !== undefined) {
       if (typeof k !== 'object' || k === null) throw new InvalidArgTypeError('options.kernelTimeouts', 'an object', k);
-      if (k.hard !== undefined && (!Number.isInteger(k.hard) || k.hard < 0 || k.hard > 0x7fffffff / 1000)) {
+      if (k.hard !== undefined && (typeof k.hard !== 'number' || !Number.isInteger(k.hard) || k.hard < 0 || k.hard > 0x7fffffff / 1000)) {
         throw new OutOfRangeError('options.kernelTimeouts.hard', 'whole seconds from 0 to 2147483', k.hard);
       }
       for (const name of ['idle', 'normal'] as const) {
         const v = k[name];
-        if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 3600000)) {
+        if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 3600000)) {
           throw new OutOfRangeError(`options.kernelTimeouts.${name}`, 'whole milliseconds from 0 to 3600000', v);
         }
       }
     }
+  }
+}
+
+/** The iterator of a request given as an (async) iterable; anything else is a TypeError. */
+function iteratorOf(request: unknown): AsyncIterator<unknown> | Iterator<unknown> {
+  const what = 'a Uint8Array or an (async) iterable of Uint8Array';
+  if (typeof request === 'string' || typeof request !== 'object' || request === null) {
+    throw new InvalidArgTypeError('request', what, request);
+  }
+  const r = request as Partial<AsyncIterable<unknown> & Iterable<unknown>>;
+  const make = (typeof r[Symbol.asyncIterator] === 'function' ? r[Symbol.asyncIterator] : r[Symbol.iterator]) as
+    ((this: unknown) => unknown) | undefined;
+  if (typeof make !== 'function') throw new InvalidArgTypeError('request', what, request);
+  const it = make.call(request) as AsyncIterator<unknown> | Iterator<unknown>;
+  if (typeof it !== 'object' || it === null || typeof it.next !== 'function') {
+    throw new InvalidArgTypeError('request', `${what} (its iterator has no next())`, it);
+  }
+  return it;
+}
+
+/**
+ * Writes every chunk of `source` to the call, then ends it. A source that
+ * throws (or yields something that is not a Uint8Array) aborts the call and
+ * rejects with its error; a call that fails first rejects with the call's
+ * error, and the source is told to stop (its return()).
+ */
+async function feed(call: ClientCall, source: AsyncIterator<unknown> | Iterator<unknown>): Promise<void> {
+  for (;;) {
+    let step: IteratorResult<unknown>;
+    try {
+      step = await source.next();
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      call.fail(error, RX_USER_ABORT);
+      throw err;
+    }
+    if (step.done) break;
+    const chunk = step.value;
+    if (!(chunk instanceof Uint8Array)) {
+      const error = new InvalidArgTypeError('request chunk', 'a Uint8Array', chunk);
+      call.fail(error, RX_USER_ABORT);
+      void stop(source);
+      throw error;
+    }
+    try {
+      await call.write(chunk);
+    } catch (err) {
+      void stop(source);
+      throw err;
+    }
+  }
+  await call.end();
+}
+
+async function stop(source: AsyncIterator<unknown> | Iterator<unknown>): Promise<void> {
+  try {
+    await source.return?.();
+  } catch {
+    // The source's own cleanup failed; the call's error is what the caller hears.
   }
 }
 

@@ -4,8 +4,10 @@
  *
  * - call ids come from a counter and are never reused, so a late terminal
  *   message for a call that already failed is recognised and dropped;
- * - the first sendmsg of a client call goes to the starter thread (it can
- *   sleep in the kernel, waiting for a channel), or to a bulk thread (below);
+ * - the first sendmsg of a client call goes to a starter thread (it can
+ *   sleep in the kernel, waiting for a channel; the native layer runs first
+ *   sends to different peers on different threads), or to a bulk thread;
+ *   an abort or timeout interrupts it there;
  * - the kernel gives no wakeup when a call's transmit window opens (poll()
  *   reports writable throughout), except to a sender sleeping in sendmsg. A
  *   call whose data starts with a chunk of BULK_MIN bytes or more therefore
@@ -13,21 +15,29 @@
  *   bulk thread (up to BULK_SENDS calls per endpoint). Other calls send with
  *   MSG_DONTWAIT, and what the kernel does not take stays queued on the call
  *   and is retried when that call next hears from the kernel or on a short
- *   backing-off timer. A call never mixes the two: on Linux 6.1 a sleeping
- *   sendmsg after a MSG_DONTWAIT send that the window cut short stalled the
- *   call for a second or more (the server then aborts it, RX_CALL_TIMEOUT)
- *   in about one 4 MiB upload in five; sleeping sends from the first one on
- *   never did;
+ *   backing-off timer. Once a MSG_DONTWAIT send of a call has been cut
+ *   short (a first send included), the call never sends on a bulk thread:
+ *   on Linux 6.1 a sleeping sendmsg after a MSG_DONTWAIT send that the window
+ *   cut short stalled the call for a second or more (the server then aborts
+ *   it, RX_CALL_TIMEOUT) in about one 4 MiB upload in five; sleeping sends
+ *   from the first one on never did;
+ * - what a call is handed to send is the call's from then on: the kernel
+ *   takes it, a send thread copies it, or the call copies what is left, all
+ *   before write() returns, so callers may reuse their buffers at once;
  * - a listening endpoint keeps the accept pool charged, and its calls' data
- *   is read as soon as it arrives (the poll watcher reads everything).
+ *   is read as soon as it arrives (the poll watcher reads everything);
+ * - a message the kernel delivers that cannot be decoded ends its call with
+ *   a MalformedError, never silently.
  */
 import { EventEmitter } from 'node:events';
-import { constants as osConstants } from 'node:os';
 import { RX_CALL_DEAD, RX_USER_ABORT } from './constants';
 import { RxAddress, SendControl } from './codec';
-import { InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
+import { errnoName } from './errno';
+import { checkAbortCode, emitError, InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
 import { EAGAIN } from './native';
-import { BlockingSend, RawSocket, RawSocketOptions, ReceivedMessage } from './socket';
+import { RawSocket, RawSocketOptions, ReceivedMessage } from './socket';
+
+export { errnoName };
 
 /** A network or local error that ended a call (RXRPC_NET_ERROR / RXRPC_LOCAL_ERROR). */
 export class CallError extends Error {
@@ -42,8 +52,8 @@ export class CallError extends Error {
 /** Calls still open when their endpoint closed. */
 export class EndpointClosedError extends Error {
   readonly code = 'ERR_SOCKET_CLOSED';
-  constructor() {
-    super('The endpoint was closed while the call was in progress');
+  constructor(what = 'The endpoint was closed while the call was in progress') {
+    super(what);
     this.name = 'EndpointClosedError';
   }
 }
@@ -64,15 +74,31 @@ type Outcome = { ok: true } | { ok: false; error: Error };
 interface Pending {
   data: Uint8Array;
   more: boolean;
+  /** The bytes are the call's own (a copy, or a send thread's), not a caller's buffer. */
+  owned: boolean;
 }
 
-// errno values the kernel reports in NET_ERROR / LOCAL_ERROR, by name.
-const ERRNO_NAMES = new Map<number, string>(
-  Object.entries(osConstants.errno).map(([name, value]) => [value as number, name]),
-);
-export function errnoName(errno: number): string {
-  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
-}
+/**
+ * Where a call's sending stands. One state at a time:
+ * - idle: nothing is on a thread; what is queued goes out on the next flush
+ *   (MSG_DONTWAIT), or is waiting for the retry timer;
+ * - thread: a send is on a thread of the socket (the first send of a client
+ *   call, on a starter or bulk thread, or a bulk send); nothing else is sent
+ *   until it completes;
+ * - ending: a send failed with ECONNABORTED or ESHUTDOWN, and the terminal
+ *   message that carries the abort code is awaited;
+ * - done: the call has ended.
+ */
+type SendState =
+  | { kind: 'idle' }
+  | { kind: 'thread'; token: number }
+  | { kind: 'ending'; timer: NodeJS.Timeout }
+  | { kind: 'done' };
+
+// The states without data are shared by every call.
+const IDLE: SendState = Object.freeze({ kind: 'idle' });
+const DONE: SendState = Object.freeze({ kind: 'done' });
+const NO_OPTIONS: StartOptions = Object.freeze({});
 
 /** One Rx call, client or server side. */
 export class Call {
@@ -82,18 +108,24 @@ export class Call {
   ondata: (chunk: Buffer, end: boolean) => void = () => {};
   /** Set by the owner: the call ended, successfully or not. Called once. */
   ondone: (error: Error | undefined) => void = () => {};
-  /** Bytes queued and not yet taken by the kernel. */
+  /** Bytes written and not yet taken by the kernel. */
   queuedBytes = 0;
   private queue: Pending[] = [];
-  private starting: boolean;
-  /** How this call sends: undecided, on a bulk thread (holds a slot until done), or MSG_DONTWAIT. */
-  private mode: 'unset' | 'bulk' | 'dontwait' = 'unset';
-  private bulk: BlockingSend | undefined; // a send in progress on a bulk thread
-  private done = false;
+  private state: SendState = IDLE;
+  /**
+   * How this call sends, once decided, and then for good: on a bulk thread
+   * (holding one of the endpoint's bulk slots until it ends) or with
+   * MSG_DONTWAIT. Undecided while every send so far was small and taken
+   * whole; the first chunk of BULK_MIN bytes or more then decides (bulk, if a
+   * slot is free), and so does the first send the kernel cuts short
+   * (MSG_DONTWAIT: a sleeping send after that can stall on Linux 6.1).
+   */
+  private mode: 'bulk' | 'dontwait' | undefined;
+  /** The kernel may know the call: a server call, or a client call whose first send has returned. */
+  private known: boolean;
   private abortCode: number | undefined;
   private received = false; // the last data of the incoming phase has been delivered
-  private drainWaiters: Array<() => void> = [];
-  private grace: NodeJS.Timeout | undefined; // waiting for the terminal message of an aborted call
+  private drainWaiters: Array<() => void> | undefined;
 
   constructor(
     private readonly endpoint: Endpoint,
@@ -103,40 +135,60 @@ export class Call {
     service: number,
   ) {
     this.service = service;
-    this.starting = role === 'client';
+    this.known = role === 'server';
   }
 
   get isDone(): boolean {
-    return this.done;
+    return this.state.kind === 'done';
   }
 
-  /** Queues data for this call; `more` says that more follows. */
+  /** How the call sends ('bulk' or 'dontwait'), once decided; undefined while undecided. */
+  get sendMode(): 'bulk' | 'dontwait' | undefined {
+    return this.mode;
+  }
+
+  /**
+   * Queues data for this call; `more` says that more follows. What the kernel
+   * does not take at once is copied: `data` is free when this returns.
+   */
   write(data: Uint8Array, more: boolean): void {
-    if (this.done) return;
-    this.queue.push({ data, more });
+    if (!(data instanceof Uint8Array)) throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    if (this.isDone || this.state.kind === 'ending') return;
+    const item: Pending = { data, more, owned: false };
+    this.queue.push(item);
     this.queuedBytes += data.length;
     this.flush();
-  }
-
-  /** Resolves once everything written so far has been taken by the kernel. */
-  drained(): Promise<void> {
-    if (this.queue.length === 0 || this.done) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
-  }
-
-  /** Aborts the call on the wire with `code` (RX_USER_ABORT by default). */
-  abort(code = RX_USER_ABORT, reason?: Error): void {
-    // The kernel refuses code 0 (EINVAL): the call would go on while reported aborted.
-    if (!Number.isInteger(code) || code === 0 || code < -0x80000000 || code > 0xffffffff) {
-      throw new OutOfRangeError('code', 'a non-zero 32-bit abort code', code);
+    if (!item.owned && this.queue.includes(item)) {
+      item.data = Buffer.from(item.data);
+      item.owned = true;
     }
-    if (this.done) return;
+  }
+
+  /** Resolves once everything written so far has been taken by the kernel, or the call has ended. */
+  drained(): Promise<void> {
+    if (this.isDone || (this.queue.length === 0 && this.state.kind === 'idle')) return Promise.resolve();
+    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
+  }
+
+  private wakeDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    if (!waiters) return;
+    this.drainWaiters = undefined;
+    for (const w of waiters) w();
+  }
+
+  /** Aborts the call on the wire with `code` (RX_USER_ABORT by default); a bad code throws and changes nothing. */
+  abort(code: number = RX_USER_ABORT, reason?: Error): void {
+    // The kernel refuses code 0 (EINVAL): the call would go on while reported aborted.
+    checkAbortCode(code, 'code');
+    if (this.isDone) return;
     this.abortCode = code;
-    // A bulk send holds the call locked in the kernel: end it first (this
-    // returns once the thread is out of sendmsg). A call still being started
-    // is aborted once the kernel has it (started()).
-    if (this.bulk) this.bulk.interrupt();
-    if (!this.starting) this.sendAbort();
+    // A send on a thread is interrupted first: a first send may be asleep
+    // waiting for a channel (the kernel does not know the call yet, and would
+    // refuse the abort), a bulk send holds the call while it copies data.
+    // A call not yet known to the kernel is aborted when its first send returns.
+    if (this.state.kind === 'thread') this.endpoint.raw.interruptSend(this.state.token);
+    if (this.known) this.sendAbort();
     this.finish({ ok: false, error: reason ?? new RxAbortError(code, true) });
   }
 
@@ -160,122 +212,125 @@ export class Call {
     if (data.length > 0 || last) this.ondata(data, last);
   }
 
-  /** @internal the first send of a client call completed */
-  started(sent: number, first: Pending): void {
-    this.starting = false;
-    this.bulk = undefined;
-    if (this.done) {
-      if (this.abortCode !== undefined && !this.endpoint.isClosed) this.sendAbort();
-      return;
-    }
-    if (sent < first.data.length) {
-      this.queue.unshift({ data: first.data.subarray(sent), more: first.more });
-      this.queuedBytes += first.data.length - sent;
-    }
-    this.flush();
+  /** @internal the first send of a client call is on a thread (token); `bulk` when on a bulk thread */
+  begin(token: number, length: number, bulk: boolean): void {
+    if (bulk) this.mode = this.endpoint.takeBulkSlot() ? 'bulk' : 'dontwait';
+    this.queuedBytes += length;
+    this.onThread(token);
   }
 
-  /** @internal send what is queued; false when the kernel could not take it all */
-  flush(): boolean {
-    if (this.starting || this.bulk || this.done || this.grace) return true;
+  /** @internal send what is queued; nothing while a send is on a thread */
+  flush(): void {
+    if (this.state.kind !== 'idle') return;
     while (this.queue.length > 0) {
       const head = this.queue[0];
-      if (this.mode === 'unset' && head.data.length >= BULK_MIN) this.chooseMode();
+      if (this.mode === undefined) {
+        this.mode = head.data.length >= BULK_MIN && this.endpoint.takeBulkSlot() ? 'bulk' : 'dontwait';
+      }
       if (this.mode === 'bulk') {
-        this.sendBulk(head);
-        return false;
+        this.queue.shift();
+        let token: number;
+        try {
+          token = this.endpoint.raw.submit({ callId: this.id }, head.data, undefined, head.more, true,
+            (sent, err, rest) => this.threadDone(token, head, false, sent, err, rest));
+        } catch (err) {
+          this.failSend(err as Error);
+          return;
+        }
+        this.onThread(token);
+        return;
       }
       let sent: number;
       try {
         sent = this.endpoint.raw.send({ callId: this.id }, head.data, { more: head.more });
       } catch (err) {
         this.failSend(err as Error);
-        return true;
+        return;
       }
       if (sent === -EAGAIN) sent = 0;
       this.queuedBytes -= sent;
       if (sent < head.data.length) {
         head.data = head.data.subarray(sent);
-        this.mode = 'dontwait';
+        this.mode = 'dontwait'; // cut short: never a sleeping send after this
         this.endpoint.blocked(this, sent > 0);
-        return false;
+        return;
       }
       this.queue.shift();
     }
-    const waiters = this.drainWaiters.splice(0);
-    for (const w of waiters) w();
-    return true;
+    this.wakeDrainWaiters();
   }
 
   /** @internal a sendmsg of this call failed */
   failSend(err: Error): void {
-    this.starting = false;
-    this.bulk = undefined;
-    if ((err as { code?: string }).code === 'ECONNABORTED' && !this.endpoint.isClosed) {
-      // The call was aborted before or while the send ran (under load the
-      // peer's abort can even beat the first sendmsg back). Its terminal
+    if (this.isDone) return;
+    const code = (err as { code?: string }).code;
+    if ((code === 'ECONNABORTED' || code === 'ESHUTDOWN') && !this.endpoint.isClosed) {
+      // The call was aborted or ended in the kernel before or while the send
+      // ran (under load the peer's abort can even beat the first sendmsg
+      // back; ESHUTDOWN: the call was already complete). Its terminal
       // message, with the abort code, follows: report that, not the errno.
       this.queue = [];
       this.queuedBytes = 0;
-      this.grace = setTimeout(() => this.finish({ ok: false, error: err }), TERMINAL_GRACE_MS);
+      this.state = { kind: 'ending', timer: setTimeout(() => this.finish({ ok: false, error: err }), TERMINAL_GRACE_MS) };
       return;
     }
-    // A refused send can leave the call alive in the kernel (EMSGSIZE does): end it there too.
+    // A refused send can leave the call alive in the kernel (EMSGSIZE does,
+    // and so can a failed first send, holding one of the peer's channels
+    // until the socket closes): end it there too.
     if (!this.endpoint.isClosed) this.sendAbort();
     this.finish({ ok: false, error: err });
   }
 
-  /** @internal decides how this call sends, once: on a bulk thread when a slot is free. */
-  chooseMode(): 'bulk' | 'dontwait' {
-    if (this.mode === 'unset') this.mode = this.endpoint.takeBulkSlot() ? 'bulk' : 'dontwait';
-    return this.mode;
+  private onThread(token: number): void {
+    this.state = { kind: 'thread', token };
+    if (this.mode === 'bulk') this.endpoint.stats.bulkSends++;
   }
 
-  /** @internal a send of this call is on a bulk thread (the first one, or sendBulk's) */
-  onBulkThread(bulk: BlockingSend): void {
-    this.endpoint.stats.bulkSends++;
-    this.bulk = bulk;
-  }
-
-  private sendBulk(head: Pending): void {
-    const bulk = this.endpoint.raw.sendBlocking({ callId: this.id }, head.data, { more: head.more });
-    this.onBulkThread(bulk);
-    bulk.sent.then(
-      (sent) => this.bulkDone(head, sent, undefined),
-      (err: Error) => this.bulkDone(head, 0, err),
-    );
-  }
-
-  private bulkDone(head: Pending, sent: number, err: Error | undefined): void {
-    this.bulk = undefined;
-    if (this.done) return; // aborted (and the abort sent) or ended by the kernel meanwhile
+  /**
+   * @internal a send on a thread completed: `sent` bytes taken (a blocking
+   * send's EAGAIN or interrupt counts as none), or `err`; `rest` is the
+   * thread's copy of what it did not take.
+   */
+  threadDone(token: number, head: Pending, first: boolean, sent: number, err: Error | undefined, rest: Buffer | undefined): void {
+    if (first) this.known = true;
+    if (this.state.kind === 'thread' && this.state.token === token) this.state = IDLE;
+    // A bulk send interrupted before it took anything took nothing (as RawSocket.sendBlocking reports it).
+    if (err && this.mode === 'bulk' && (err as { code?: string }).code === 'EINTR') err = undefined;
+    if (this.isDone) {
+      // Aborted while its first send was under way: the kernel may have the call by now.
+      if (first && this.abortCode !== undefined && !this.endpoint.isClosed) this.sendAbort();
+      return;
+    }
     if (err) {
       this.failSend(err);
       return;
     }
-    if (sent === 0 && head.data.length > 0) {
-      // Nothing moved (EAGAIN or a wake): pace the next try by the timer.
-      this.endpoint.blocked(this);
-      return;
-    }
-    // Nothing else is sent while a bulk send runs, so `head` is still first.
+    if (sent < 0) sent = 0; // EAGAIN: nothing taken
     this.queuedBytes -= sent;
-    if (sent >= head.data.length) this.queue.shift();
-    else head.data = head.data.subarray(sent);
+    if (sent < head.data.length) {
+      // A first send on a starter thread cut short: MSG_DONTWAIT for good.
+      if (this.mode === undefined) this.mode = 'dontwait';
+      // The thread's own copy of what is left; the caller's buffer may be gone.
+      this.queue.unshift({ data: rest ?? Buffer.from(head.data.subarray(sent)), more: head.more, owned: true });
+      if (sent === 0 && this.mode === 'bulk') {
+        // Nothing moved (EAGAIN or a wake): pace the next try by the timer.
+        this.endpoint.blocked(this);
+        return;
+      }
+    }
     this.flush();
   }
 
   /** @internal */
   finish(outcome: Outcome): void {
-    if (this.done) return;
-    this.done = true;
-    if (this.grace) clearTimeout(this.grace);
+    if (this.isDone) return;
+    if (this.state.kind === 'ending') clearTimeout(this.state.timer);
+    this.state = DONE;
     if (this.mode === 'bulk') this.endpoint.releaseBulkSlot();
-    this.queue = [];
+    if (this.queue.length > 0) this.queue = [];
     this.queuedBytes = 0;
     this.endpoint.forget(this);
-    const waiters = this.drainWaiters.splice(0);
-    for (const w of waiters) w();
+    this.wakeDrainWaiters();
     this.ondone(outcome.ok ? undefined : outcome.error);
   }
 }
@@ -294,11 +349,13 @@ export interface EndpointOptions extends RawSocketOptions {
 
 const RETRY_MIN_MS = 1;
 const RETRY_MAX_MS = 16;
+const CHARGE_RETRY_MIN_MS = 50;
+const CHARGE_RETRY_MAX_MS = 2000;
 /** Calls per endpoint at most that send on bulk threads (sleeping sendmsg). */
 export const BULK_SENDS = 4;
 /** A call whose data starts with a chunk this large sends it on a bulk thread. */
 export const BULK_MIN = 64 * 1024;
-/** How long a call whose send failed with ECONNABORTED waits for its terminal message (the abort code). */
+/** How long a call whose send failed with ECONNABORTED or ESHUTDOWN waits for its terminal message (the abort code). */
 const TERMINAL_GRACE_MS = 2000;
 
 export class Endpoint extends EventEmitter<EndpointEvents> {
@@ -310,6 +367,8 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   private readonly blockedCalls = new Set<Call>();
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay = RETRY_MIN_MS;
+  private chargeTimer: NodeJS.Timeout | undefined;
+  private chargeDelay = CHARGE_RETRY_MIN_MS;
   private bulkSends = 0;
   private closed = false;
   /** Counters of what the send and receive paths met. */
@@ -322,13 +381,21 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     bulkSends: 0,
     /** Messages for call ids no longer tracked (late terminals of failed calls). */
     strayMessages: 0,
+    /** Messages the kernel delivered that could not be decoded (each ended its call). */
+    malformedMessages: 0,
+    /** Accept charges the kernel refused (retried on a timer). */
+    chargeFailures: 0,
   };
 
   constructor(options: EndpointOptions = {}) {
     super();
+    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    if (options.socket !== undefined && !(options.socket instanceof RawSocket)) {
+      throw new InvalidArgTypeError('options.socket', 'a RawSocket', options.socket);
+    }
     this.raw = options.socket ?? new RawSocket(options);
     this.raw.on('message', (m) => this.onMessage(m));
-    this.raw.on('error', (err) => this.emit('error', err));
+    this.raw.on('error', (err) => emitError(this, err));
   }
 
   /** Calls in progress. */
@@ -342,6 +409,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     if (!Number.isInteger(backlog) || backlog < 1 || backlog > 1000) {
       throw new OutOfRangeError('backlog', 'an integer from 1 to 1000 (and at most net.rxrpc.max_backlog)', backlog);
     }
+    if (this.closed) throw new EndpointClosedError('The endpoint is closed');
     this.raw.listen(backlog);
     this.backlog = backlog;
     this.recharge();
@@ -358,42 +426,36 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   /**
    * Starts a client call to `target` with the first part of the request.
    * The call's data and end arrive through call.ondata / call.ondone.
+   * `first` is free when this returns (the send thread has a copy).
    */
-  startCall(target: RxAddress, first: Uint8Array, more: boolean, options: StartOptions = {}): Call {
-    if (this.closed) throw new EndpointClosedError();
+  startCall(target: RxAddress, first: Uint8Array, more: boolean, options: StartOptions = NO_OPTIONS): Call {
+    if (this.closed) throw new EndpointClosedError('The endpoint is closed');
+    if (!(first instanceof Uint8Array)) throw new InvalidArgTypeError('first', 'a Uint8Array', first);
+    if (typeof more !== 'boolean') throw new InvalidArgTypeError('more', 'of type boolean', more);
+    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    if (options.upgrade !== undefined && typeof options.upgrade !== 'boolean') {
+      throw new InvalidArgTypeError('options.upgrade', 'of type boolean', options.upgrade);
+    }
+    if (options.exclusive !== undefined && typeof options.exclusive !== 'boolean') {
+      throw new InvalidArgTypeError('options.exclusive', 'of type boolean', options.exclusive);
+    }
     const id = this.nextId++;
-    const call = new Call(this, id, 'client', { address: target.address, port: target.port }, target.service);
-    const control: SendControl = {
+    const control: SendControl = options === NO_OPTIONS ? { callId: id } : {
       callId: id,
       upgrade: options.upgrade,
       exclusive: options.exclusive,
       timeouts: options.kernelTimeouts,
       txLength: options.txLength,
     };
-    const pending: Pending = { data: first, more };
     // Encoding errors surface here, synchronously, before the call exists.
-    let sending: Promise<number>;
-    if (first.length >= BULK_MIN && this.bulkSlotFree()) {
-      // Sent before the slot is taken: an encoding error must not hold it.
-      const bulk = this.raw.sendBlocking(control, first, { target, more });
-      call.chooseMode(); // takes the free slot
-      call.onBulkThread(bulk);
-      sending = bulk.sent;
-    } else {
-      sending = this.raw.sendAsync(control, first, { target, more });
-    }
+    // The thread has its own copy of `first`: what comes back (`rest`) is that copy.
+    const bulk = first.length >= BULK_MIN && this.bulkSlotFree();
+    const head: Pending = { data: first, more, owned: true };
+    let call: Call | undefined;
+    const token = this.raw.submit(control, first, target, more, bulk, (sent, err, rest) => call!.threadDone(token, head, true, sent, err, rest));
+    call = new Call(this, id, 'client', { address: target.address, port: target.port }, target.service);
     this.calls.set(id, call);
-    sending.then(
-      (sent) => {
-        if (sent === -EAGAIN) sent = 0;
-        call.started(sent, pending);
-      },
-      (err: Error) => {
-        // A failed first sendmsg can leave the call in the kernel, holding one
-        // of the peer's channels until the socket closes: failSend aborts it there.
-        call.failSend(err);
-      },
-    );
+    call.begin(token, first.length, bulk);
     return call;
   }
 
@@ -402,10 +464,12 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     if (this.closed) return;
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.chargeTimer) clearTimeout(this.chargeTimer);
     this.raw.close();
     const calls = [...this.calls.values()];
     for (const call of calls) call.finish({ ok: false, error: new EndpointClosedError() });
     this.charged.clear();
+    this.blockedCalls.clear();
     process.nextTick(() => this.emit('close'));
   }
 
@@ -431,6 +495,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   /** @internal a call could not send all it had queued */
   blocked(call: Call, progressed = false): void {
+    if (this.closed) return;
     if (progressed) this.stats.partialSends++;
     else this.stats.sendAgain++;
     if (progressed) this.retryDelay = RETRY_MIN_MS;
@@ -453,20 +518,30 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     const after = calls.reduce((n, c) => n + c.queuedBytes, 0);
     // Back off while nothing moves; start again from the minimum on progress.
     this.retryDelay = after < before ? RETRY_MIN_MS : Math.min(this.retryDelay * 2, RETRY_MAX_MS);
-    if (this.blockedCalls.size > 0 && !this.retryTimer) {
+    if (this.blockedCalls.size > 0 && !this.retryTimer && !this.closed) {
       this.retryTimer = setTimeout(() => this.retry(), this.retryDelay);
     }
   }
 
   private recharge(): void {
-    while (!this.closed && this.charged.size < this.backlog) {
+    while (!this.closed && this.charged.size < this.backlog && !this.chargeTimer) {
       const id = this.nextId++;
       try {
         this.raw.send({ callId: id, chargeAccept: true });
       } catch (err) {
-        this.emit('error', err as Error);
+        // The pool stays short until the kernel takes charges again: try
+        // again on a backing-off timer rather than lose the server.
+        this.stats.chargeFailures++;
+        if (this.chargeDelay === CHARGE_RETRY_MIN_MS) emitError(this, err as Error);
+        this.chargeTimer = setTimeout(() => {
+          this.chargeTimer = undefined;
+          this.recharge();
+        }, this.chargeDelay);
+        this.chargeTimer.unref();
+        this.chargeDelay = Math.min(this.chargeDelay * 2, CHARGE_RETRY_MAX_MS);
         return;
       }
+      this.chargeDelay = CHARGE_RETRY_MIN_MS;
       this.charged.add(id);
     }
   }
@@ -481,6 +556,15 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       call = new Call(this, m.callId, 'server', { address: m.peer.address, port: m.peer.port }, m.service);
       this.calls.set(call.id, call);
       this.recharge();
+      if (m.kind === 'malformed') {
+        // A new call whose first message cannot be read: nobody is told of
+        // a call they never saw, but the kernel must end it.
+        this.stats.malformedMessages++;
+        if (!m.end) call.sendAbort(RX_USER_ABORT);
+        call.finish({ ok: false, error: m.error! });
+        emitError(this, m.error!);
+        return;
+      }
       this.emit('call', call);
       if (call.isDone) return;
     }
@@ -504,6 +588,12 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         return;
       case 'busy':
         call.finish({ ok: false, error: new RxAbortError(RX_CALL_DEAD, false, 'server busy') });
+        return;
+      case 'malformed':
+        // The call cannot go on: what the kernel said about it is unknown.
+        this.stats.malformedMessages++;
+        if (m.end) call.finish({ ok: false, error: m.error! });
+        else call.abort(RX_USER_ABORT, m.error);
         return;
       default:
         return;

@@ -1,15 +1,27 @@
 import { abortCodeName, toSignedCode } from './constants';
 
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+const SHOW_MAX = 80;
+
+/** A value as an error message shows it: typed, and shortened when long. */
+export function show(value: unknown): string {
+  let text: string;
+  if (typeof value === 'string') {
+    text = JSON.stringify(value.length > SHOW_MAX ? value.slice(0, SHOW_MAX) : value);
+    return value.length > SHOW_MAX ? `${text.slice(0, -1)}..." (${value.length} characters)` : text;
+  }
   if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (typeof value === 'symbol') return value.toString();
   if (value instanceof Uint8Array) return `${value.constructor.name}(${value.length})`;
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'Invalid Date' : `Date(${value.toISOString()})`;
+  if (Array.isArray(value) && value.length > 16) return `Array(${value.length})`;
   if (typeof value === 'object' && value !== null) {
     try {
-      return JSON.stringify(value);
+      text = JSON.stringify(value) ?? Object.prototype.toString.call(value);
     } catch {
-      return Object.prototype.toString.call(value);
+      text = Object.prototype.toString.call(value);
     }
+    return text.length > SHOW_MAX ? `${text.slice(0, SHOW_MAX)}... (${text.length} characters)` : text;
   }
   return String(value);
 }
@@ -63,7 +75,9 @@ export class RxAbortError extends Error {
   /** RX_*, RXGEN_* or RXKAD* name of the code, when it has one. */
   readonly abortName: string | undefined;
   constructor(code: number, readonly local = false, detail?: string) {
-    const signed = toSignedCode(code);
+    // A code that is not a 32-bit integer is kept as given, so that whoever
+    // tries to send it sees what it was (the kernel cannot send it).
+    const signed = Number.isInteger(code) && code >= -0x80000000 && code <= 0xffffffff ? toSignedCode(code) : code;
     const name = abortCodeName(signed);
     super(
       `Call ${local ? 'aborted locally' : 'aborted'} with code ${signed}` +
@@ -112,6 +126,36 @@ export class WrongServiceError extends Error {
     super(`Reply came from service ${received}, but the call was addressed to service ${expected}`);
     this.name = 'WrongServiceError';
   }
+}
+
+/** A request or reply larger than the limit set for it. */
+export class SizeLimitError extends RangeError {
+  readonly code = 'ERR_RXRPC_TOO_LARGE';
+  constructor(readonly what: 'request' | 'reply', readonly limit: number, readonly received: number) {
+    super(`The ${what} is larger than the limit of ${limit} bytes (${received} bytes so far); ` +
+      `raise ${what === 'request' ? 'maxRequestBytes' : 'maxReplyBytes'} to accept it`);
+    this.name = 'SizeLimitError';
+  }
+}
+
+/** A non-zero 32-bit abort code (signed or unsigned), as the kernel accepts. */
+export function checkAbortCode(value: unknown, argument = 'code'): number {
+  if (typeof value !== 'number') throw new InvalidArgTypeError(argument, 'of type number', value);
+  if (!Number.isInteger(value) || value === 0 || value < -0x80000000 || value > 0xffffffff) {
+    throw new OutOfRangeError(argument, 'a non-zero 32-bit abort code (-2147483648 to 4294967295, not 0)', value);
+  }
+  return value;
+}
+
+/**
+ * Emits 'error' where someone listens for it; otherwise the error becomes a
+ * process warning. Errors here come from the event loop (a failed receive, a
+ * failed accept charge), where throwing would end the process.
+ */
+export function emitError(emitter: { listenerCount(event: 'error'): number; emit(event: 'error', err: Error): boolean },
+  err: Error): void {
+  if (emitter.listenerCount('error') > 0) emitter.emit('error', err);
+  else process.emitWarning(err);
 }
 
 /** Why a write to a call cannot be taken, or undefined when it can. */

@@ -12,9 +12,21 @@ import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { RX_CALL_DEAD, RX_USER_ABORT, RXGEN_SS_UNMARSHAL } from './constants';
 import { Call, Endpoint } from './endpoint';
-import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError, writeError } from './errors';
+import {
+  checkAbortCode, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError,
+  SizeLimitError, writeError,
+} from './errors';
 import { NativeBinding } from './native';
-import { checkAddress, checkDuration, checkPort, checkService, checkServicePair, Destination, ServicePair } from './services';
+import { ChunkQueue } from './queue';
+import {
+  checkAddress, checkCount, checkDuration, checkPort, checkService, checkServicePair, Destination, ServicePair,
+} from './services';
+import { after } from './timers';
+
+const EMPTY = Buffer.alloc(0);
+
+/** Default limit on a request's size (ServerOptions.maxRequestBytes). */
+export const DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
 export interface ServerOptions {
   /** Local IPv4 or IPv6 address to serve on. */
@@ -27,39 +39,63 @@ export interface ServerOptions {
   upgrade?: ServicePair;
   /** Accept charges kept in the pool. Default: net.rxrpc.max_backlog (10 unless raised; 31 at most). */
   backlog?: number;
-  /** Largest request accepted, in bytes; a larger one is aborted with RXGEN_SS_UNMARSHAL. Default unlimited. */
+  /**
+   * Largest request accepted, in bytes (default 4 MiB; Infinity for no
+   * limit). Requests are read as they arrive whatever the handler does (Linux
+   * 6.1 aborts a call whose request is not read), so this is what bounds the
+   * memory a caller can make the server hold. A larger request is aborted with
+   * RXGEN_SS_UNMARSHAL and the handler's request() rejects with SizeLimitError.
+   */
   maxRequestBytes?: number;
-  /** Messages read per wakeup. */
+  /** Messages read per wakeup (1 to 1024, default 64). */
   batch?: number;
+  /** @internal The native binding (tests pass a fake). */
   binding?: NativeBinding;
+}
+
+function consumedError(how: string): Error {
+  return Object.assign(new Error(`the request of this call is already being read by ${how}`), {
+    code: 'ERR_RXRPC_REQUEST_CONSUMED',
+  });
 }
 
 /** What a handler gets for each call. */
 export class IncomingCall implements AsyncIterable<Buffer> {
   private controller: AbortController | undefined; // made when `signal` is first read
-  private readonly chunks: Buffer[] = [];
+  private readonly requestQueue = new ChunkQueue();
+  private reading: 'request' | 'iterator' | undefined;
+  private whole: Promise<Buffer> | undefined;
   private received = false;
-  private bytes = 0;
-  private wake: (() => void) | undefined;
   private replyEnded = false;
   private held: Array<{ data: Uint8Array; more: boolean }> = [];
-  private error: Error | undefined;
-  private failure: Error | undefined; // the error that ended the call, for `signal`
-  /** @internal */ readonly finished: Promise<Error | undefined>;
-  private resolveFinished!: (e: Error | undefined) => void;
+  private afterRequest: Array<() => void> = [];
+  private error: Error | undefined; // the error that ended the call
+  private done = false;
+  private finishedPromise: Promise<Error | undefined> | undefined; // made when first asked for
+  private resolveFinished: ((e: Error | undefined) => void) | undefined;
 
   /** @internal */
-  constructor(private readonly call: Call, private readonly maxRequestBytes: number) {
-    this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+  constructor(private readonly call: Call, private readonly maxRequestBytes: number,
+    /** @internal told when the call has ended */
+    private readonly onfinish?: (call: IncomingCall) => void) {
     call.ondata = (chunk, end) => this.onData(chunk, end);
     call.ondone = (error) => this.onDone(error);
+  }
+
+  /** @internal settles with the error that ended the call (undefined for a clean end) once it has ended */
+  get finished(): Promise<Error | undefined> {
+    if (!this.finishedPromise) {
+      this.finishedPromise = this.done ? Promise.resolve(this.error)
+        : new Promise((resolve) => (this.resolveFinished = resolve));
+    }
+    return this.finishedPromise;
   }
 
   /** Aborted when the call ends before the handler is done (peer abort, server close). */
   get signal(): AbortSignal {
     if (!this.controller) {
       this.controller = new AbortController();
-      if (this.failure) this.controller.abort(this.failure);
+      if (this.error) this.controller.abort(this.error);
     }
     return this.controller.signal;
   }
@@ -83,35 +119,26 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     return this.received;
   }
 
-  /** The whole request. */
-  async request(): Promise<Buffer> {
-    // The iterator's loop, without a generator per call.
-    const parts: Buffer[] = [];
-    for (;;) {
-      for (const chunk of this.chunks.splice(0)) parts.push(chunk);
-      if (this.error) throw this.error;
-      if (this.received) return Buffer.concat(parts);
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = undefined;
-    }
+  /**
+   * The whole request. Every call returns the same promise; it rejects if the
+   * call ends before the request is complete (or it is larger than
+   * maxRequestBytes). Not together with the async iterator.
+   */
+  request(): Promise<Buffer> {
+    if (this.reading === 'iterator') return Promise.reject(consumedError('its async iterator'));
+    this.reading = 'request';
+    if (!this.whole) this.whole = this.requestQueue.all().then((chunks) => Buffer.concat(chunks));
+    return this.whole;
   }
 
-  /** The request as it arrives (it is read eagerly and held until consumed). */
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    for (;;) {
-      const chunk = this.chunks.shift();
-      if (chunk) {
-        yield chunk;
-        continue;
-      }
-      if (this.error) throw this.error;
-      if (this.received) return;
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.wake = undefined;
-    }
+  /** The request as it arrives (it is read eagerly and held until consumed). Not together with request(). */
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    if (this.reading === 'request') throw consumedError('request()');
+    this.reading = 'iterator';
+    return this.requestQueue;
   }
 
-  /** Writes part of the reply; resolves when the kernel has taken it. */
+  /** Writes part of the reply; resolves when the kernel has taken it. The bytes are the call's once this returns. */
   write(chunk: Uint8Array): Promise<void> {
     return this.send(chunk, true);
   }
@@ -121,8 +148,8 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     return this.send(chunk ?? Buffer.alloc(0), false);
   }
 
-  /** Aborts the call with `code`. */
-  abort(code = RX_USER_ABORT): void {
+  /** Aborts the call with `code`; a code the kernel cannot send throws a RangeError and changes nothing. */
+  abort(code: number = RX_USER_ABORT): void {
     this.call.abort(code);
   }
 
@@ -131,16 +158,34 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     return this.replyEnded;
   }
 
+  /** @internal the call has ended */
+  get isDone(): boolean {
+    return this.call.isDone;
+  }
+
+  /**
+   * @internal the reply a handler returned: end(reply) without the promise
+   * (a failure is the call's, reported where the call ends).
+   */
+  endWith(reply: Uint8Array | undefined): void {
+    if (this.error || this.replyEnded || !this.received) {
+      this.end(reply).catch(() => {});
+      return;
+    }
+    this.replyEnded = true;
+    this.call.write(reply ?? EMPTY, false);
+  }
+
   private send(chunk: Uint8Array, more: boolean): Promise<void> {
     const refused = writeError(chunk, this.error, this.replyEnded);
     if (refused) return Promise.reject(refused);
     if (!more) this.replyEnded = true;
     if (!this.received) {
-      this.held.push({ data: chunk, more });
+      // Held (a copy) until the request is complete: Linux 6.1 refuses a reply before that.
+      this.held.push({ data: Buffer.from(chunk), more });
       return new Promise((resolve, reject) => {
         void this.finished.then((e) => (e ? reject(e) : resolve()));
-        const check = () => (this.received ? this.call.drained().then(resolve) : undefined);
-        this.afterRequest.push(check);
+        this.afterRequest.push(() => void this.call.drained().then(resolve));
       });
     }
     this.call.write(chunk, more);
@@ -149,57 +194,81 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     });
   }
 
-  private afterRequest: Array<() => void> = [];
-
   private onData(chunk: Buffer, end: boolean): void {
     if (chunk.length > 0) {
-      this.bytes += chunk.length;
-      if (this.bytes > this.maxRequestBytes) {
-        this.call.abort(RXGEN_SS_UNMARSHAL, new OutOfRangeError('request', `at most ${this.maxRequestBytes} bytes`, this.bytes));
+      if (this.requestQueue.bytes + chunk.length > this.maxRequestBytes) {
+        const error = new SizeLimitError('request', this.maxRequestBytes, this.requestQueue.bytes + chunk.length);
+        this.requestQueue.end(error);
+        this.call.abort(RXGEN_SS_UNMARSHAL, error);
         return;
       }
-      this.chunks.push(chunk);
+      this.requestQueue.push(chunk);
     }
     if (end) {
       this.received = true;
+      this.requestQueue.end();
       for (const h of this.held.splice(0)) this.call.write(h.data, h.more);
       for (const f of this.afterRequest.splice(0)) f();
     }
-    this.wake?.();
   }
 
   private onDone(error: Error | undefined): void {
+    if (!error && !this.replyEnded) error = new Error('call completed before the reply was written');
+    this.error = error;
     if (error) {
-      this.error = error;
-      this.failure = error;
+      this.requestQueue.end(error);
       this.controller?.abort(error);
-    } else if (!this.replyEnded) {
-      this.error = new Error('call completed before the reply was written');
     }
-    this.wake?.();
-    this.resolveFinished(error);
+    this.held = [];
+    this.done = true;
+    this.resolveFinished?.(error);
+    this.onfinish?.(this);
   }
 }
 
 export type Handler = (call: IncomingCall) => Uint8Array | void | Promise<Uint8Array | void>;
 
 interface ServerEvents {
-  /** A handler threw; the call was aborted with `code`. */
-  handlerError: [Error, IncomingCall, number];
+  /**
+   * A handler failed: it threw, returned something that is not a reply, or
+   * returned a reply after ending one. `code` is the abort code the call was
+   * aborted with, or undefined when the call was left as it was.
+   */
+  handlerError: [Error, IncomingCall, number | undefined];
   /** A warning about this kernel or configuration. */
   warning: [Error];
   error: [Error];
   close: [];
 }
 
-/** Kernels measured to break server-side upgrade (see README, Kernel support). */
-export function upgradeWarning(kernelRelease = release()): string | undefined {
+/**
+ * The version of the running rxrpc module when it is the fixed one this
+ * project builds (kernel/: /sys/module/rxrpc/version reads "upgrade-fix.N";
+ * Debian's own module has no version file), or undefined.
+ */
+export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string | undefined {
+  try {
+    const version = readFileSync(file, 'utf8').trim();
+    return /^upgrade-fix\.\d+$/.test(version) ? version : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why server-side upgrade is not to be relied on with this kernel, or
+ * undefined: Linux 6.1 to 7.3 were measured to break it (see README, Kernel
+ * support), unless the running rxrpc module is the fixed one.
+ */
+export function upgradeWarning(kernelRelease = release(), fixed: string | undefined = fixedModuleVersion()): string | undefined {
+  if (fixed !== undefined) return undefined;
   const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
   if (!m) return undefined;
   const version = Number(m[1]) * 1000 + Number(m[2]);
   if (version <= 7003) {
     return `kernel ${kernelRelease}: server-side service upgrade was measured broken on Linux 6.1 to 7.3 ` +
-      '(probes are aborted with RX_PROTOCOL_ERROR or answered on the original service)';
+      '(probes are aborted with RX_PROTOCOL_ERROR or answered on the original service); ' +
+      'the fixed rxrpc module (kernel/ in the rxrpc package sources) repairs it';
   }
   return undefined;
 }
@@ -252,19 +321,18 @@ export class Server extends EventEmitter<ServerEvents> {
     if (!Number.isInteger(backlog) || backlog < 1 || backlog > limit) {
       throw new OutOfRangeError('options.backlog', `an integer from 1 to net.rxrpc.max_backlog (${limit})`, backlog);
     }
-    const maxBytes = options.maxRequestBytes ?? Infinity;
-    if (typeof maxBytes !== 'number') throw new InvalidArgTypeError('options.maxRequestBytes', 'of type number', maxBytes);
-    if (!(maxBytes >= 0) || (maxBytes !== Infinity && !Number.isInteger(maxBytes))) {
-      throw new OutOfRangeError('options.maxRequestBytes', 'a whole number of bytes, or Infinity', maxBytes);
+    this.maxRequestBytes = checkCount(options.maxRequestBytes, 'options.maxRequestBytes', 0, Infinity) ?? DEFAULT_MAX_REQUEST_BYTES;
+    const batch = checkCount(options.batch, 'options.batch', 1, 1024);
+    if (options.binding !== undefined && (typeof options.binding !== 'object' || options.binding === null)) {
+      throw new InvalidArgTypeError('options.binding', 'a native binding', options.binding);
     }
-    this.maxRequestBytes = maxBytes;
     this.address = options.address;
     this.port = port;
     this.services = services;
     this.upgrade = upgrade;
     this.handler = handler;
-    this.endpoint = new Endpoint({ family, binding: options.binding, batch: options.batch });
-    this.endpoint.on('error', (err) => this.emit('error', err));
+    this.endpoint = new Endpoint({ family, binding: options.binding, batch });
+    this.endpoint.on('error', (err) => emitError(this, err));
     this.endpoint.on('call', (call) => this.onCall(call));
     try {
       for (const service of services) this.endpoint.raw.bind({ service, address: this.address, port });
@@ -290,12 +358,20 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   /**
-   * Stops taking calls (new ones are aborted with RX_CALL_DEAD), lets those in progress finish for up to `timeout` ms
-   * (default 5000), aborts the rest with RX_CALL_DEAD, and closes the socket.
+   * Stops taking calls (new ones are aborted with RX_CALL_DEAD), lets those in
+   * progress finish for up to `timeout` ms (default 5000; Infinity waits for
+   * them all), aborts the rest with RX_CALL_DEAD, and closes the socket.
+   * Bad options reject; every call returns the same promise.
    */
   close(options: { timeout?: number } = {}): Promise<void> {
     if (this.closing) return this.closing;
-    const timeout = checkDuration(options.timeout, 'options.timeout') ?? 5000;
+    let timeout: number;
+    try {
+      if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+      timeout = checkDuration(options.timeout, 'options.timeout') ?? 5000;
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.closing = (async () => {
       // listen(0) would stop the kernel taking calls, but it also kills calls
       // in progress (measured on 6.1: callers see RX_CALL_DEAD). Instead the
@@ -303,13 +379,15 @@ export class Server extends EventEmitter<ServerEvents> {
       this.endpoint.stopAccepting();
       this.listening = false;
       if (this.calls.size > 0) {
-        let timer: NodeJS.Timeout | undefined;
+        let cancel = () => {};
         await Promise.race([
           Promise.all([...this.calls].map((c) => c.finished)),
-          new Promise((resolve) => (timer = setTimeout(resolve, timeout))),
+          new Promise<void>((resolve) => {
+            if (timeout !== Infinity) cancel = after(timeout, resolve);
+          }),
         ]);
-        clearTimeout(timer);
-        for (const call of this.calls) call.abort(RX_CALL_DEAD);
+        cancel();
+        for (const call of this.calls) if (!call.isDone) call.abort(RX_CALL_DEAD);
       }
       this.endpoint.close();
       this.emit('close');
@@ -331,14 +409,17 @@ export class Server extends EventEmitter<ServerEvents> {
     return this;
   }
 
+  private readonly forgetCall = (call: IncomingCall): void => {
+    this.calls.delete(call);
+  };
+
   private onCall(call: Call): void {
     if (!this.listening) {
       call.abort(RX_CALL_DEAD);
       return;
     }
-    const incoming = new IncomingCall(call, this.maxRequestBytes);
+    const incoming = new IncomingCall(call, this.maxRequestBytes, this.forgetCall);
     this.calls.add(incoming);
-    void incoming.finished.then(() => this.calls.delete(incoming));
     let result: ReturnType<Handler>;
     try {
       result = this.handler(incoming);
@@ -353,18 +434,44 @@ export class Server extends EventEmitter<ServerEvents> {
           this.fail(incoming, new InvalidArgTypeError('handler result', 'a Uint8Array or undefined', reply));
           return;
         }
-        if (incoming.replied || call.isDone) return;
+        if (incoming.replied) {
+          if (reply !== undefined) {
+            const err = Object.assign(new Error(`the handler returned ${reply.length} bytes after it had ended its reply; ` +
+              'they were not sent'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
+            emitHandlerError(this, err, incoming, undefined);
+          }
+          return;
+        }
+        if (call.isDone) return;
         // A returned body is the reply; returning nothing ends it empty.
-        incoming.end(reply as Uint8Array | undefined).catch(() => {});
+        incoming.endWith(reply as Uint8Array | undefined);
       },
       (err) => this.fail(incoming, err),
     );
   }
 
   private fail(call: IncomingCall, err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
-    const code = err instanceof RxAbortError ? err.abortCode : err instanceof MalformedError ? RXGEN_SS_UNMARSHAL : RX_USER_ABORT;
-    call.abort(code);
-    if (!(err instanceof RxAbortError)) this.emit('handlerError', error, call, code);
+    let error = err instanceof Error ? err : new Error(String(err));
+    let code = err instanceof RxAbortError ? err.abortCode : err instanceof MalformedError ? RXGEN_SS_UNMARSHAL : RX_USER_ABORT;
+    let report = !(err instanceof RxAbortError);
+    try {
+      checkAbortCode(code, 'abortCode');
+    } catch (bad) {
+      // An RxAbortError whose code cannot go on the wire: the call still ends.
+      error = new OutOfRangeError('abortCode', `an abort code the kernel can send (not 0, 32 bits); ` +
+        `the handler threw an RxAbortError with ${String((err as RxAbortError).abortCode)}, so RX_USER_ABORT was sent instead`,
+      (err as RxAbortError).abortCode);
+      void bad;
+      code = RX_USER_ABORT;
+      report = true;
+    }
+    if (!call.isDone) call.abort(code);
+    if (report) emitHandlerError(this, error, call, code);
   }
+}
+
+/** 'handlerError' where someone listens for it; a process warning otherwise. */
+function emitHandlerError(server: Server, error: Error, call: IncomingCall, code: number | undefined): void {
+  if (server.listenerCount('handlerError') > 0) server.emit('handlerError', error, call, code);
+  else process.emitWarning(error);
 }

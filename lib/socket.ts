@@ -10,9 +10,9 @@ import {
   SO_SNDBUF, SOL_RXRPC, SOL_SOCKET,
 } from './constants';
 import {
-  decodeControl, decodeSockaddr, encodeControl, encodeSockaddr, MessageKind, RxAddress, SendControl,
+  decodeControlAt, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, MessageKind, RxAddress, SendControl,
 } from './codec';
-import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
+import { emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
 import {
   EAGAIN, loadNative, NativeBinding, NativeSocket, RECORD_CONTROL_LENGTH, RECORD_DATA_LENGTH,
   RECORD_DATA_OFFSET, RECORD_FLAGS, RECORD_NAME_LENGTH,
@@ -27,14 +27,15 @@ export interface RawSocketOptions {
   batch?: number;
   /** Bytes of call data read per wakeup at most. Default 256 KiB. */
   batchBytes?: number;
-  /** The native binding (tests pass a fake). */
+  /** @internal The native binding (tests pass a fake). */
   binding?: NativeBinding;
 }
 
 /** One recvmsg, decoded. */
 export interface ReceivedMessage {
   callId: number;
-  kind: MessageKind;
+  /** 'malformed': the kernel's message could not be decoded (see `error`); its call cannot go on. */
+  kind: MessageKind | 'malformed';
   /** Abort code (signed) for 'abort'; errno for 'net-error' and 'local-error'. */
   code: number;
   /** Call data; empty for most terminal messages. Valid after the event. */
@@ -49,6 +50,8 @@ export interface ReceivedMessage {
   peer: { family: TransportFamily; address: string; port: number };
   /** Control message types present but not understood. */
   unknown: number[];
+  /** For 'malformed': what could not be decoded. */
+  error?: MalformedError;
 }
 
 export interface SendOptions {
@@ -58,13 +61,25 @@ export interface SendOptions {
   more?: boolean;
 }
 
-/** A send in progress on a bulk thread (RawSocket.sendBlocking). */
-export interface BlockingSend {
-  /** The bytes the kernel took. */
-  sent: Promise<number>;
-  /** Ends the wait early; `sent` then resolves with what was taken so far. */
-  interrupt(): void;
+/**
+ * A sendmsg handed to a thread of the socket (sendStart, sendBlocking). The
+ * bytes were copied when it was handed over: the caller's buffer is free at once.
+ */
+export interface ThreadSend {
+  /** The bytes the kernel took; rejects with the system error when it took none. */
+  readonly sent: Promise<number>;
+  /** Once `sent` has settled: the bytes the kernel did not take, if any (the thread's own copy). */
+  readonly rest: Buffer | undefined;
+  /**
+   * Ends the send early: a queued send at once, one sleeping in the kernel by
+   * waking it. `sent` then settles with what was taken (EINTR when nothing
+   * was). False when there was nothing to interrupt, or it could not be woken.
+   */
+  interrupt(): boolean;
 }
+
+/** A send in progress on a bulk thread (RawSocket.sendBlocking). */
+export type BlockingSend = ThreadSend;
 
 interface RawSocketEvents {
   message: [ReceivedMessage];
@@ -73,6 +88,24 @@ interface RawSocketEvents {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * @internal Completion of a send handed to a thread (RawSocket.submit):
+ * `error` when the kernel took nothing (EAGAIN is not an error: `sent` is
+ * then -EAGAIN), `rest` the thread's copy of what it did not take.
+ */
+export type SubmitDone = (sent: number, error: Error | undefined, rest: Buffer | undefined) => void;
+
+const SOCKADDR_SIZE = 36;
+/** Encoded targets kept per socket at most (a client calls the same few peers again and again). */
+const TARGET_CACHE_MAX = 1024;
+const CMSG_CALL_ID = 24; // one control message: a 16-byte header and the 8-byte call id
+const MAX_CALL_ID = Number.MAX_SAFE_INTEGER;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function isPort(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff;
+}
 
 function socketClosed(): Error {
   const err = new Error('Socket is closed') as Error & { code: string };
@@ -110,14 +143,30 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   private readonly recordSize: number;
   private readonly nameOffset: number;
   private readonly controlOffset: number;
-  private readonly pendingAsync = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  private readonly controlSize: number;
+  private readonly nameSize: number;
+  private readonly pendingAsync = new Map<number, SubmitDone>();
+  private readonly metaBuffer: Buffer;
+  /** Encoded sendmsg targets by address, then by port * 65536 + service. */
+  private readonly targets = new Map<string, Map<number, Buffer>>();
+  private targetCount = 0;
+  /**
+   * Control buffers for the two common sends, filled in place for each one:
+   * a call id alone, and a call id with RXRPC_CHARGE_ACCEPT. Reusing them is
+   * safe because the kernel (send) or the addon (sendmsgAsync, which copies
+   * what it hands to a thread) is done with the bytes when the call returns.
+   */
+  private readonly controlCallId: Buffer | undefined;
+  private readonly controlCharge: Buffer | undefined;
   private nextToken = 1;
   private closed = false;
-  private lastName = Buffer.alloc(36);
+  private readonly lastName = Buffer.alloc(SOCKADDR_SIZE);
+  private lastNameLength = -1;
   private lastPeer: ReceivedMessage['peer'] | undefined;
 
   constructor(options: RawSocketOptions = {}) {
     super();
+    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
     const family = options.family ?? 'IPv4';
     if (family !== 'IPv4' && family !== 'IPv6') {
       throw new InvalidArgValueError('family', "must be 'IPv4' or 'IPv6'", family);
@@ -129,13 +178,20 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     this.recordSize = binding.RECORD_SIZE;
     this.nameOffset = binding.RECORD_NAME;
     this.controlOffset = binding.RECORD_CONTROL;
+    this.controlSize = binding.RECORD_CONTROL_SIZE;
+    this.nameSize = binding.RECORD_NAME_SIZE;
     this.meta = new Uint8Array(batch * this.recordSize);
     this.metaView = new DataView(this.meta.buffer);
+    this.metaBuffer = Buffer.from(this.meta.buffer, this.meta.byteOffset, this.meta.length);
+    if (LITTLE_ENDIAN) {
+      this.controlCallId = encodeControl({ callId: 0 });
+      this.controlCharge = encodeControl({ callId: 0, chargeAccept: true });
+    }
     this.native = new binding.Socket(
       family === 'IPv4' ? AF_INET : AF_INET6,
       this.meta,
       (count, data, error) => this.onRecv(count, data, error),
-      (token, result, error) => this.onSendDone(token, result, error),
+      (token, result, error, rest) => this.onSendDone(token, result, error, rest),
       batchBytes,
     );
   }
@@ -208,68 +264,162 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
    */
   send(control: SendControl, data?: Uint8Array, options: SendOptions = {}): number {
     if (this.closed) throw socketClosed();
+    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    if (data !== undefined && data !== null && !(data instanceof Uint8Array)) {
+      throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    }
     return this.native.sendmsg(
-      options.target ? encodeSockaddr(options.target) : null,
-      encodeControl(control),
+      options.target ? this.targetOf(options.target) : null,
+      this.controlOf(control),
       data ?? null,
       options.more ? MSG_MORE : 0,
     );
   }
 
-  /** The same sendmsg made on the socket's starter thread, where it may sleep. */
-  sendAsync(control: SendControl, data?: Uint8Array, options: SendOptions = {}): Promise<number> {
-    if (this.closed) return Promise.reject(socketClosed());
-    return this.handOff(control, data, options, false).sent;
+  /**
+   * The encoded sockaddr of a target, from the socket's cache when it was
+   * seen before (only well-typed values are looked up; anything else goes
+   * through encodeSockaddr, which checks it and throws). Not to be changed:
+   * the same buffer serves every send to that target.
+   */
+  private targetOf(target: RxAddress): Buffer {
+    if (typeof target === 'object' && target !== null && typeof target.address === 'string' &&
+        isPort(target.port) && isPort(target.service)) {
+      let byPort = this.targets.get(target.address);
+      const key = target.port * 0x10000 + target.service;
+      const hit = byPort?.get(key);
+      if (hit) return hit;
+      const encoded = encodeSockaddr(target);
+      if (this.targetCount >= TARGET_CACHE_MAX) {
+        this.targets.clear();
+        this.targetCount = 0;
+        byPort = undefined;
+      }
+      if (!byPort) this.targets.set(target.address, (byPort = new Map()));
+      byPort.set(key, encoded);
+      this.targetCount++;
+      return encoded;
+    }
+    return encodeSockaddr(target);
   }
 
-  /** Encodes and hands one sendmsg to a thread of the socket (encoding errors throw here). */
-  private handOff(control: SendControl, data: Uint8Array | undefined, options: SendOptions, blocking: boolean):
-    { sent: Promise<number>; token: number } {
-    const name = options.target ? encodeSockaddr(options.target) : null;
-    const ctl = encodeControl(control);
-    const token = this.nextToken++;
-    const sent = new Promise<number>((resolve, reject) => {
-      this.native.sendmsgAsync(token, name, ctl, data ?? null, options.more ? MSG_MORE : 0, blocking);
-      this.pendingAsync.set(token, { resolve, reject });
-    });
-    return { sent, token };
+  /** The control buffer of one send: a reused one for the common cases (see controlCallId), encodeControl otherwise. */
+  private controlOf(control: SendControl): Buffer {
+    const scratch = this.controlCallId;
+    if (scratch && typeof control === 'object' && control !== null && control.abort === undefined && !control.exclusive &&
+        !control.upgrade && control.txLength === undefined && control.timeouts === undefined) {
+      const id = control.callId;
+      if (typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= MAX_CALL_ID) {
+        const buf = control.chargeAccept ? this.controlCharge! : scratch;
+        buf.writeUInt32LE(id % 0x100000000, 16);
+        buf.writeUInt32LE(Math.floor(id / 0x100000000), 20);
+        return buf;
+      }
+    }
+    return encodeControl(control);
+  }
+
+  /** The same sendmsg made on a starter thread of the socket, where it may sleep (a first send). */
+  sendAsync(control: SendControl, data?: Uint8Array, options: SendOptions = {}): Promise<number> {
+    return this.sendStart(control, data, options).sent;
   }
 
   /**
-   * Data sent on a bulk thread that sleeps in sendmsg
-   * until the kernel has taken all of it (the kernel wakes a sleeping sender
-   * when the call's transmit window opens; it has no other signal for it).
-   * `sent` resolves with the bytes taken: fewer after interrupt(), which ends
-   * the sleep. While it runs, nothing else may be sent on the call from this
-   * thread: the kernel holds the call locked, and a send would sleep here.
+   * sendAsync with a handle: the first send of a client call on a starter
+   * thread (one destination per thread at a time, so a send asleep waiting
+   * for a channel to one peer holds up no other), interruptible.
    */
-  sendBlocking(control: SendControl, data: Uint8Array, options: SendOptions = {}): BlockingSend {
-    if (this.closed) return { sent: Promise.reject(socketClosed()), interrupt: () => {} };
-    const { sent, token } = this.handOff(control, data, options, true);
-    return {
-      sent: sent.then(
-        // EAGAIN: the kernel took nothing without sleeping (it can, e.g. when the call ends).
-        (n) => Math.max(n, 0),
-        // Interrupted before it took anything: nothing was sent.
-        (err: Error) => {
-          if ((err as { code?: string }).code === 'EINTR') return 0;
-          throw err;
-        },
-      ),
-      interrupt: () => {
-        if (!this.closed && this.pendingAsync.has(token)) this.native.interrupt(token);
+  sendStart(control: SendControl, data?: Uint8Array, options: SendOptions = {}): ThreadSend {
+    return this.handOff(control, data, options, false);
+  }
+
+  /**
+   * Data sent on a bulk thread that sleeps in sendmsg until the kernel has
+   * taken all of it (the kernel wakes a sleeping sender when the call's
+   * transmit window opens; it has no other signal for it). `sent` resolves
+   * with the bytes taken: fewer after interrupt(), which ends the sleep.
+   * While it runs, nothing else should be sent on the call from this thread:
+   * the kernel may hold the call locked while it copies data.
+   */
+  sendBlocking(control: SendControl, data: Uint8Array, options: SendOptions = {}): ThreadSend {
+    if (!(data instanceof Uint8Array)) throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    const handle = this.handOff(control, data, options, true);
+    const sent = handle.sent.then(
+      // EAGAIN: the kernel took nothing without sleeping (it can, e.g. when the call ends).
+      (n) => Math.max(n, 0),
+      // Interrupted before it took anything: nothing was sent.
+      (err: Error) => {
+        if ((err as { code?: string }).code === 'EINTR') return 0;
+        throw err;
       },
+    );
+    return { sent, get rest() { return handle.rest; }, interrupt: () => handle.interrupt() };
+  }
+
+  /** Encodes and hands one sendmsg to a thread of the socket (encoding errors throw here). */
+  private handOff(control: SendControl, data: Uint8Array | undefined, options: SendOptions, blocking: boolean): ThreadSend {
+    if (this.closed) {
+      const sent = Promise.reject(socketClosed());
+      sent.catch(() => {});
+      return { sent, rest: undefined, interrupt: () => false };
+    }
+    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    const handle = { rest: undefined as Buffer | undefined };
+    let resolve!: (n: number) => void;
+    let reject!: (e: Error) => void;
+    const sent = new Promise<number>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const token = this.submit(control, data, options.target, options.more === true, blocking, (n, error, rest) => {
+      handle.rest = rest;
+      if (error) reject(error);
+      else resolve(n);
+    });
+    return {
+      sent,
+      get rest() { return handle.rest; },
+      interrupt: () => this.interruptSend(token),
     };
+  }
+
+  /**
+   * @internal handOff without promises, for the layers above: hands one
+   * sendmsg to a starter thread (a first send, `blocking` false) or a bulk
+   * thread, and returns its token. `done` follows once, from the event loop,
+   * unless the socket closes first (then it gets ERR_SOCKET_CLOSED).
+   * Encoding errors throw here; nothing is sent then.
+   */
+  submit(control: SendControl, data: Uint8Array | undefined, target: RxAddress | undefined, more: boolean,
+    blocking: boolean, done: SubmitDone): number {
+    if (this.closed) throw socketClosed();
+    if (data !== undefined && data !== null && !(data instanceof Uint8Array)) {
+      throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    }
+    const name = target ? this.targetOf(target) : null;
+    const ctl = this.controlOf(control);
+    const token = this.nextToken++;
+    this.native.sendmsgAsync(token, name, ctl, data ?? null, more ? MSG_MORE : 0, blocking);
+    this.pendingAsync.set(token, done);
+    return token;
+  }
+
+  /** @internal interrupt() of a submitted send: false when it is over, or could not be woken */
+  interruptSend(token: number): boolean {
+    return !this.closed && this.pendingAsync.has(token) && this.native.interrupt(token);
   }
 
   /** Closes the socket; pending sendAsync promises reject with ERR_SOCKET_CLOSED. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.native.close();
+    if (this.native.close() === false) {
+      process.emitWarning('rxrpc: a send thread did not leave the kernel when the socket closed; ' +
+        'its descriptor is closed when it does', { code: 'RXRPC_SEND_THREAD_STUCK' });
+    }
     const pending = [...this.pendingAsync.values()];
     this.pendingAsync.clear();
-    for (const p of pending) p.reject(socketClosed());
+    for (const done of pending) done(-1, socketClosed(), undefined);
     process.nextTick(() => this.emit('close'));
   }
 
@@ -293,12 +443,12 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     this.close();
   }
 
-  private onSendDone(token: number, result: number, error: Error | undefined): void {
-    const p = this.pendingAsync.get(token);
-    if (!p) return;
+  private onSendDone(token: number, result: number, error: Error | undefined, rest: Buffer | undefined): void {
+    const done = this.pendingAsync.get(token);
+    if (!done) return;
     this.pendingAsync.delete(token);
-    if (error && result !== -EAGAIN) p.reject(error);
-    else p.resolve(result);
+    if (error && result !== -EAGAIN) done(result, error, rest);
+    else done(result, undefined, rest);
   }
 
   private onRecv(count: number, data: Buffer | undefined, error: Error | undefined): void {
@@ -311,36 +461,67 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       const length = view.getInt32(rec + RECORD_DATA_LENGTH, true);
       const nameLength = view.getInt32(rec + RECORD_NAME_LENGTH, true);
       const controlLength = view.getInt32(rec + RECORD_CONTROL_LENGTH, true);
+      const controlStart = rec + this.controlOffset;
       let message: ReceivedMessage;
       try {
-        if (flags & MSG_CTRUNC) throw new Error('control messages truncated (MSG_CTRUNC)');
-        const ctl = decodeControl(this.meta.subarray(rec + this.controlOffset), controlLength);
-        const name = this.meta.subarray(rec + this.nameOffset, rec + this.nameOffset + nameLength);
+        if (flags & MSG_CTRUNC) {
+          throw new MalformedError('control messages', 'truncated by the kernel (MSG_CTRUNC)');
+        }
+        if (nameLength > this.nameSize || nameLength < 0) {
+          throw new MalformedError('sockaddr_rxrpc', `msg_namelen ${nameLength} exceeds the ${this.nameSize} bytes given`);
+        }
+        if (offset < 0 || length < 0 || offset + length > all.length) {
+          throw new MalformedError('message record', `data ${offset}+${length} outside the ${all.length}-byte batch`);
+        }
+        if (controlLength > this.controlSize || controlLength < 0) {
+          throw new MalformedError('control messages', `length ${controlLength} exceeds the ${this.controlSize} bytes given`);
+        }
+        const ctl = decodeControlAt(view, controlStart, controlLength);
+        const nameStart = rec + this.nameOffset;
+        const peer = this.peerOf(nameStart, nameLength);
         message = {
           callId: ctl.callId,
           kind: ctl.kind,
           code: ctl.code,
-          data: all.subarray(offset, offset + length),
+          data: length === 0 ? EMPTY : all.subarray(offset, offset + length),
           end: (flags & MSG_EOR) !== 0,
           more: (flags & MSG_MORE) !== 0,
-          service: nameLength >= 4 ? name[2] | (name[3] << 8) : 0,
-          peer: this.peerOf(name),
+          service: nameLength >= 4 ? this.meta[nameStart + 2] | (this.meta[nameStart + 3] << 8) : 0,
+          peer,
           unknown: ctl.unknown,
         };
       } catch (err) {
-        this.emit('error', err as Error);
-        continue;
+        const malformed = err instanceof MalformedError ? err : new MalformedError('message', String(err));
+        // The call it belongs to, when its id can still be read, must hear of it.
+        const control = this.meta.subarray(controlStart, controlStart + this.controlSize);
+        const callId = findCallId(control, Math.min(Math.max(controlLength, 0), control.length));
+        if (callId === undefined) {
+          emitError(this, malformed);
+          continue;
+        }
+        message = {
+          callId, kind: 'malformed', code: 0, data: EMPTY, end: (flags & MSG_EOR) !== 0, more: false, service: 0,
+          peer: { family: this.family, address: '', port: 0 }, unknown: [], error: malformed,
+        };
       }
       this.emit('message', message);
     }
-    if (error && !this.closed) this.emit('error', error);
+    if (error && !this.closed) emitError(this, error);
   }
 
   // Consecutive messages mostly come from one peer: decode its address once.
-  private peerOf(name: Uint8Array): ReceivedMessage['peer'] {
-    if (this.lastPeer && name.length === this.lastName.length && this.lastName.equals(name)) return this.lastPeer;
-    const d = decodeSockaddr(name);
-    this.lastName = Buffer.from(name);
+  // The service (bytes 2-3) is not part of the peer: calls to both services
+  // of a server share the decoded address.
+  private peerOf(start: number, length: number): ReceivedMessage['peer'] {
+    const last = this.lastPeer;
+    if (last && length === this.lastNameLength && length >= 4 &&
+        this.metaBuffer.compare(this.lastName, 4, length, start + 4, start + length) === 0 &&
+        this.metaBuffer[start] === this.lastName[0] && this.metaBuffer[start + 1] === this.lastName[1]) {
+      return last;
+    }
+    const d = decodeSockaddr(this.meta.subarray(start, start + length));
+    this.metaBuffer.copy(this.lastName, 0, start, start + length);
+    this.lastNameLength = length;
     this.lastPeer = { family: d.family, address: d.address, port: d.port };
     return this.lastPeer;
   }

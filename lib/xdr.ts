@@ -3,7 +3,7 @@
  * bounds-checked: a short or malformed body throws MalformedError, never
  * yields garbage.
  */
-import { InvalidArgTypeError, MalformedError, OutOfRangeError } from './errors';
+import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
 
 const pad = (n: number) => (4 - (n % 4)) % 4;
 
@@ -38,10 +38,21 @@ export class XdrWriter {
   }
 
   u64(value: bigint | number): this {
+    if (typeof value !== 'number' && typeof value !== 'bigint') throw new InvalidArgTypeError('u64', 'of type bigint or number', value);
     const v = BigInt(typeof value === 'number' ? checkInt('u64', value, 0, Number.MAX_SAFE_INTEGER) : value);
     if (v < 0n || v >= 1n << 64n) throw new OutOfRangeError('u64', 'from 0 to 2^64-1', value);
     const b = Buffer.alloc(8);
     b.writeBigUInt64BE(v);
+    return this.push(b);
+  }
+
+  /** A signed 64-bit integer (hyper, afs_int64). */
+  i64(value: bigint | number): this {
+    if (typeof value !== 'number' && typeof value !== 'bigint') throw new InvalidArgTypeError('i64', 'of type bigint or number', value);
+    const v = BigInt(typeof value === 'number' ? checkInt('i64', value, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER) : value);
+    if (v < -(1n << 63n) || v >= 1n << 63n) throw new OutOfRangeError('i64', 'from -2^63 to 2^63-1', value);
+    const b = Buffer.alloc(8);
+    b.writeBigInt64BE(v);
     return this.push(b);
   }
 
@@ -51,8 +62,9 @@ export class XdrWriter {
   }
 
   /** Fixed-length opaque: exactly `length` bytes, padded. */
-  fixed(bytes: Uint8Array, length = bytes.length): this {
+  fixed(bytes: Uint8Array, length?: number): this {
     if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('opaque', 'a Uint8Array', bytes);
+    length = length === undefined ? bytes.length : checkInt('length', length, 0, 0xffffffff);
     if (bytes.length !== length) throw new OutOfRangeError('opaque', `exactly ${length} bytes long`, bytes.length);
     this.push(Buffer.from(bytes));
     return this.push(Buffer.alloc(pad(length)));
@@ -61,6 +73,7 @@ export class XdrWriter {
   /** Variable-length opaque: a u32 length, the bytes, padding. */
   opaque(bytes: Uint8Array, max = 0xffffffff): this {
     if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('opaque', 'a Uint8Array', bytes);
+    checkInt('max', max, 0, 0xffffffff);
     if (bytes.length > max) throw new OutOfRangeError('opaque length', `at most ${max}`, bytes.length);
     this.u32(bytes.length);
     return this.fixed(bytes);
@@ -74,6 +87,10 @@ export class XdrWriter {
 
   /** A fixed-size char array as AFS declares it (e.g. char name[65]): NUL-padded, no length word. */
   chars(value: string, size: number): this {
+    if (typeof value !== 'string') throw new InvalidArgTypeError('string', 'of type string', value);
+    checkInt('size', size, 1, 0x3fffffff);
+    // A NUL would end the string on the other side: refuse it rather than have it cut short.
+    if (value.includes('\0')) throw new InvalidArgValueError('string', 'must not contain NUL characters', value);
     const b = Buffer.from(value, 'utf8');
     if (b.length >= size) throw new OutOfRangeError('string', `shorter than ${size} bytes`, value);
     // Each char travels as a 4-byte XDR int, as rxgen encodes char arrays.
@@ -85,6 +102,8 @@ export class XdrWriter {
   /** A counted array: a u32 count, then each item. */
   array<T>(items: readonly T[], each: (w: this, item: T) => void, max = 0xffffffff): this {
     if (!Array.isArray(items)) throw new InvalidArgTypeError('array', 'an array', items);
+    if (typeof each !== 'function') throw new InvalidArgTypeError('each', 'a function', each);
+    checkInt('max', max, 0, 0xffffffff);
     if (items.length > max) throw new OutOfRangeError('array length', `at most ${max}`, items.length);
     this.u32(items.length);
     for (const item of items) each(this, item);
@@ -99,7 +118,17 @@ export class XdrWriter {
 export class XdrReader {
   private offset = 0;
 
-  constructor(private readonly buf: Buffer) {}
+  private readonly buf: Buffer;
+
+  constructor(bytes: Uint8Array) {
+    if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('bytes', 'a Uint8Array', bytes);
+    this.buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Bytes consumed so far. */
+  get position(): number {
+    return this.offset;
+  }
 
   get remaining(): number {
     return this.buf.length - this.offset;
@@ -126,6 +155,11 @@ export class XdrReader {
     return this.buf.readBigUInt64BE(this.take(8, 'u64'));
   }
 
+  /** A signed 64-bit integer (hyper, afs_int64). */
+  i64(): bigint {
+    return this.buf.readBigInt64BE(this.take(8, 'i64'));
+  }
+
   bool(): boolean {
     const at = this.offset;
     const v = this.u32();
@@ -134,11 +168,13 @@ export class XdrReader {
   }
 
   fixed(length: number): Buffer {
+    checkInt('length', length, 0, 0xffffffff);
     const at = this.take(length + pad(length), `opaque[${length}]`);
     return Buffer.from(this.buf.subarray(at, at + length));
   }
 
   opaque(max = 0xffffffff): Buffer {
+    checkInt('max', max, 0, 0xffffffff);
     const at = this.offset;
     const length = this.u32();
     if (length > max) throw new MalformedError('XDR', `opaque length ${length} exceeds ${max}`, at);
@@ -151,6 +187,7 @@ export class XdrReader {
 
   /** A fixed-size char array as rxgen encodes it: one XDR int per char, NUL-terminated. */
   chars(size: number): string {
+    checkInt('size', size, 1, 0x3fffffff);
     const at = this.take(size * 4, `char[${size}]`);
     const bytes: number[] = [];
     for (let i = 0; i < size; i++) {
@@ -163,6 +200,8 @@ export class XdrReader {
 
   /** A counted array; `max` bounds the count before anything is allocated. */
   array<T>(each: (r: this) => T, max = 0xffffffff): T[] {
+    if (typeof each !== 'function') throw new InvalidArgTypeError('each', 'a function', each);
+    checkInt('max', max, 0, 0xffffffff);
     const at = this.offset;
     const count = this.u32();
     if (count > max) throw new MalformedError('XDR', `array count ${count} exceeds ${max}`, at);

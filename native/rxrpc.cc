@@ -11,38 +11,53 @@
 // Sending: sendmsg() runs on the JavaScript thread with MSG_DONTWAIT; for a
 // call that already exists it never sleeps. The first sendmsg of a new client
 // call can sleep in the kernel even with MSG_DONTWAIT (it waits for a free
-// channel), so sendmsgAsync() hands such sends to a per-socket starter thread
-// and reports completion through a uv_async_t. sendmsgAsync(..., blocking)
-// instead hands data to a pool of bulk threads that sleep in sendmsg until
-// the kernel has taken all of it: the kernel gives no wakeup when a call's
-// transmit window opens, but a sleeping sendmsg is woken by it.
-// interrupt(token) ends such a sleep early (a signal), keeping what was sent.
+// channel to its peer), so sendmsgAsync() hands such sends to starter
+// threads: up to kMaxStarters per socket, at most one per destination at a
+// time, so that a send asleep for one peer's channel holds up no other peer.
+// sendmsgAsync(..., blocking) instead hands data to bulk threads that sleep
+// in sendmsg until the kernel has taken all of it: the kernel gives no wakeup
+// when a call's transmit window opens, but a sleeping sendmsg is woken by it.
+// Data handed to a thread is copied first: the caller may reuse, transfer or
+// drop its buffer as soon as sendmsgAsync() returns.
 //
-// Closing: mark closed, stop and join the threads (interrupting a sleeping
-// sendmsg with a signal), stop the poll watcher, close the fd, and
-// free the libuv handles in their close callbacks. Nothing touches the fd
-// after it is closed, and no callback reaches JavaScript after close().
+// interrupt(token) ends a thread's send early: a queued one at once, one in
+// the kernel by a signal sent to that thread alone. The signal is a real-time
+// signal nobody else handles (chosen at first use, its handler installed
+// without SA_RESTART so that the sleeping system call returns EINTR), and it
+// is unblocked only in these threads. Nothing in Node can install a handler
+// for it, so process.on('SIG...') does not disturb it; its disposition is
+// checked before every use all the same.
+//
+// Closing: mark closed, stop the threads (interrupting sleeping sends),
+// stop the poll watcher, close the fd, drop every reference to JavaScript
+// values so that the wrapper can be collected, and free the libuv handles in
+// their close callbacks. Nothing touches the fd after it is closed, and no
+// callback reaches JavaScript after close().
+//
+// Portability: threads, locks and condition variables come from libuv, and
+// signals are sent with the tgkill system call, so that the addon needs no
+// glibc symbol newer than 2.28 (pthread_kill and friends moved in 2.34) and
+// nothing that musl lacks.
 
 #include <napi.h>
 #include <uv.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <condition_variable>
+#include <atomic>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "errno-names.h"
 
 namespace {
 
@@ -63,47 +78,97 @@ constexpr size_t kRecordSize = 192;
 
 constexpr size_t kDefaultDataCapacity = 256 * 1024;
 constexpr size_t kMinReadSpace = 16 * 1024;
-constexpr int kWakeSignal = SIGURG;
-// Bulk threads per socket at most; the library keeps fewer blocking sends in flight.
+// Threads per socket at most: starters (first sends, one destination each)
+// and bulk senders (the library keeps fewer blocking sends in flight).
+constexpr size_t kMaxStarters = 8;
 constexpr size_t kMaxBulkThreads = 8;
+// How long interrupt() and close() signal a thread that does not leave the
+// kernel before they give up on it (it is then left to finish by itself).
+constexpr uint64_t kInterruptLimitMs = 5000;
 
-void NoopSignalHandler(int) {}
+std::atomic<int> g_live_sockets{0};
 
-// The sender thread may sleep inside sendmsg; close() interrupts it with
-// kWakeSignal. The handler does nothing, but installing it without
-// SA_RESTART makes the sleeping system call return EINTR. SIGURG is ignored
-// by default, so a handler that does nothing keeps its meaning for everyone else.
-void InstallWakeSignal() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = NoopSignalHandler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
-    sigaction(kWakeSignal, &sa, nullptr);
-  });
+const char* ErrnoName(int err, char* fallback, size_t size) {
+  if (err > 0 && err <= rxrpc_errno::kMax && rxrpc_errno::kNames[err] != nullptr) return rxrpc_errno::kNames[err];
+  snprintf(fallback, size, "E%d", err);
+  return fallback;
 }
 
-std::string ErrnoName(int err) {
-  const char* name = strerrorname_np(err);
-  return name != nullptr ? name : "E" + std::to_string(err);
+// ---------------------------------------------------------------------------
+// The wake-up signal.
+
+int g_wake_signal = 0;
+uv_once_t g_wake_once = UV_ONCE_INIT;
+
+void WakeHandler(int) {}
+
+bool IsOurs(const struct sigaction& sa) {
+  return !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == WakeHandler;
 }
+
+bool InstallWakeHandler(int sig) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = WakeHandler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a sleeping sendmsg returns EINTR
+  return sigaction(sig, &sa, nullptr) == 0;
+}
+
+// The highest real-time signal that nobody has claimed (glibc keeps the
+// lowest ones for itself; Node and libuv use none of them).
+void ChooseWakeSignal() {
+  for (int sig = SIGRTMAX; sig >= SIGRTMIN + 2; sig--) {
+    struct sigaction old;
+    if (sigaction(sig, nullptr, &old) != 0) continue;
+    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) continue;
+    if (InstallWakeHandler(sig)) {
+      g_wake_signal = sig;
+      return;
+    }
+  }
+}
+
+int WakeSignal() {
+  uv_once(&g_wake_once, ChooseWakeSignal);
+  return g_wake_signal;
+}
+
+// True when sending the wake signal to a thread is safe: its disposition is
+// still ours (reinstated if something reset it to the default, whose action
+// for a real-time signal would be to end the process).
+bool WakeSignalIntact() {
+  int sig = WakeSignal();
+  if (sig == 0) return false;
+  struct sigaction cur;
+  if (sigaction(sig, nullptr, &cur) != 0) return false;
+  if (IsOurs(cur)) return true;
+  if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) return InstallWakeHandler(sig);
+  return false;
+}
+
+void Wake(pid_t tid) {
+  if (WakeSignalIntact()) syscall(SYS_tgkill, static_cast<pid_t>(getpid()), tid, g_wake_signal);
+}
+
+// ---------------------------------------------------------------------------
+// Errors and arguments.
 
 // An Error shaped like Node's own system errors: code, errno (negative),
 // syscall, and a message that names them.
-Napi::Value ErrnoError(Napi::Env env, int err, const char* syscall) {
-  std::string code = ErrnoName(err);
-  std::string message = std::string(syscall) + " " + code + " (" + strerror(err) + ")";
+Napi::Value ErrnoError(Napi::Env env, int err, const char* syscall_name) {
+  char buf[16];
+  std::string code = ErrnoName(err, buf, sizeof buf);
+  std::string message = std::string(syscall_name) + " " + code + " (" + strerror(err) + ")";
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("code", Napi::String::New(env, code));
   error.Set("errno", Napi::Number::New(env, -err));
-  error.Set("syscall", Napi::String::New(env, syscall));
+  error.Set("syscall", Napi::String::New(env, syscall_name));
   return error.Value();
 }
 
-void ThrowErrno(Napi::Env env, int err, const char* syscall) {
-  Napi::Error(env, ErrnoError(env, err, syscall)).ThrowAsJavaScriptException();
+void ThrowErrno(Napi::Env env, int err, const char* syscall_name) {
+  Napi::Error(env, ErrnoError(env, err, syscall_name)).ThrowAsJavaScriptException();
 }
 
 bool IsUint8Array(Napi::Value v) {
@@ -154,43 +219,246 @@ bool GetInt(const Napi::CallbackInfo& info, size_t index, const char* what, int6
 }
 
 // One sendmsg of `length` bytes with an optional name and control buffer.
-ssize_t SendOnce(int fd, void* name, size_t name_length, void* control, size_t control_length, uint8_t* data,
-                 size_t length, int flags) {
-  iovec iov{data, length};
+ssize_t SendOnce(int fd, const uint8_t* name, size_t name_length, const uint8_t* control, size_t control_length,
+                 const uint8_t* data, size_t length, int flags) {
+  iovec iov{const_cast<uint8_t*>(data), length};
   msghdr msg{};
-  msg.msg_name = name_length > 0 ? name : nullptr;
+  msg.msg_name = name_length > 0 ? const_cast<uint8_t*>(name) : nullptr;
   msg.msg_namelen = static_cast<socklen_t>(name_length);
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  msg.msg_control = control_length > 0 ? control : nullptr;
+  msg.msg_control = control_length > 0 ? const_cast<uint8_t*>(control) : nullptr;
   msg.msg_controllen = control_length;
   return sendmsg(fd, &msg, flags);
 }
 
-// One sendmsg handed to a thread.
+// ---------------------------------------------------------------------------
+// Sends made on threads.
+
+// One sendmsg handed to a thread. It owns copies of everything it sends.
 struct SendJob {
   double token = 0;
-  std::vector<uint8_t> name;
-  std::vector<uint8_t> control;
-  uint8_t* data = nullptr;
+  std::string name;     // target sockaddr: also the destination a starter serialises on
+  std::string control;
+  std::unique_ptr<uint8_t[]> data;
   size_t length = 0;
   int flags = 0;
   bool blocking = false;  // sleep until all of `data` is taken (bulk threads)
-  Napi::Reference<Napi::Value> keep;  // keeps `data` alive; used only on the JS thread
   ssize_t result = 0;
   int err = 0;
-  // Shared with interrupt() under the socket's mutex_.
+  // Under the shared mutex.
   bool interrupted = false;
   bool in_syscall = false;
-  pthread_t thread{};
+  bool finished = false;
+  pid_t tid = 0;
 };
 
-// A thread of the socket: the starter (first sends) or a bulk thread.
+struct Shared;
+
+// A thread of the socket: a starter or a bulk sender.
 struct Worker {
-  std::thread thread;
+  uv_thread_t thread;
+  Shared* shared = nullptr;
   bool bulk = false;
-  bool exited = false;  // under the socket's mutex_
+  bool exited = false;  // under the shared mutex
+  bool joined = false;
 };
+
+// What the socket shares with its threads. It is freed by whichever of them
+// lets go of it last: normally the socket, after joining every thread; a
+// thread that could not be stopped at close() frees it (and closes the fd)
+// when it finally leaves the kernel.
+struct Shared {
+  uv_mutex_t mutex;
+  // `cond`: a send left the kernel, a job finished, a thread exited (what
+  // interrupt() and close() wait for). Idle threads wait on their own kind's
+  // condition variable and are woken one at a time, one per job: waking them
+  // all for every first send cost a context switch per idle thread.
+  uv_cond_t cond;
+  uv_cond_t start_work;
+  uv_cond_t bulk_work;
+  int fd = -1;
+  bool stopping = false;       // close() began: run nothing more, deliver nothing
+  bool fd_left_open = false;   // close() left the fd to the last thread
+  uv_async_t* async = nullptr; // completions' wakeup; valid until stopping
+  std::deque<SendJob*> start_jobs;
+  std::deque<SendJob*> bulk_jobs;
+  std::vector<SendJob*> running;
+  std::vector<SendJob*> done;
+  // The first sends starters are running: their destinations are busy. At
+  // most kMaxStarters, reserved up front: the threads allocate nothing.
+  std::vector<const SendJob*> busy;
+  size_t starters = 0, idle_starters = 0;
+  size_t bulk_threads = 0, idle_bulk = 0;
+  int refs = 1;                // the socket and every live thread
+
+  Shared() {
+    busy.reserve(kMaxStarters);
+    running.reserve(kMaxStarters + kMaxBulkThreads);
+    uv_mutex_init(&mutex);
+    uv_cond_init(&cond);
+    uv_cond_init(&start_work);
+    uv_cond_init(&bulk_work);
+  }
+  ~Shared() {
+    for (SendJob* j : start_jobs) delete j;
+    for (SendJob* j : bulk_jobs) delete j;
+    for (SendJob* j : done) delete j;
+    uv_cond_destroy(&bulk_work);
+    uv_cond_destroy(&start_work);
+    uv_cond_destroy(&cond);
+    uv_mutex_destroy(&mutex);
+  }
+
+  // The next job `bulk` threads may run: starters take the oldest job whose
+  // destination no other starter is sending to.
+  SendJob* Next(bool bulk) {
+    if (bulk) {
+      if (bulk_jobs.empty()) return nullptr;
+      SendJob* job = bulk_jobs.front();
+      bulk_jobs.pop_front();
+      return job;
+    }
+    for (auto it = start_jobs.begin(); it != start_jobs.end(); ++it) {
+      if (IsBusy((*it)->name)) continue;
+      SendJob* job = *it;
+      start_jobs.erase(it);
+      busy.push_back(job);
+      return job;
+    }
+    return nullptr;
+  }
+
+  bool IsBusy(const std::string& name) const {
+    for (const SendJob* j : busy)
+      if (j->name == name) return true;
+    return false;
+  }
+
+  // Whether more than `n` queued first sends could be taken by starters now
+  // (one per destination that no starter is sending to). Stops counting at
+  // n + 1: with many calls queued for one peer this is called per send.
+  // No allocation: it also runs on the threads, whose malloc arenas would grow.
+  bool MoreRunnableStartsThan(size_t n) const {
+    if (n >= kMaxStarters) return true;  // beyond what a socket may spawn or wake anyway
+    const std::string* seen[kMaxStarters + 1];
+    size_t count = 0;
+    for (const SendJob* j : start_jobs) {
+      if (IsBusy(j->name)) continue;
+      bool known = false;
+      for (size_t i = 0; i < count && !known; i++) known = *seen[i] == j->name;
+      if (known) continue;
+      seen[count++] = &j->name;
+      if (count > n) return true;
+    }
+    return false;
+  }
+
+  // Wakes every thread (close()).
+  void WakeAll() {
+    uv_cond_broadcast(&cond);
+    uv_cond_broadcast(&start_work);
+    uv_cond_broadcast(&bulk_work);
+  }
+
+  // Drops one reference; the caller holds the mutex, which is released.
+  void Release() {
+    bool last = --refs == 0;
+    int fd_to_close = last && fd_left_open ? fd : -1;
+    uv_mutex_unlock(&mutex);
+    if (!last) return;
+    if (fd_to_close >= 0) ::close(fd_to_close);
+    delete this;
+  }
+};
+
+// Runs one job; the mutex is held on entry and exit and released around
+// sendmsg. A starter job is one MSG_DONTWAIT sendmsg; a bulk job repeats
+// sleeping sendmsg calls until all is taken, an error, or an interrupt.
+void RunJob(Shared* s, SendJob* job) {
+  size_t sent = 0;
+  int err = 0;
+  for (;;) {
+    if (job->interrupted || s->stopping) {
+      err = EINTR;
+      break;
+    }
+    job->in_syscall = true;
+    uv_mutex_unlock(&s->mutex);
+    ssize_t n = SendOnce(s->fd, reinterpret_cast<const uint8_t*>(job->name.data()), job->name.size(),
+                         reinterpret_cast<const uint8_t*>(job->control.data()), job->control.size(),
+                         job->data.get() + sent, job->length - sent, job->flags);
+    int e = n < 0 ? errno : 0;
+    uv_mutex_lock(&s->mutex);
+    job->in_syscall = false;
+    uv_cond_broadcast(&s->cond);
+    if (n < 0) {
+      // A bulk send goes on after a wake that was not an interrupt.
+      if (e == EINTR && job->blocking) continue;
+      err = e;
+      break;
+    }
+    sent += static_cast<size_t>(n);
+    if (!job->blocking || sent >= job->length) break;
+  }
+  // Bytes taken win over a later error: the next send meets the error again.
+  if (sent > 0 || err == 0) {
+    job->result = static_cast<ssize_t>(sent);
+    job->err = 0;
+  } else {
+    job->result = -1;
+    job->err = err;
+  }
+}
+
+void WorkerMain(void* arg) {
+  Worker* self = static_cast<Worker*>(arg);
+  Shared* s = self->shared;
+  // Only the wake signal may interrupt this thread; process signals go to
+  // the others. sigprocmask acts on the calling thread (glibc and musl).
+  sigset_t mask;
+  sigfillset(&mask);
+  if (WakeSignal() != 0) sigdelset(&mask, WakeSignal());
+  sigprocmask(SIG_SETMASK, &mask, nullptr);
+  pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+
+  uv_mutex_lock(&s->mutex);
+  for (;;) {
+    SendJob* job;
+    for (;;) {
+      if (s->stopping) break;
+      job = s->Next(self->bulk);
+      if (job != nullptr) break;
+      size_t& idle = self->bulk ? s->idle_bulk : s->idle_starters;
+      idle++;
+      uv_cond_wait(self->bulk ? &s->bulk_work : &s->start_work, &s->mutex);
+      idle--;
+    }
+    if (s->stopping) break;
+    job->tid = tid;
+    s->running.push_back(job);
+    RunJob(s, job);
+    s->running.erase(std::find(s->running.begin(), s->running.end(), job));
+    if (!job->blocking) s->busy.erase(std::find(s->busy.begin(), s->busy.end(), job));
+    job->finished = true;
+    if (s->stopping) {
+      delete job;  // after close() nothing reaches JavaScript
+      break;
+    }
+    s->done.push_back(job);
+    uv_async_send(s->async);
+    uv_cond_broadcast(&s->cond);  // interrupt() may wait on `finished`
+    // This thread takes the next job itself; a destination that came free may
+    // also make a job runnable for a starter that is idle.
+    if (!job->blocking && s->idle_starters > 0 && s->MoreRunnableStartsThan(1)) uv_cond_signal(&s->start_work);
+  }
+  self->exited = true;
+  uv_cond_broadcast(&s->cond);
+  s->Release();
+}
+
+// ---------------------------------------------------------------------------
+// The socket.
 
 class Socket;
 
@@ -228,7 +496,7 @@ class Socket : public Napi::ObjectWrap<Socket> {
   Napi::Value GetPendingAsync(const Napi::CallbackInfo& info);
 
   bool CheckOpen(Napi::Env env);
-  void DoClose();
+  bool DoClose();
   static void OnEnvCleanup(void* self);
   void Invoke(const Napi::FunctionReference& fn, std::initializer_list<napi_value> args);
   void UpdateRefs();
@@ -236,15 +504,18 @@ class Socket : public Napi::ObjectWrap<Socket> {
   static void OnAsync(uv_async_t* handle);
   void ReadBatch();
   void DeliverSendResults();
-  void WorkerLoop(Worker* self);
-  void RunJob(SendJob* job, std::unique_lock<std::mutex>& lock);
-  void StopSender();
+  bool StopThreads();
+  bool Spawn(bool bulk);
 
   int fd_ = -1;
   bool closed_ = false;
   bool cleanup_hook_ = false;  // registered with the environment while open
   bool refed_ = true;
   Handles* handles_ = nullptr;
+  Shared* shared_ = nullptr;
+  std::vector<std::unique_ptr<Worker>> workers_;  // JS thread only
+  size_t in_flight_ = 0;  // handed to a thread and not yet delivered (JS thread only)
+  std::vector<SendJob*> delivering_;  // completions being delivered (JS thread only)
   std::unique_ptr<Napi::AsyncContext> context_;
   Napi::FunctionReference on_recv_;
   Napi::FunctionReference on_send_done_;
@@ -252,20 +523,6 @@ class Socket : public Napi::ObjectWrap<Socket> {
   uint8_t* meta_ = nullptr;
   size_t batch_ = 0;
   std::vector<uint8_t> data_;
-
-  // Threads; everything below but in_flight_ is shared with them under mutex_.
-  std::vector<std::unique_ptr<Worker>> workers_;  // changed on the JS thread only
-  bool has_starter_ = false;
-  size_t bulk_threads_ = 0;
-  size_t idle_bulk_ = 0;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<SendJob*> jobs_;       // first sends, for the starter thread
-  std::deque<SendJob*> bulk_jobs_;  // blocking sends, for the bulk threads
-  std::vector<SendJob*> running_;   // blocking sends a bulk thread has taken
-  std::vector<SendJob*> done_;
-  bool stopping_ = false;
-  size_t in_flight_ = 0;  // handed to a thread and not yet delivered (JS thread only)
 };
 
 Napi::Function Socket::Init(Napi::Env env) {
@@ -293,9 +550,11 @@ Napi::Function Socket::Init(Napi::Env env) {
 //   onRecv(count, data, error): `count` records were filled and `data` holds
 //         their bytes; `error` is set when recvmsg failed with something
 //         other than EAGAIN after those messages.
-//   onSendDone(token, result, error): a sendmsgAsync finished.
+//   onSendDone(token, result, error, rest): a sendmsgAsync finished; `rest`
+//         holds the bytes the kernel did not take, if any.
 Socket::Socket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Socket>(info) {
   Napi::Env env = info.Env();
+  g_live_sockets++;
   int64_t family;
   if (!GetInt(info, 0, "family", 0, 255, &family)) return;
   if (family != AF_INET && family != AF_INET6) {
@@ -369,6 +628,9 @@ Socket::Socket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Socket>(info) 
 
   fd_ = fd;
   handles_ = handles;
+  shared_ = new Shared();
+  shared_->fd = fd;
+  shared_->async = &handles->async;
   Napi::Uint8Array meta = info[1].As<Napi::Uint8Array>();
   meta_ref_ = Napi::Reference<Napi::Uint8Array>::New(meta, 1);
   meta_ = meta.Data();
@@ -391,6 +653,7 @@ Socket::Socket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Socket>(info) 
 // environment that can no longer run JavaScript (a worker being terminated)
 // is left alone. Nothing here throws across libuv.
 void Socket::Invoke(const Napi::FunctionReference& fn, std::initializer_list<napi_value> args) {
+  if (closed_ || !context_) return;
   napi_env env = Env();
   napi_value recv, func, result;
   if (napi_get_reference_value(env, fn, &func) != napi_ok || func == nullptr) return;
@@ -410,10 +673,13 @@ void Socket::OnEnvCleanup(void* self) {
   socket->DoClose();
 }
 
-Socket::~Socket() { DoClose(); }
+Socket::~Socket() {
+  DoClose();
+  g_live_sockets--;
+}
 
 bool Socket::CheckOpen(Napi::Env env) {
-  if (!closed_) return true;
+  if (!closed_ && fd_ >= 0) return true;
   Napi::Error error = Napi::Error::New(env, "Socket is closed");
   error.Set("code", Napi::String::New(env, "ERR_SOCKET_CLOSED"));
   error.ThrowAsJavaScriptException();
@@ -478,7 +744,8 @@ Napi::Value Socket::GetSockOpt(const Napi::CallbackInfo& info) {
 }
 
 // sendmsg(name, control, data, flags) -> bytes sent, or -EAGAIN.
-// Always MSG_DONTWAIT | MSG_NOSIGNAL. Any other failure throws.
+// Always MSG_DONTWAIT | MSG_NOSIGNAL. Any other failure throws. The kernel
+// copies the data before it returns.
 Napi::Value Socket::SendMsg(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
@@ -501,10 +768,26 @@ Napi::Value Socket::SendMsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// Starts a thread of the socket; the caller holds the shared mutex.
+bool Socket::Spawn(bool bulk) {
+  auto worker = std::make_unique<Worker>();
+  worker->shared = shared_;
+  worker->bulk = bulk;
+  shared_->refs++;
+  if (uv_thread_create(&worker->thread, WorkerMain, worker.get()) != 0) {
+    shared_->refs--;
+    return false;
+  }
+  (bulk ? shared_->bulk_threads : shared_->starters)++;
+  workers_.push_back(std::move(worker));
+  return true;
+}
+
 // sendmsgAsync(token, name, control, data, flags, blocking): the same
-// sendmsg, made on a thread; onSendDone(token, result, error) follows. Without
-// `blocking` it runs on the starter thread with MSG_DONTWAIT (a first send,
-// which may still sleep for a channel). With `blocking` it runs on a bulk
+// sendmsg, made on a thread; onSendDone(token, result, error) follows. The
+// bytes are copied first. Without `blocking` it runs on a starter thread with
+// MSG_DONTWAIT (a first send, which may still sleep for a channel), after any
+// earlier one to the same destination. With `blocking` it runs on a bulk
 // thread without MSG_DONTWAIT, repeating until all of `data` is taken, an
 // error, or interrupt(token); the result is the bytes taken, or the error when
 // none were.
@@ -528,167 +811,136 @@ Napi::Value Socket::SendMsgAsync(const Napi::CallbackInfo& info) {
   bool blocking = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
   auto* job = new SendJob();
   job->token = info[0].As<Napi::Number>().DoubleValue();
-  job->name.assign(name.data, name.data + name.length);
-  job->control.assign(control.data, control.data + control.length);
-  job->data = data.data;
+  job->name.assign(reinterpret_cast<const char*>(name.data), name.length);
+  job->control.assign(reinterpret_cast<const char*>(control.data), control.length);
+  if (data.length > 0) {
+    job->data.reset(new uint8_t[data.length]);
+    memcpy(job->data.get(), data.data, data.length);
+  }
   job->length = data.length;
   job->blocking = blocking;
   job->flags = static_cast<int>(flags) | MSG_NOSIGNAL | (blocking ? 0 : MSG_DONTWAIT);
-  if (data.data != nullptr) job->keep = Napi::Reference<Napi::Value>::New(info[3], 1);
 
-  InstallWakeSignal();
-  bool spawn;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (blocking) {
-      bulk_jobs_.push_back(job);
-      spawn = bulk_jobs_.size() > idle_bulk_ && bulk_threads_ < kMaxBulkThreads;
-      if (spawn) bulk_threads_++;
-    } else {
-      jobs_.push_back(job);
-      spawn = !has_starter_;
-      has_starter_ = true;
-    }
+  WakeSignal();  // installed before any thread may need it
+  Shared* s = shared_;
+  uv_mutex_lock(&s->mutex);
+  bool spawned = true;
+  if (blocking) {
+    s->bulk_jobs.push_back(job);
+    if (s->bulk_jobs.size() > s->idle_bulk && s->bulk_threads < kMaxBulkThreads) spawned = Spawn(true);
+    if (!spawned && s->bulk_threads == 0) s->bulk_jobs.pop_back();
+  } else {
+    s->start_jobs.push_back(job);
+    if (s->starters < kMaxStarters && s->MoreRunnableStartsThan(s->idle_starters)) spawned = Spawn(false);
+    if (!spawned && s->starters == 0) s->start_jobs.pop_back();
   }
-  if (spawn) {
-    auto worker = std::make_unique<Worker>();
-    worker->bulk = blocking;
-    Worker* w = worker.get();
-    workers_.push_back(std::move(worker));
-    w->thread = std::thread(&Socket::WorkerLoop, this, w);
+  if (!spawned && (blocking ? s->bulk_threads : s->starters) == 0) {
+    // No thread to run it: it fails, reported like any other completion.
+    job->result = -1;
+    job->err = EAGAIN;
+    job->finished = true;
+    s->done.push_back(job);
+    uv_async_send(s->async);
   }
-  cv_.notify_all();
+  uv_cond_signal(blocking ? &s->bulk_work : &s->start_work);
+  uv_mutex_unlock(&s->mutex);
   in_flight_++;
   UpdateRefs();
   return env.Undefined();
 }
 
-// interrupt(token): ends a blocking sendmsgAsync early; its completion still
-// follows, with the bytes taken so far (or EINTR when none were). Returns
-// false when no blocking send has that token.
+// interrupt(token): ends a sendmsgAsync early. A send still queued completes
+// with EINTR; one in the kernel is woken by the signal and completes with the
+// bytes taken so far (or EINTR when none were: for a first send, the call may
+// or may not exist in the kernel). Returns false when no unfinished send has
+// that token, and also when a send in the kernel could not be woken.
 Napi::Value Socket::Interrupt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) {
     Napi::TypeError::New(env, "The \"token\" argument must be a number").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  if (closed_) return Napi::Boolean::New(env, false);
   double token = info[0].As<Napi::Number>().DoubleValue();
-  std::unique_lock<std::mutex> lock(mutex_);
-  for (auto it = bulk_jobs_.begin(); it != bulk_jobs_.end(); ++it) {
-    if ((*it)->token != token) continue;
-    SendJob* job = *it;
-    bulk_jobs_.erase(it);
-    job->result = -1;
-    job->err = EINTR;
-    done_.push_back(job);
-    if (handles_ != nullptr) uv_async_send(&handles_->async);
-    return Napi::Boolean::New(env, true);
+  Shared* s = shared_;
+  uv_mutex_lock(&s->mutex);
+  for (auto* queue : {&s->start_jobs, &s->bulk_jobs}) {
+    for (auto it = queue->begin(); it != queue->end(); ++it) {
+      if ((*it)->token != token) continue;
+      SendJob* job = *it;
+      queue->erase(it);
+      job->result = -1;
+      job->err = EINTR;
+      job->finished = true;
+      s->done.push_back(job);
+      uv_async_send(s->async);
+      uv_mutex_unlock(&s->mutex);
+      return Napi::Boolean::New(env, true);
+    }
   }
-  for (SendJob* job : running_) {
-    if (job->token != token) continue;
+  SendJob* job = nullptr;
+  for (SendJob* j : s->running)
+    if (j->token == token) job = j;
+  bool woken = false;
+  if (job != nullptr) {
     job->interrupted = true;
     // A signal sent just before the thread enters sendmsg is lost: repeat
     // until it is out of the system call (it then sees `interrupted`).
-    while (job->in_syscall) {
-      pthread_kill(job->thread, kWakeSignal);
-      cv_.wait_for(lock, std::chrono::milliseconds(1));
+    uint64_t deadline = uv_hrtime() + kInterruptLimitMs * 1000000;
+    while (!job->finished && job->in_syscall && uv_hrtime() < deadline) {
+      Wake(job->tid);
+      uv_cond_timedwait(&s->cond, &s->mutex, 1000000);
     }
-    return Napi::Boolean::New(env, true);
+    woken = job->finished || !job->in_syscall;
   }
-  return Napi::Boolean::New(env, false);
+  uv_mutex_unlock(&s->mutex);
+  return Napi::Boolean::New(env, woken);
 }
 
-void Socket::WorkerLoop(Worker* self) {
-  // Only kWakeSignal may interrupt this thread; process signals go elsewhere.
-  sigset_t all;
-  sigfillset(&all);
-  sigdelset(&all, kWakeSignal);
-  pthread_sigmask(SIG_SETMASK, &all, nullptr);
-
-  std::deque<SendJob*>& queue = self->bulk ? bulk_jobs_ : jobs_;
-  std::unique_lock<std::mutex> lock(mutex_);
+// Stops every thread: nothing more runs, and sends in the kernel are woken.
+// Returns false when a thread could not be stopped in time; it is left to
+// finish by itself, and the fd is closed when it does.
+bool Socket::StopThreads() {
+  Shared* s = shared_;
+  if (s == nullptr) return true;
+  uv_mutex_lock(&s->mutex);
+  s->stopping = true;
+  s->WakeAll();
+  uint64_t deadline = uv_hrtime() + kInterruptLimitMs * 1000000;
+  bool all_exited;
   for (;;) {
-    if (self->bulk) idle_bulk_++;
-    cv_.wait(lock, [this, &queue] { return stopping_ || !queue.empty(); });
-    if (self->bulk) idle_bulk_--;
-    if (stopping_) break;
-    SendJob* job = queue.front();
-    queue.pop_front();
-    if (job->blocking) running_.push_back(job);
-    RunJob(job, lock);
-    if (job->blocking) running_.erase(std::find(running_.begin(), running_.end(), job));
-    done_.push_back(job);
-    uv_async_send(&handles_->async);
+    all_exited = true;
+    for (auto& w : workers_)
+      if (!w->exited) all_exited = false;
+    if (all_exited || uv_hrtime() >= deadline) break;
+    for (SendJob* job : s->running)
+      if (job->in_syscall) Wake(job->tid);
+    uv_cond_timedwait(&s->cond, &s->mutex, 2000000);
   }
-  self->exited = true;
-  lock.unlock();
-  cv_.notify_all();
-}
-
-// Runs one job; `lock` is held on entry and exit and released around sendmsg.
-void Socket::RunJob(SendJob* job, std::unique_lock<std::mutex>& lock) {
-  size_t sent = 0;
-  int err = 0;
-  for (;;) {
-    if (job->interrupted || stopping_) {
-      err = EINTR;
-      break;
+  // Undelivered and queued jobs are dropped: after close() nothing reaches JavaScript.
+  for (SendJob* j : s->start_jobs) delete j;
+  for (SendJob* j : s->bulk_jobs) delete j;
+  for (SendJob* j : s->done) delete j;
+  s->start_jobs.clear();
+  s->bulk_jobs.clear();
+  s->done.clear();
+  s->fd_left_open = !all_exited;
+  uv_mutex_unlock(&s->mutex);
+  for (auto& w : workers_) {
+    if (w->exited) {
+      uv_thread_join(&w->thread);
+    } else {
+      // Still in the kernel: its Worker must outlive the socket. It is never
+      // joined; the thread frees the shared state when it leaves.
+      w.release();
     }
-    job->in_syscall = true;
-    job->thread = pthread_self();
-    lock.unlock();
-    ssize_t n = SendOnce(fd_, job->name.data(), job->name.size(), job->control.data(), job->control.size(),
-                         job->data + sent, job->length - sent, job->flags);
-    int e = n < 0 ? errno : 0;
-    lock.lock();
-    job->in_syscall = false;
-    cv_.notify_all();
-    if (n < 0) {
-      if (e == EINTR) continue;  // a wake: stop if interrupted, else go on
-      err = e;
-      break;
-    }
-    sent += static_cast<size_t>(n);
-    if (!job->blocking || sent >= job->length) break;
   }
-  // Bytes taken win over a later error: the next send meets the error again.
-  if (sent > 0 || err == 0) {
-    job->result = static_cast<ssize_t>(sent);
-    job->err = 0;
-  } else {
-    job->result = -1;
-    job->err = err;
-  }
-}
-
-void Socket::StopSender() {
-  if (workers_.empty()) return;
-  std::unique_lock<std::mutex> lock(mutex_);
-  stopping_ = true;
-  cv_.notify_all();
-  // A thread may be asleep in sendmsg, where only a signal reaches it. A
-  // signal sent just before it enters the system call is lost, so repeat.
-  for (;;) {
-    bool all_exited = true;
-    for (auto& w : workers_) {
-      if (w->exited) continue;
-      all_exited = false;
-      pthread_kill(w->thread.native_handle(), kWakeSignal);
-    }
-    if (all_exited) break;
-    cv_.wait_for(lock, std::chrono::milliseconds(2));
-  }
-  lock.unlock();
-  for (auto& w : workers_) w->thread.join();
   workers_.clear();
-  // Undelivered jobs are dropped: after close() nothing reaches JavaScript.
-  for (SendJob* job : jobs_) delete job;
-  for (SendJob* job : bulk_jobs_) delete job;
-  for (SendJob* job : done_) delete job;
-  jobs_.clear();
-  bulk_jobs_.clear();
-  done_.clear();
   in_flight_ = 0;
+  uv_mutex_lock(&s->mutex);
+  shared_ = nullptr;
+  s->Release();  // the socket's reference
+  return all_exited;
 }
 
 // node-addon-api reports a failed N-API call by throwing; from a libuv
@@ -706,24 +958,47 @@ void Guarded(napi_env env, F body) {
 
 void Socket::OnAsync(uv_async_t* handle) {
   Socket* self = static_cast<Handles*>(handle->data)->owner;
-  if (self != nullptr) Guarded(self->Env(), [self] { self->DeliverSendResults(); });
+  if (self != nullptr && !self->closed_) Guarded(self->Env(), [self] { self->DeliverSendResults(); });
 }
 
 void Socket::DeliverSendResults() {
-  std::vector<SendJob*> done;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    done.swap(done_);
-  }
+  // The two lists trade places, keeping their capacity: the threads append
+  // to the one in Shared without allocating once both have grown.
+  std::vector<SendJob*>& done = delivering_;
+  uv_mutex_lock(&shared_->mutex);
+  done.swap(shared_->done);
+  uv_mutex_unlock(&shared_->mutex);
+  // Whatever happens below, the list is empty again afterwards.
+  struct Clear {
+    std::vector<SendJob*>& list;
+    ~Clear() {
+      for (SendJob* j : list) delete j;
+      list.clear();
+    }
+  } clear{done};
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
+  // One callback scope for the whole batch: promises and nextTicks run once
+  // after the last completion instead of after each one.
+  std::unique_ptr<Napi::CallbackScope> batch;
+  if (done.size() > 1 && context_) batch.reset(new Napi::CallbackScope(env, *context_));
   for (size_t i = 0; i < done.size(); i++) {
     std::unique_ptr<SendJob> job(done[i]);
+    done[i] = nullptr;
     if (closed_) continue;  // close() has already forgotten every job
     in_flight_--;
     Napi::Value error = job->result < 0 ? ErrnoError(env, job->err, "sendmsg") : env.Undefined();
     Napi::Value result = Napi::Number::New(env, job->result < 0 ? -job->err : static_cast<double>(job->result));
-    Invoke(on_send_done_, {Napi::Number::New(env, job->token), result, error});
+    // What the kernel did not take comes back as a Buffer over the job's own
+    // copy (no second copy): the caller's buffer may be gone by now.
+    size_t taken = job->result > 0 ? static_cast<size_t>(job->result) : 0;
+    Napi::Value rest = env.Undefined();
+    if (taken < job->length) {
+      uint8_t* base = job->data.release();
+      rest = Napi::Buffer<uint8_t>::New(env, base + taken, job->length - taken,
+                                        [](Napi::Env, uint8_t*, uint8_t* hint) { delete[] hint; }, base);
+    }
+    Invoke(on_send_done_, {Napi::Number::New(env, job->token), result, error, rest});
   }
   UpdateRefs();
 }
@@ -778,6 +1053,17 @@ void Socket::ReadBatch() {
   Napi::HandleScope scope(env);
   Napi::Value data = Napi::Buffer<uint8_t>::Copy(env, data_.data(), used);
   Napi::Value error = err != 0 ? ErrnoError(env, err, "recvmsg") : env.Undefined();
+  // Send completions already waiting go first, in the same callback scope:
+  // one entry into JavaScript (and one run of promises) for both. They may
+  // close the socket; the batch is copied out already, and Invoke checks.
+  uv_mutex_lock(&shared_->mutex);
+  bool completions = !shared_->done.empty();
+  uv_mutex_unlock(&shared_->mutex);
+  std::unique_ptr<Napi::CallbackScope> both;
+  if (completions && context_) {
+    both.reset(new Napi::CallbackScope(env, *context_));
+    DeliverSendResults();
+  }
   Invoke(on_recv_, {Napi::Number::New(env, static_cast<double>(count)), data, error});
 }
 
@@ -789,14 +1075,14 @@ void Socket::UpdateRefs() {
   if (refed_ && in_flight_ > 0) uv_ref(async); else uv_unref(async);
 }
 
-void Socket::DoClose() {
-  if (closed_) return;
+bool Socket::DoClose() {
+  if (closed_) return true;
   closed_ = true;
   if (cleanup_hook_) {
     napi_remove_env_cleanup_hook(Env(), &Socket::OnEnvCleanup, this);
     cleanup_hook_ = false;
   }
-  StopSender();
+  bool stopped = StopThreads();
   if (handles_ != nullptr) {
     handles_->owner = nullptr;
     uv_poll_stop(&handles_->poll);
@@ -804,19 +1090,27 @@ void Socket::DoClose() {
     uv_close(reinterpret_cast<uv_handle_t*>(&handles_->async), &Handles::OnClose);
     handles_ = nullptr;
   }
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
+  if (fd_ >= 0 && stopped) ::close(fd_);
+  fd_ = -1;
+  // Let go of every JavaScript value: the callbacks hold the objects that hold
+  // this wrapper, and the async context holds the wrapper itself.
+  on_recv_.Reset();
+  on_send_done_.Reset();
+  meta_ref_.Reset();
+  meta_ = nullptr;
+  context_.reset();
+  std::vector<uint8_t>().swap(data_);
+  return stopped;
 }
 
 // close(): idempotent. Pending sendmsgAsync completions are dropped; the
-// caller owns the policy of failing what was pending.
+// caller owns the policy of failing what was pending. Returns false when a
+// send thread could not be stopped (the fd is then closed when it stops).
 Napi::Value Socket::Close(const Napi::CallbackInfo& info) {
   bool was_open = !closed_;
-  DoClose();
+  bool stopped = DoClose();
   if (was_open) Napi::ObjectWrap<Socket>::Unref();
-  return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), stopped);
 }
 
 Napi::Value Socket::RefHandle(const Napi::CallbackInfo& info) {
@@ -837,6 +1131,25 @@ Napi::Value Socket::GetPendingAsync(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(in_flight_));
 }
 
+// errnoName(n): the name this addon gives errno n (lib/errno.ts must agree).
+Napi::Value ErrnoNameJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t n;
+  if (!GetInt(info, 0, "errno", 0, 4095, &n)) return env.Undefined();
+  char buf[16];
+  return Napi::String::New(env, ErrnoName(static_cast<int>(n), buf, sizeof buf));
+}
+
+// liveSockets(): Socket wrappers not yet collected, in this process.
+Napi::Value LiveSockets(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), g_live_sockets.load());
+}
+
+// wakeSignal(): the signal number interrupt() uses (0 if none was free).
+Napi::Value WakeSignalJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), WakeSignal());
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Socket", Socket::Init(env));
   exports.Set("RECORD_SIZE", Napi::Number::New(env, kRecordSize));
@@ -844,6 +1157,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("RECORD_NAME_SIZE", Napi::Number::New(env, kRecordNameSize));
   exports.Set("RECORD_CONTROL", Napi::Number::New(env, kRecordControl));
   exports.Set("RECORD_CONTROL_SIZE", Napi::Number::New(env, kRecordControlSize));
+  exports.Set("errnoName", Napi::Function::New(env, ErrnoNameJs, "errnoName"));
+  exports.Set("liveSockets", Napi::Function::New(env, LiveSockets, "liveSockets"));
+  exports.Set("wakeSignal", Napi::Function::New(env, WakeSignalJs, "wakeSignal"));
   return exports;
 }
 

@@ -75,7 +75,7 @@ function parseControl(control: Uint8Array | null) {
   return out;
 }
 
-function cmsg(type: number, data: Buffer = Buffer.alloc(0)): Buffer {
+export function cmsg(type: number, data: Buffer = Buffer.alloc(0)): Buffer {
   const len = 16 + data.length;
   const b = Buffer.alloc((len + 7) & ~7);
   b.writeBigUInt64LE(BigInt(len), 0);
@@ -93,6 +93,13 @@ export class FakeKernel {
   readonly sockets: FakeSocket[] = [];
   /** When set, the first sendmsg of each new call waits this many ms on the "sender thread". */
   startDelay = 0;
+  /**
+   * For profiling the library (scripts/bench/profile.ts): answers and thread
+   * completions without a delay follow on setImmediate instead of a 1 ms
+   * timer, and answered calls are forgotten, so the fake costs little and
+   * holds nothing per call. Off in the tests.
+   */
+  immediate = false;
   /** When set, a non-blocking sendmsg of an existing call takes at most this many bytes (0: EAGAIN). */
   window: number | undefined;
   /** A blocking sendmsg (bulk thread) takes everything after this many ms, or half of it when interrupted. */
@@ -104,6 +111,10 @@ export class FakeKernel {
   failStart: { code: string; errno: number; abort?: number } | undefined;
   /** Bytes an interrupted blocking sendmsg took. */
   interruptTakes = 0;
+  /** When set, a first send takes at most this many bytes (the transmit window cut it short). */
+  startTakes: number | undefined;
+  /** Peers ("address|port") to which a first send sleeps until interrupted (waiting for a channel). */
+  readonly startHangs = new Set<string>();
   private readonly calls = new Map<string, FakeCall>();
   private socketIds = 0;
 
@@ -186,6 +197,7 @@ export class FakeKernel {
     }
     if (data) call.chunks.push(Buffer.from(data));
     if (!more && !call.server) this.answer(call);
+    if (!more && call.server && this.immediate) this.calls.delete(key); // the reply is complete
     return bytes;
   }
 
@@ -195,9 +207,10 @@ export class FakeKernel {
     const answer: PeerAnswer = peer ? peer(request) : { abort: -1 };
     if ('silent' in answer) return;
     const from = { service: 'reply' in answer ? answer.service ?? call.target.service : call.target.service, address: call.target.address, port: call.target.port };
-    setTimeout(() => {
+    this.later(answer.delay ?? 0, () => {
       if (call.done || call.socket.closed) return;
       call.done = true;
+      if (this.immediate) this.calls.delete(`${call.socket.id}|${call.callId}`);
       this.log.push(`answer call ${call.socket.id}/${call.callId}`);
       const id = Buffer.alloc(8);
       id.writeBigUInt64LE(BigInt(call.callId));
@@ -208,7 +221,16 @@ export class FakeKernel {
         code.writeInt32LE(answer.abort);
         call.socket.deliver(Buffer.alloc(0), MSG_EOR, encodeSockaddr(from), Buffer.concat([cmsg(RXRPC_USER_CALL_ID, id), cmsg(RXRPC_ABORT, code)]));
       }
-    }, answer.delay ?? 0);
+    });
+  }
+
+  /** @internal runs `fn` after `ms` (see `immediate`) */
+  later(ms: number, fn: () => void): NodeJS.Timeout | undefined {
+    if (this.immediate && ms === 0) {
+      setImmediate(fn);
+      return undefined;
+    }
+    return setTimeout(fn, ms);
   }
 }
 
@@ -249,9 +271,22 @@ export class FakeSocket implements NativeSocket {
 
   /** Blocking sends in progress, by token. */
   readonly bulk = new Map<number, { timer: NodeJS.Timeout; finish: (taken: number) => void }>();
+  /** First sends on a "starter thread" not yet completed, by token. */
+  readonly starting = new Map<number, { timer: NodeJS.Timeout | undefined; finish: (interrupted: boolean) => void }>();
+
+  private done(token: number, result: number, error: Error | undefined, data: Uint8Array | null): void {
+    // What the kernel did not take comes back as the thread's own copy, as the addon does.
+    const taken = result > 0 ? result : 0;
+    const rest = data && taken < data.length ? Buffer.from(data.subarray(taken)) : undefined;
+    this.onSendDone(token, result, error, rest);
+  }
 
   sendmsgAsync(token: number, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number,
     blocking?: boolean): void {
+    // The addon copies what it hands to a thread (name, control and data): so does the fake.
+    data = data ? Buffer.from(data) : null;
+    name = name ? Buffer.from(name) : null;
+    control = control ? Buffer.from(control) : null;
     if (blocking) {
       this.pendingAsync++;
       const finish = (taken: number) => {
@@ -260,14 +295,14 @@ export class FakeSocket implements NativeSocket {
         this.pendingAsync--;
         if (this.closed) return;
         if (data && data.length > 0 && taken === 0) {
-          this.onSendDone(token, -4, Object.assign(new Error('sendmsg EINTR'), { code: 'EINTR', errno: -4, syscall: 'sendmsg' }));
+          this.done(token, -4, Object.assign(new Error('sendmsg EINTR'), { code: 'EINTR', errno: -4, syscall: 'sendmsg' }), data);
           return;
         }
         const part = data ? data.subarray(0, taken) : null;
         try {
-          this.onSendDone(token, this.kernel.send(this, name, control, part, data && taken < data.length ? flags | MSG_MORE : flags, true), undefined);
+          this.done(token, this.kernel.send(this, name, control, part, data && taken < data.length ? flags | MSG_MORE : flags, true), undefined, data);
         } catch (err) {
-          this.onSendDone(token, -1, err as Error);
+          this.done(token, -1, err as Error, data);
         }
       };
       const job = { timer: setTimeout(() => finish(data ? data.length : 0), this.kernel.bulkDelay), finish };
@@ -275,26 +310,48 @@ export class FakeSocket implements NativeSocket {
       return;
     }
     this.pendingAsync++;
-    setTimeout(() => {
+    const target = name ? decodeSockaddr(name) : undefined;
+    const hangs = target !== undefined && this.kernel.startHangs.has(`${target.address}|${target.port}`);
+    const finish = (interrupted: boolean) => {
+      const job = this.starting.get(token);
+      if (!job) return; // already finished (an interrupt raced an immediate completion)
+      if (job?.timer) clearTimeout(job.timer);
+      this.starting.delete(token);
       this.pendingAsync--;
       if (this.closed) return;
+      if (interrupted) {
+        this.kernel.log.push(`interrupted start ${token}`);
+        this.done(token, -4, Object.assign(new Error('sendmsg EINTR'), { code: 'EINTR', errno: -4, syscall: 'sendmsg' }), data);
+        return;
+      }
       const fail = this.kernel.failStart;
       if (fail) {
         this.kernel.failStart = undefined;
         const callId = this.kernel.callIdOf(control);
-        this.onSendDone(token, -fail.errno, Object.assign(new Error(`sendmsg ${fail.code}`), { code: fail.code, errno: -fail.errno, syscall: 'sendmsg' }));
+        this.done(token, -fail.errno, Object.assign(new Error(`sendmsg ${fail.code}`), { code: fail.code, errno: -fail.errno, syscall: 'sendmsg' }), data);
         if (fail.abort !== undefined) setTimeout(() => this.deliverAbort(callId, fail.abort!), 5);
         return;
       }
+      // A first send the transmit window cuts short takes only part of the data.
+      const cut = this.kernel.startTakes;
+      const part = data && cut !== undefined && data.length > cut ? data.subarray(0, cut) : data;
       try {
-        this.onSendDone(token, this.kernel.send(this, name, control, data, flags), undefined);
+        this.done(token, this.kernel.send(this, name, control, part, part !== data ? flags | MSG_MORE : flags), undefined, data);
       } catch (err) {
-        this.onSendDone(token, -1, err as Error);
+        this.done(token, -1, err as Error, data);
       }
-    }, this.kernel.startDelay);
+    };
+    this.starting.set(token, { timer: hangs ? undefined : this.kernel.later(this.kernel.startDelay, () => finish(false)), finish });
   }
 
   interrupt(token: number): boolean {
+    const start = this.starting.get(token);
+    if (start) {
+      this.kernel.log.push(`interrupt ${token}`);
+      if (start.timer) clearTimeout(start.timer);
+      start.timer = setTimeout(() => start.finish(true), 0);
+      return true;
+    }
     const job = this.bulk.get(token);
     if (!job) return false;
     this.kernel.log.push(`interrupt ${token}`);
@@ -304,10 +361,13 @@ export class FakeSocket implements NativeSocket {
     return true;
   }
 
-  close(): void {
+  close(): boolean {
     this.closed = true;
     for (const job of this.bulk.values()) clearTimeout(job.timer);
+    for (const job of this.starting.values()) if (job.timer) clearTimeout(job.timer);
     this.bulk.clear();
+    this.starting.clear();
+    return true;
   }
 
   ref(): void {
@@ -329,15 +389,35 @@ export class FakeSocket implements NativeSocket {
 
   /** Delivers one message as a batch of one record. */
   deliver(data: Buffer, flags: number, name: Buffer, control: Buffer): void {
+    this.deliverBatch([{ data, flags, name, control }]);
+  }
+
+  /**
+   * Delivers several messages in one batch, as one wakeup of the poll watcher
+   * does; `error` is a recvmsg failure after them. Each record's name and
+   * control lengths are what the kernel reported: `nameLength`/`controlLength`
+   * may claim more than was written, as a corrupt record would.
+   */
+  deliverBatch(records: Array<{ data: Buffer; flags: number; name: Buffer; control: Buffer; nameLength?: number; controlLength?: number }>,
+    error?: Error): void {
     if (this.closed) return;
     const view = new DataView(this.meta.buffer, this.meta.byteOffset);
-    view.setInt32(0, flags, true);
-    view.setInt32(4, 0, true);
-    view.setInt32(8, data.length, true);
-    view.setInt32(12, name.length, true);
-    view.setInt32(16, control.length, true);
-    this.meta.set(name, RECORD_NAME);
-    this.meta.set(control, RECORD_CONTROL);
-    this.onRecv(1, data, undefined);
+    const chunks: Buffer[] = [];
+    let used = 0;
+    records.forEach((r, i) => {
+      const rec = i * RECORD_SIZE;
+      view.setInt32(rec, r.flags, true);
+      view.setInt32(rec + 4, used, true);
+      view.setInt32(rec + 8, r.data.length, true);
+      view.setInt32(rec + 12, r.nameLength ?? r.name.length, true);
+      view.setInt32(rec + 16, r.controlLength ?? r.control.length, true);
+      this.meta.fill(0, rec + RECORD_NAME, rec + RECORD_SIZE);
+      this.meta.set(r.name.subarray(0, 36), rec + RECORD_NAME);
+      this.meta.set(r.control.subarray(0, 136), rec + RECORD_CONTROL);
+      chunks.push(r.data);
+      used += r.data.length;
+    });
+    this.onRecv(records.length, Buffer.concat(chunks), error);
   }
 }
+

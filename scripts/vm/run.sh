@@ -17,6 +17,9 @@
 #              the same path in the guest (default: a fresh temporary one,
 #              removed afterwards if left empty); also in $RXRPC_VM_OUT
 #
+# RXRPC_VM_QEMU_ARGS: extra QEMU arguments, split on spaces (the benchmark
+# passes "-icount shift=N,sleep=off" for a clock that counts instructions).
+#
 # COMMAND runs as root in the caller's working directory with the caller's
 # PATH, HOME=/tmp/home, TMPDIR=/tmp, RXRPC_VM_KERNEL=<guest uname -r>,
 # RXRPC_VM_MODULE=stock|fixed (which rxrpc.ko was loaded), RXRPC_VM_MODULES
@@ -124,6 +127,8 @@ qemu=(
   -chardev "stdio,id=hvc0,signal=off" -device "virtconsole,chardev=hvc0"
   -chardev "file,id=hvc1,path=${ctl//,/,,}/notes" -device "virtconsole,chardev=hvc1"
 )
+# shellcheck disable=SC2206 # split on spaces, as documented
+[[ -z ${RXRPC_VM_QEMU_ARGS:-} ]] || qemu+=(${RXRPC_VM_QEMU_ARGS})
 # hvc1 reaches our stderr through a FIFO and cat, which write through our own
 # stderr (reopening it would clobber a log file that stdout shares). Holding
 # the FIFO open here lets cat start at once and end only after QEMU.

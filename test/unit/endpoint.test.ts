@@ -98,9 +98,9 @@ describe('Endpoint sends on a fake kernel whose transmit window is small', () =>
   });
 
   test('aborting a call during a bulk send interrupts the send first, then aborts it in the kernel', async () => {
-    const call = ep.startCall(A, bytes(100, 9), true);
+    const call = ep.startCall(A, bytes(BULK_MIN, 9), true);
     const done = settle(call);
-    await tick(); // the first send completes
+    await tick(20); // the first send completes
     kernel.bulkDelay = 10000;
     kernel.interruptTakes = 100;
     call.write(bytes(BULK_MIN, 4), false);
@@ -113,15 +113,17 @@ describe('Endpoint sends on a fake kernel whose transmit window is small', () =>
     expect(interrupt).toBeGreaterThanOrEqual(0);
     expect(abort).toBeGreaterThan(interrupt);
     expect(requests).toEqual([]);
+    expect(call.sendMode).toBe('bulk');
     await tick(10); // the interrupted send's completion changes nothing
     expect(ep.activeCalls).toBe(0);
   });
 
   test('an interrupted bulk send that took part keeps the rest queued; drained() waits for it', async () => {
+    const head = bytes(BULK_MIN, 6);
     const body = bytes(BULK_MIN + 5000, 5);
-    const call = ep.startCall(A, Buffer.alloc(0), true);
+    const call = ep.startCall(A, head, true);
     const done = settle(call);
-    await tick();
+    await tick(20);
     kernel.bulkDelay = 10000;
     kernel.interruptTakes = 700;
     call.write(body, false);
@@ -132,8 +134,8 @@ describe('Endpoint sends on a fake kernel whose transmit window is small', () =>
     await call.drained();
     expect(call.queuedBytes).toBe(0);
     await expect(done).resolves.toBeUndefined();
-    expect(requests).toEqual([body]);
-    expect(dataSends(call.id).map((s) => s.bytes)).toEqual([700, body.length - 700]);
+    expect(requests).toEqual([Buffer.concat([head, body])]);
+    expect(dataSends(call.id).map((s) => s.bytes)).toEqual([head.length, 700, body.length - 700]);
   });
 
   test('closing the endpoint during a bulk send fails the call with ERR_SOCKET_CLOSED', async () => {
