@@ -7,12 +7,11 @@
  * after a call to 52, against the server without upgrade. Used by
  * scripts/conformance.js (per kernel, in the VM) and by the integration tests.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { abortCodeName } from '../lib/constants';
 import { Client } from '../lib/client';
 import { RxAbortError, WrongServiceError } from '../lib/errors';
-import { Server } from '../lib/server';
+import { fixedModuleVersion, Server } from '../lib/server';
 
 export interface Tally {
   probes: number;
@@ -103,13 +102,11 @@ async function serviceAfterService(port: number, n: number): Promise<ServiceTall
   return t;
 }
 
-const MODULE_VERSION = '/sys/module/rxrpc/version';
-
 export async function runConformance(n: number, basePort = 17900): Promise<ConformanceReport> {
   const upgradeServer = await tally(basePort, true, n);
   const plainServer = await tally(basePort + 1, false, Math.min(n, 20));
   const services = await serviceAfterService(basePort + 2, Math.min(n, 20));
-  const module = existsSync(MODULE_VERSION) ? readFileSync(MODULE_VERSION, 'utf8').trim() : 'stock';
+  const module = fixedModuleVersion() ?? 'stock';
   return {
     kernel: release(), module, date: new Date().toISOString().slice(0, 10), upgradeServer, plainServer, serviceAfterService: services,
   };

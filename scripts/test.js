@@ -24,8 +24,8 @@ const jestBin = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
 const MATRIX = ['bookworm', 'bookworm-backports', 'trixie-backports', 'bookworm+fix'];
 // With the fixed module: the reproducer, kafs, a short conformance run and the
 // tests about upgrade, probes and service IDs (test files, then test names).
-const FIX_TESTS = ['upgrade-fix', 'kafs', 'conformance', 'api', 'capture', 'upgrade-wire', 'cmsg', 'options', 'openafs',
-  '-t', 'upgrade|probe|reproducer|kafs|conformance|service ID|two services'];
+const FIX_TESTS = ['upgrade-fix', 'kafs', 'churn', 'conformance', 'api', 'capture', 'upgrade-wire', 'cmsg', 'options', 'openafs',
+  '-t', 'upgrade|probe|reproducer|kafs|conformance|service ID|two services|churn'];
 const kernels = (process.env.RXRPC_KERNELS || MATRIX.join(','))
   .split(',')
   .map((k) => k.trim())

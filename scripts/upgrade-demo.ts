@@ -15,13 +15,12 @@
  *   kernel  the kernel as server: with upgrade, then without (default)
  *   peer    the userspace Rx peer as the upgrading server (default)
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { AFS, capabilitiesRequest, decodeCapabilities, probeVL } from '../lib/afs';
 import { Client } from '../lib/client';
 import { RXGEN_OPCODE } from '../lib/constants';
 import { RxAbortError } from '../lib/errors';
-import { IncomingCall, Server } from '../lib/server';
+import { fixedModuleVersion, IncomingCall, Server } from '../lib/server';
 import { XdrReader, XdrWriter } from '../lib/xdr';
 import { HandlerResult, RxPeer } from '../test/rx-peer';
 
@@ -39,9 +38,8 @@ const words = (w: number[]) => `[${w.map((x) => `0x${x.toString(16)}`).join(', '
 
 /** Which rxrpc.ko runs: only the fixed module (kernel/) has a version. */
 function rxrpcModule(): string {
-  const file = '/sys/module/rxrpc/version';
-  if (!existsSync(file)) return "Debian's stock rxrpc module";
-  return `the fixed rxrpc module ${readFileSync(file, 'utf8').trim()} (built from kernel/patches)`;
+  const fixed = fixedModuleVersion();
+  return fixed ? `the fixed rxrpc module ${fixed} (built from kernel/patches)` : "Debian's stock rxrpc module";
 }
 
 /** A VL server that knows one operation, GetCapabilities, in both services. */

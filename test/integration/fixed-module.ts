@@ -1,23 +1,22 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { fixedModuleVersion } from '../../lib/server';
 import { join } from 'node:path';
 
 export const root = join(__dirname, '..', '..', '..');
 
-/** /sys/module/rxrpc/version: only the rxrpc.ko built from kernel/ has one ("upgrade-fix.N"). */
-export const MODULE_VERSION = '/sys/module/rxrpc/version';
-
 /**
  * Which rxrpc.ko this kernel runs: the fixed one (kernel/) or Debian's stock
- * module. The VM runner says which it loaded (RXRPC_VM_MODULE); the module's
- * version marker must agree, or the boot did not do what it claimed.
+ * module, by the library's own test (fixedModuleVersion). The VM runner says
+ * which it loaded (RXRPC_VM_MODULE); the module must agree, or the boot did
+ * not do what it claimed.
  */
 export function loadedModule(): { fixed: boolean; version?: string } {
-  const version = existsSync(MODULE_VERSION) ? readFileSync(MODULE_VERSION, 'utf8').trim() : undefined;
-  const fixed = version !== undefined && /^upgrade-fix\.\d+$/.test(version);
+  const version = fixedModuleVersion();
+  const fixed = version !== undefined;
   const claimed = process.env.RXRPC_VM_MODULE;
   if (claimed !== undefined && claimed !== (fixed ? 'fixed' : 'stock')) {
-    throw new Error(`the VM runner loaded the ${claimed} rxrpc module, but ${MODULE_VERSION} reads ${version ?? '(absent)'}`);
+    throw new Error(`the VM runner loaded the ${claimed} rxrpc module, but /sys/module/rxrpc/version says ${version ?? 'stock (no upgrade-fix version)'}`);
   }
   return { fixed, version };
 }
