@@ -1,9 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
 import { fixedModuleVersion } from '../../lib/server';
-import { join } from 'node:path';
-
-export const root = join(__dirname, '..', '..', '..');
+import { cProgram } from './helpers';
 
 /**
  * Which rxrpc.ko this kernel runs: the fixed one (kernel/) or Debian's stock
@@ -22,11 +18,4 @@ export function loadedModule(): { fixed: boolean; version?: string } {
 }
 
 /** The reproducer (kernel/selftest/rxrpc_upgrade.c), as `make -C kernel/selftest` built it or compiled here. */
-export function reproducer(): string {
-  const source = join(root, 'kernel', 'selftest', 'rxrpc_upgrade.c');
-  const built = join(root, 'build', 'kernel', 'rxrpc_upgrade');
-  if (existsSync(built) && statSync(built).mtimeMs >= statSync(source).mtimeMs) return built;
-  const binary = '/tmp/rxrpc_upgrade';
-  execFileSync('gcc', ['-O2', '-Wall', '-o', binary, source], { stdio: 'inherit' });
-  return binary;
-}
+export const reproducer = () => cProgram('kernel/selftest/rxrpc_upgrade.c', 'build/kernel/rxrpc_upgrade', ['-Wall']);
