@@ -6,6 +6,9 @@ module.exports = {
   rootDir: path.join(__dirname, '..'),
   roots: ['<rootDir>/build/test/integration'],
   testMatch: ['**/*.test.js'],
+  // The churn test panics Debian's stock 6.12.95 (test/integration/churn.test.ts):
+  // collected only when the VM runner loaded the fixed rxrpc module.
+  testPathIgnorePatterns: process.env.RXRPC_VM_MODULE === 'fixed' ? ['/node_modules/'] : ['/node_modules/', '/churn\\.test\\.js$'],
   transform: {},
   testEnvironment: 'node',
   cacheDirectory: '/tmp/jest-cache',
