@@ -9,6 +9,8 @@
 //                   name with "+fix" boots with the fixed rxrpc module (kernel/)
 //                   and runs only the tests about upgrade and service IDs
 //   RXRPC_PAIRS     kernel pairs "A:B" for the two-VM tests, or none (scripts/test-pairs.js)
+//   RXRPC_SANITIZE_KERNEL  the kernel whose run uses the addon built with ASan
+//                   and UBSan (scripts/test-sanitize.js; default bookworm), or none
 //   RXRPC_HOST_ONLY=1  skip the VM (the summary then says so and fails)
 //   JEST_ARGS       extra jest arguments for both runs (e.g. a test name filter)
 // It sets RXRPC_PACK_DIR for both runs: where scripts/pack-test.js installed
@@ -34,6 +36,8 @@ const FIX_NAMES = 'upgrade|probe|reproducer|kafs|conformance|service ID|two serv
 const FIX_FILES = ['upgrade-fix', 'kafs', 'conformance', 'api', 'capture', 'upgrade-wire', 'cmsg', 'options', 'openafs', 'calls'];
 const fixTests = (kernel) => [...FIX_FILES, ...(kernel === 'bookworm-backports+fix' ? ['churn'] : [])]
   .map((name) => `/integration/${name}\\.test\\.js$`).concat('-t', FIX_NAMES);
+// The kernel whose run includes the benchmark's smoke test (any kernel when it is not in the list).
+const BENCH_SMOKE_KERNEL = 'trixie-backports';
 const kernels = (process.env.RXRPC_KERNELS || MATRIX.join(','))
   .split(',')
   .map((k) => k.trim())
@@ -105,7 +109,15 @@ async function main() {
     if (run('bash', [path.join(root, 'scripts', 'test-deps.sh')]) !== 0) {
       console.log('vm: could not install the packages the integration tests need; they will fail');
     }
+    const sanitizeKernel = process.env.RXRPC_SANITIZE_KERNEL || 'bookworm';
     for (const kernel of kernels) {
+      // The benchmark's smoke run (about a minute) on one kernel only.
+      process.env.RXRPC_BENCH_SMOKE = kernel === BENCH_SMOKE_KERNEL || !kernels.includes(BENCH_SMOKE_KERNEL) ? '1' : '0';
+      if (kernel === sanitizeKernel) {
+        // The whole suite with the sanitized addon, in this kernel's one boot.
+        results.push(await require('./test-sanitize').runSanitized({ tmp, kernel, extra, step }));
+        continue;
+      }
       step(`kernel ${kernel}: integration tests in the VM`);
       const outDir = fs.mkdtempSync(path.join(tmp, `${kernel}-`));
       const status = await runInVm(kernel, outDir);
