@@ -89,7 +89,7 @@ export function diagnose(sys: System): Diagnosis {
     delete error.hint; // the findings are the hint
   }
 
-  const fixed = mod.version !== undefined && /^upgrade-fix\b/.test(mod.version);
+  const fixed = mod.version !== undefined && /^upgrade-fix\.\d+$/.test(mod.version);
   if (usable) {
     const how = mod.loaded ? 'the rxrpc module is loaded' : mod.present ? 'rxrpc is built into the kernel' : 'AF_RXRPC is present';
     const ver = mod.version ? `version ${mod.version}` : 'no module version (a distribution\'s own module)';

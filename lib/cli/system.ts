@@ -38,7 +38,7 @@ export interface ModuleState {
   loaded: boolean;
   /** /sys/module/rxrpc exists (loaded, or built in). */
   present: boolean;
-  /** /sys/module/rxrpc/version: Debian's module has none; the fixed one reads "upgrade-fix.N". */
+  /** /sys/module/rxrpc/version: Debian's module has none; the fixed one reads "upgrade-fix.N" (as fixedModuleVersion() reads it). */
   version?: string;
   /** /sys/module/rxrpc/taint: O (out of tree), E (unsigned), ... */
   taint?: string;
