@@ -115,6 +115,20 @@ export function formatIp(bytes: Uint8Array): string {
   return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
 }
 
+/**
+ * The bytes to decode: `length` of them, checked to be a whole number within
+ * `bytes` (a DataView given a negative or fractional length would throw an
+ * untyped RangeError, or read nothing).
+ */
+function checkBytes(what: string, bytes: Uint8Array, length: number, clamp = false): number {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('bytes', 'a Uint8Array', bytes);
+  if (typeof length !== 'number') throw new InvalidArgTypeError('length', 'of type number', length);
+  if (!Number.isInteger(length) || length < 0) throw new OutOfRangeError('length', 'a non-negative integer', length);
+  if (length <= bytes.length) return length;
+  if (clamp) return bytes.length;
+  throw new MalformedError(what, `length ${length} exceeds the ${bytes.length} bytes given`);
+}
+
 /** Encodes a struct sockaddr_rxrpc for bind() or as a sendmsg target. */
 export function encodeSockaddr(addr: RxAddress): Buffer {
   if (typeof addr !== 'object' || addr === null) {
@@ -147,8 +161,8 @@ export function encodeSockaddr(addr: RxAddress): Buffer {
  * The kernel may leave srx_family 0, so the transport family and length are
  * what is trusted; both must agree.
  */
-export function decodeSockaddr(bytes: Uint8Array, length = bytes.length): DecodedRxAddress {
-  if (length > bytes.length) throw new MalformedError('sockaddr_rxrpc', `length ${length} exceeds the ${bytes.length} bytes given`);
+export function decodeSockaddr(bytes: Uint8Array, length = bytes?.length): DecodedRxAddress {
+  checkBytes('sockaddr_rxrpc', bytes, length);
   if (length < 8 + SOCKADDR_IN_SIZE) {
     throw new MalformedError('sockaddr_rxrpc', `${length} bytes is too short (need at least ${8 + SOCKADDR_IN_SIZE})`);
   }
@@ -328,10 +342,8 @@ export interface ReceivedControl {
  * carries RXRPC_USER_CALL_ID; a buffer without one, a header that overruns
  * the buffer, or a known message with the wrong size is malformed.
  */
-export function decodeControl(bytes: Uint8Array, length = bytes.length): ReceivedControl {
-  if (length > bytes.length) {
-    throw new MalformedError('control messages', `length ${length} exceeds the ${bytes.length} bytes given`);
-  }
+export function decodeControl(bytes: Uint8Array, length = bytes?.length): ReceivedControl {
+  checkBytes('control messages', bytes, length);
   return decodeControlAt(new DataView(bytes.buffer, bytes.byteOffset, length), 0, length);
 }
 
@@ -442,8 +454,8 @@ export function decodeControlAt(view: DataView, start: number, length: number): 
  * truncated or malformed one), when a well-formed RXRPC_USER_CALL_ID message
  * can still be found in it; undefined otherwise.
  */
-export function findCallId(bytes: Uint8Array, length = bytes.length): number | undefined {
-  const end = Math.min(length, bytes.length);
+export function findCallId(bytes: Uint8Array, length = bytes?.length): number | undefined {
+  const end = checkBytes('control messages', bytes, length, true);
   const view = new DataView(bytes.buffer, bytes.byteOffset, end);
   for (let off = 0; off + CMSG_HDR <= end; ) {
     const len = Number(view.getBigUint64(off, LE));

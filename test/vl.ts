@@ -108,16 +108,19 @@ export interface Vlserver {
 /**
  * Starts Debian's OpenAFS vlserver (-noauth, unless `auth`) on VL_ADDRESS:7003
  * with a fresh database in `dir`, and waits until ubik has elected it and it
- * answers. With `auth`, privileged RPCs need a superuser (`dir`/server/UserList)
- * over rxkad, with the cell's key from `dir`/server/KeyFile.
+ * answers. `extraArgs` go on its command line (-enable_process_stats for
+ * RXSTATS). With `auth`, privileged RPCs need a superuser
+ * (`dir`/server/UserList) over rxkad, with the cell's key from
+ * `dir`/server/KeyFile.
  */
-export async function startVlserver(dir: string, options: { auth?: boolean } = {}): Promise<Vlserver> {
+export async function startVlserver(dir: string, extraArgs: readonly string[] = [], options: { auth?: boolean } = {}): Promise<Vlserver> {
   setUpCell(dir);
   // A NoAuth file an earlier -noauth server left would switch authentication off.
   if (options.auth) rmSync('/var/lib/openafs/local/NoAuth', { force: true });
   const started = Date.now();
   const vlserver = spawn('/usr/lib/openafs/vlserver', [
     ...(options.auth ? [] : ['-noauth']), '-config', `${dir}/server`, '-database', `${dir}/db/vldb`, '-logfile', `${dir}/VLLog`,
+    ...extraArgs,
   ], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => vlserver.once('exit', () => resolve()));
   const stop = async () => {

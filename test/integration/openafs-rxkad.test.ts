@@ -42,7 +42,7 @@ beforeAll(async () => {
   // OpenAFS's own tool writes the KeyFile: the cell's rxkad key, by kvno.
   sh('asetkey', ['add', String(KVNO), cellKey.toString('hex')]);
   expect(sh('asetkey', ['list'])).toContain(`kvno    ${KVNO}: key is: ${cellKey.toString('hex')}`);
-  vlserver = await startVlserver(dir, { auth: true });
+  vlserver = await startVlserver(dir, [], { auth: true });
 }, 150000);
 
 afterAll(async () => {

@@ -17,11 +17,21 @@ export interface Capture {
   stop: () => Promise<void>;
 }
 
+/**
+ * The environment for tshark: without LD_PRELOAD, which the sanitizer run
+ * (scripts/test-sanitize.js) sets to ASan's runtime for every process; with
+ * it, tshark captures nothing (measured on Debian 12's tshark 4.0).
+ */
+function withoutPreload(): NodeJS.ProcessEnv {
+  const { LD_PRELOAD: _ignored, ...env } = process.env;
+  return env;
+}
+
 export async function startCapture(port: number, fields: readonly string[]): Promise<Capture> {
   const tshark = spawn('tshark', [
     '-i', 'lo', '-l', '-f', `udp port ${port}`, '-d', `udp.port==${port},rx`, '-T', 'fields', '-E', 'separator=,',
     ...['udp.srcport', ...fields].flatMap((f) => ['-e', f]),
-  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  ], { stdio: ['ignore', 'pipe', 'ignore'], env: withoutPreload() });
   const rows: string[][] = [];
   let buffered = '';
   tshark.stdout!.on('data', (d: Buffer) => {
