@@ -3,7 +3,7 @@
   "targets": [
     {
       "target_name": "rxrpc",
-      "sources": ["native/rxrpc.cc"],
+      "sources": ["native/rxrpc.cc", "native/keys.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

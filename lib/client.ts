@@ -25,6 +25,7 @@ import {
 } from './errors';
 import { NativeBinding } from './native';
 import { ChunkQueue } from './queue';
+import { CheckedClientSecurity, checkClientSecurity, ClientKeys, ClientSecurity } from './security/options';
 import {
   checkBoolean, checkCount, checkDeadline, checkDestination, checkDuration, checkService, checkServiceDestination,
   Destination, ServiceDestination,
@@ -58,6 +59,8 @@ export interface CallOptions {
   useLearnedService?: boolean;
   /** Largest reply accepted, in bytes (default: the client's maxReplyBytes); a larger one fails with SizeLimitError. */
   maxReplyBytes?: number;
+  /** Security of this call: overrides the client's; null makes it anonymous. */
+  security?: ClientSecurity | null;
 }
 
 /** A finished call. */
@@ -79,6 +82,8 @@ export interface ProbeOptions {
   upgradeTo?: number;
   timeout?: number;
   signal?: AbortSignal;
+  /** Security of the probe: overrides the client's; null makes it anonymous. */
+  security?: ClientSecurity | null;
 }
 
 /** What a probe learned about a destination. */
@@ -118,6 +123,8 @@ export interface ClientOptions {
    * decides how much memory a call takes.
    */
   maxReplyBytes?: number;
+  /** Security of every call (default: anonymous); a call's own `security` overrides it. */
+  security?: ClientSecurity;
   /** @internal The native binding (tests pass a fake). */
   binding?: NativeBinding;
 }
@@ -458,6 +465,8 @@ export class Client extends EventEmitter<ClientEvents> {
   /** Local endpoints by service (0 for all when services are not isolated), per family. */
   private readonly lanes4 = new Map<number, Endpoint>();
   private readonly lanes6 = new Map<number, Endpoint>();
+  /** Lanes of secured calls: the key and level are per socket, so one lane per security as well. */
+  private readonly securedLanes = new Map<string, Endpoint>();
   private readonly slots = new Map<string, Slots>();
   private readonly gates = new Map<string, Promise<void>>();
   private readonly learned = new Map<string, ProbeResult>();
@@ -467,6 +476,8 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly binding: NativeBinding | undefined;
   private readonly batch: number | undefined;
   private readonly active = new Map<ClientCall, string>();
+  private readonly security: CheckedClientSecurity | undefined;
+  private readonly keys: ClientKeys;
   private closed = false;
   private refed = true;
 
@@ -481,6 +492,8 @@ export class Client extends EventEmitter<ClientEvents> {
       throw new InvalidArgTypeError('options.binding', 'a native binding', options.binding);
     }
     this.binding = options.binding;
+    this.security = options.security === undefined ? undefined : checkClientSecurity(options.security, 'options.security');
+    this.keys = new ClientKeys(options.binding);
   }
 
   /**
@@ -530,12 +543,13 @@ export class Client extends EventEmitter<ClientEvents> {
   openCall(destination: ServiceDestination, options: CallOptions = NO_CALL_OPTIONS): ClientCall {
     const dest = checkServiceDestination(destination);
     if (options !== NO_CALL_OPTIONS) this.checkCallOptions(options);
+    const security = this.securityOf(options.security);
     if (this.closed) throw new EndpointClosedError('The client is closed');
     const maxReply = options.maxReplyBytes === undefined ? this.maxReplyBytes
       : checkCount(options.maxReplyBytes, 'options.maxReplyBytes', 0, Infinity)!;
     const call = new ClientCall(this, dest, dest.service, options, maxReply);
     // The service is settled when the call may leave: a probe in flight may still teach a new one.
-    this.schedule(call, dest, options.useLearnedService === false ? false : dest.service, false);
+    this.schedule(call, dest, options.useLearnedService === false ? false : dest.service, false, security);
     return call;
   }
 
@@ -571,6 +585,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new InvalidArgTypeError('options.signal', 'an AbortSignal', options.signal);
     }
+    const security = this.securityOf(options.security);
     if (this.closed) throw new EndpointClosedError('The client is closed');
 
     const key = destKey(dest);
@@ -583,7 +598,7 @@ export class Client extends EventEmitter<ClientEvents> {
     try {
       if (previous) await previous;
       const expect = upgradeTo === undefined ? null : new Set([service, upgradeTo]);
-      const result = await this.runProbe(dest, service, options, expect);
+      const result = await this.runProbe(dest, service, options, expect, security);
       if (check && result.reply && result.reply.length > 0) check(result.reply);
       this.learned.set(`${key}|${service}`, result);
       this.emit('probe', { address: dest.address, port: dest.port }, result);
@@ -617,6 +632,8 @@ export class Client extends EventEmitter<ClientEvents> {
     for (const lane of this.allLanes()) lane.close();
     this.lanes4.clear();
     this.lanes6.clear();
+    this.securedLanes.clear();
+    this.keys.close();
     process.nextTick(() => this.emit('close'));
   }
 
@@ -638,7 +655,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   private allLanes(): Endpoint[] {
-    return [...this.lanes4.values(), ...this.lanes6.values()];
+    return [...this.lanes4.values(), ...this.lanes6.values(), ...this.securedLanes.values()];
   }
 
   /** @internal a call ended: free its slot */
@@ -651,10 +668,10 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   private async runProbe(dest: Destination & { family: 'IPv4' | 'IPv6' }, service: number, options: ProbeOptions,
-    expect: ReadonlySet<number> | null): Promise<ProbeResult> {
+    expect: ReadonlySet<number> | null, security: CheckedClientSecurity | undefined): Promise<ProbeResult> {
     const call = new ClientCall(this, dest, service, { timeout: options.timeout, signal: options.signal }, this.maxReplyBytes, expect);
     // The probe holds the gate: it starts at once, without waiting for it.
-    this.schedule(call, dest, service, true);
+    this.schedule(call, dest, service, true, security);
     const chunks: Buffer[] = [];
     try {
       await call.end(options.request);
@@ -692,15 +709,16 @@ export class Client extends EventEmitter<ClientEvents> {
    * what probes learned when it may leave; `false` sends it there as it is
    * (useLearnedService: false); a probe passes the service it probes.
    */
-  private schedule(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, service: number | false, probe: boolean): void {
+  private schedule(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, service: number | false, probe: boolean,
+    security: CheckedClientSecurity | undefined): void {
     const key = destKey(dest);
     let slots = this.slots.get(key);
     if (!slots) this.slots.set(key, (slots = new Slots(this.maxCallsPerPeer)));
     const s = slots;
     const waitSlot = () => {
       const wait = s.acquire();
-      if (!wait) this.begin(call, dest, key, s, service, probe);
-      else void wait.then(() => this.begin(call, dest, key, s, service, probe));
+      if (!wait) this.begin(call, dest, key, s, service, probe, security);
+      else void wait.then(() => this.begin(call, dest, key, s, service, probe, security));
     };
     const gate = probe ? undefined : this.gates.get(key);
     if (gate) void gate.then(waitSlot);
@@ -709,7 +727,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** A call has its slot: it leaves now, through the lane of the service it goes to. */
   private begin(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, key: string, slots: Slots,
-    asked: number | false, probe: boolean): void {
+    asked: number | false, probe: boolean, security: CheckedClientSecurity | undefined): void {
     if (this.closed || call.isSettled) {
       this.releaseSlot(key, slots);
       if (!call.isSettled) call.fail(new EndpointClosedError());
@@ -719,7 +737,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const service = asked === false ? call.service : probe ? asked : this.serviceFor(dest, asked);
     let lane: Endpoint;
     try {
-      lane = this.lane(dest.family, service);
+      lane = this.lane(dest.family, service, security);
     } catch (err) {
       this.active.delete(call);
       this.releaseSlot(key, slots);
@@ -734,17 +752,47 @@ export class Client extends EventEmitter<ClientEvents> {
     if (slots.idle && this.slots.get(key) === slots) this.slots.delete(key);
   }
 
-  private lane(family: 'IPv4' | 'IPv6', service: number): Endpoint {
+  private lane(family: 'IPv4' | 'IPv6', service: number, security: CheckedClientSecurity | undefined): Endpoint {
+    if (security) return this.securedLane(family, service, security);
     const lanes = family === 'IPv4' ? this.lanes4 : this.lanes6;
     const key = this.isolate ? service : 0;
     let lane = lanes.get(key);
     if (lane) return lane;
-    lane = new Endpoint({ family, binding: this.binding, batch: this.batch });
-    lane.on('error', (err) => emitError(this, err));
-    if (this.isolate) bindPrivatePort(lane, family);
-    if (!this.refed) lane.raw.unref();
+    lane = this.newLane(family, undefined);
     lanes.set(key, lane);
     return lane;
+  }
+
+  // The key and level are per socket (set before bind): one lane per (family, service, security).
+  private securedLane(family: 'IPv4' | 'IPv6', service: number, security: CheckedClientSecurity): Endpoint {
+    const key = `${family}|${this.isolate ? service : 0}|${security.id}`;
+    let lane = this.securedLanes.get(key);
+    if (lane) return lane;
+    lane = this.newLane(family, security);
+    this.securedLanes.set(key, lane);
+    return lane;
+  }
+
+  private newLane(family: 'IPv4' | 'IPv6', security: CheckedClientSecurity | undefined): Endpoint {
+    const lane = new Endpoint({ family, binding: this.binding, batch: this.batch });
+    lane.on('error', (err) => emitError(this, err));
+    if (security) {
+      try {
+        this.keys.apply(lane.raw, security);
+      } catch (err) {
+        lane.close();
+        throw err;
+      }
+    }
+    if (this.isolate) bindPrivatePort(lane, family);
+    if (!this.refed) lane.raw.unref();
+    return lane;
+  }
+
+  /** A call's security: its own (null: none), else the client's. */
+  private securityOf(option: ClientSecurity | null | undefined): CheckedClientSecurity | undefined {
+    if (option === undefined) return this.security;
+    return option === null ? undefined : checkClientSecurity(option, 'options.security');
   }
 
   private checkCallOptions(options: CallOptions): void {

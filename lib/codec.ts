@@ -7,10 +7,12 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { endianness } from 'node:os';
 import {
   AF_INET, AF_INET6, AF_RXRPC, RXRPC_ABORT, RXRPC_ACK, RXRPC_BUSY, RXRPC_CHARGE_ACCEPT,
-  RXRPC_EXCLUSIVE_CALL, RXRPC_LOCAL_ERROR, RXRPC_NET_ERROR, RXRPC_NEW_CALL, RXRPC_SET_CALL_TIMEOUT,
-  RXRPC_TX_LENGTH, RXRPC_UPGRADE_SERVICE, RXRPC_USER_CALL_ID, SOCK_DGRAM, SOL_RXRPC,
+  RXRPC_CHALLENGED, RXRPC_EXCLUSIVE_CALL, RXRPC_LOCAL_ERROR, RXRPC_NET_ERROR, RXRPC_NEW_CALL, RXRPC_OOB_ID,
+  RXRPC_RESPONDED, RXRPC_SET_CALL_TIMEOUT, RXRPC_TX_LENGTH, RXRPC_UPGRADE_SERVICE, RXRPC_USER_CALL_ID, SOCK_DGRAM,
+  SOL_RXRPC,
 } from './constants';
 import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
+import { Challenge, decodeChallenge } from './security/rxgk';
 
 const LE = endianness() === 'LE';
 
@@ -310,7 +312,18 @@ export type MessageKind =
   | 'net-error' // RXRPC_NET_ERROR: `code` holds the errno
   | 'local-error' // RXRPC_LOCAL_ERROR: `code` holds the errno
   | 'busy' // RXRPC_BUSY: the server was busy
-  | 'new-call'; // RXRPC_NEW_CALL (old kernels only)
+  | 'new-call' // RXRPC_NEW_CALL (old kernels only)
+  | 'challenge' // RXRPC_OOB_ID + RXRPC_CHALLENGED: a security challenge to answer (no call; callId -1)
+  | 'responded'; // RXRPC_OOB_ID + RXRPC_RESPONDED: data of a RESPONSE (defined, not yet emitted by Linux)
+
+/** An out-of-band message: no call, an RXRPC_OOB_ID to answer it by. */
+export interface OobInfo {
+  id: bigint;
+  /** RXRPC_CHALLENGED, decoded. */
+  challenge?: Challenge;
+  /** RXRPC_RESPONDED data. */
+  responded?: Buffer;
+}
 
 /** The meaning of one recvmsg's control messages. */
 export interface ReceivedControl {
@@ -320,6 +333,8 @@ export interface ReceivedControl {
   code: number;
   /** Control message types that were present but are not known here. */
   unknown: number[];
+  /** Out-of-band messages only. */
+  oob?: OobInfo;
 }
 
 /**
@@ -351,6 +366,7 @@ export function decodeControlAt(view: DataView, start: number, length: number): 
   let kind: MessageKind = 'data';
   let code = 0;
   let unknown = NONE_UNKNOWN;
+  let oob: OobInfo | undefined;
   let off = 0;
   while (off + CMSG_HDR <= length) {
     const at = start + off;
@@ -399,6 +415,19 @@ export function decodeControlAt(view: DataView, start: number, length: number): 
         case RXRPC_NEW_CALL:
           kind = 'new-call';
           break;
+        case RXRPC_OOB_ID: {
+          need(dataLen, 8, 'RXRPC_OOB_ID', off);
+          oob = { ...oob, id: view.getBigUint64(d, LE) };
+          break;
+        }
+        case RXRPC_CHALLENGED:
+          kind = 'challenge';
+          oob = { id: oob?.id ?? -1n, ...oob, challenge: decodeChallenge(new Uint8Array(view.buffer, view.byteOffset + d, dataLen)) };
+          break;
+        case RXRPC_RESPONDED:
+          kind = 'responded';
+          oob = { id: oob?.id ?? -1n, ...oob, responded: Buffer.from(new Uint8Array(view.buffer, view.byteOffset + d, dataLen)) };
+          break;
         default:
           if (unknown === NONE_UNKNOWN) unknown = [];
           unknown.push(type);
@@ -410,6 +439,12 @@ export function decodeControlAt(view: DataView, start: number, length: number): 
     off += align(len);
   }
   if (off < length) throw new MalformedError('control messages', `${length - off} trailing bytes`, off);
+  if (oob) {
+    // Out-of-band messages belong to no call.
+    if (oob.id < 0n) throw new MalformedError('control messages', 'RXRPC_CHALLENGED or RXRPC_RESPONDED without RXRPC_OOB_ID');
+    if (kind !== 'challenge' && kind !== 'responded') throw new MalformedError('control messages', 'RXRPC_OOB_ID alone');
+    return { callId: callId ?? -1, kind, code, unknown, oob };
+  }
   if (callId === undefined) throw new MalformedError('control messages', 'no RXRPC_USER_CALL_ID');
   return { callId, kind, code, unknown };
 }
@@ -437,5 +472,5 @@ export function findCallId(bytes: Uint8Array, length = bytes?.length): number | 
 
 /** True for the kinds after which the kernel forgets the call id. */
 export function isTerminal(kind: MessageKind): boolean {
-  return kind !== 'data' && kind !== 'new-call';
+  return kind !== 'data' && kind !== 'new-call' && kind !== 'challenge' && kind !== 'responded';
 }

@@ -14,6 +14,8 @@ export const MSG_EOR = 0x80;
 export const MSG_TRUNC = 0x20;
 export const MSG_CTRUNC = 0x08;
 export const MSG_MORE = 0x8000;
+/** sendmsg: answer a challenge (RXRPC_RESPOND); every kernel tested refuses it with errno 95 (EOPNOTSUPP; ENOTSUP to Node). */
+export const MSG_OOB = 0x01;
 
 /** Socket options at level SOL_RXRPC. */
 export const RXRPC_SECURITY_KEY = 1;
@@ -22,6 +24,8 @@ export const RXRPC_EXCLUSIVE_CONNECTION = 3;
 export const RXRPC_MIN_SECURITY_LEVEL = 4;
 export const RXRPC_UPGRADEABLE_SERVICE = 5;
 export const RXRPC_SUPPORTED_CMSG = 6;
+/** Deliver RxGK challenges to the client socket instead of answering them in the kernel (about 6.16 on). */
+export const RXRPC_MANAGE_RESPONSE = 7;
 
 /** Control message types at level SOL_RXRPC. */
 export const RXRPC_USER_CALL_ID = 1;
@@ -36,6 +40,12 @@ export const RXRPC_UPGRADE_SERVICE = 11;
 export const RXRPC_TX_LENGTH = 12;
 export const RXRPC_SET_CALL_TIMEOUT = 13;
 export const RXRPC_CHARGE_ACCEPT = 14;
+/** Out-of-band messages (challenges), about 6.16 on. */
+export const RXRPC_OOB_ID = 15;
+export const RXRPC_CHALLENGED = 16;
+export const RXRPC_RESPOND = 17;
+export const RXRPC_RESPONDED = 18;
+export const RXRPC_RESP_RXGK_APPDATA = 19;
 
 /** Security levels for RXRPC_MIN_SECURITY_LEVEL. */
 export const RXRPC_SECURITY_PLAIN = 0;
@@ -82,6 +92,11 @@ const ABORT_NAMES: ReadonlyMap<number, string> = new Map([
     'RXKADOUTOFSEQUENCE', 'RXKADNOAUTH', 'RXKADBADKEY', 'RXKADBADTICKET', 'RXKADUNKNOWNKEY',
     'RXKADEXPIRED', 'RXKADSEALEDINCON', 'RXKADDATALEN', 'RXKADILLEGALLEVEL',
   ].map((name, i): [number, string] => [19270400 + i, name]),
+  // RxGK's codes as YFS (and Linux) use them.
+  ...[
+    'RXGK_INCONSISTENCY', 'RXGK_PACKETSHORT', 'RXGK_BADCHALLENGE', 'RXGK_SEALEDINCON', 'RXGK_NOTAUTH', 'RXGK_EXPIRED',
+    'RXGK_BADLEVEL', 'RXGK_BADKEYNO', 'RXGK_NOTRXGK', 'RXGK_UNSUPPORTED', 'RXGK_GSSERROR',
+  ].map((name, i): [number, string] => [1233242880 + i, name]),
   // The VL error table of OpenAFS (src/vlserver/vl_errors.et), base 363520.
   ...[
     'VL_IDEXIST', 'VL_IO', 'VL_NAMEEXIST', 'VL_CREATEFAIL', 'VL_NOENT', 'VL_EMPTY', 'VL_ENTDELETED', 'VL_BADNAME',

@@ -32,6 +32,7 @@
 import { EventEmitter } from 'node:events';
 import { RX_CALL_DEAD, RX_USER_ABORT } from './constants';
 import { RxAddress, SendControl } from './codec';
+import { Challenge } from './security/rxgk';
 import { errnoName } from './errno';
 import { checkAbortCode, emitError, InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
 import { EAGAIN } from './native';
@@ -338,6 +339,8 @@ export class Call {
 interface EndpointEvents {
   /** A new incoming call (listening endpoints). */
   call: [Call];
+  /** A security challenge for user space to answer (RXRPC_MANAGE_RESPONSE set): raw.respondToChallenge / rejectChallenge. */
+  challenge: [{ oobId: bigint; challenge: Challenge }];
   error: [Error];
   close: [];
 }
@@ -547,6 +550,10 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
   }
 
   private onMessage(m: ReceivedMessage): void {
+    if (m.oob) {
+      if (m.kind === 'challenge' && m.oob.challenge) this.emit('challenge', { oobId: m.oob.id, challenge: m.oob.challenge });
+      return;
+    }
     let call = this.calls.get(m.callId);
     if (!call) {
       if (!this.charged.delete(m.callId)) {

@@ -35,6 +35,7 @@ export {
 /** @internal */
 export { ChunkQueue } from './queue';
 export * from './afs';
+export * from './security';
 /** @internal */
 export { loadNative, NativeBinding, NativeSocket } from './native';
 export { generate, generateFile, GenerateOptions, GenerateResult, outputName, RxgenSyntaxError } from './rxgen';

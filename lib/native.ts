@@ -39,7 +39,24 @@ export interface NativeSocket {
   unref(): void;
 }
 
+/** add_key(2) and keyctl(2) as native/keys.cc exposes them; failures throw errors with code, errno, syscall. */
+export interface NativeKeys {
+  /** add_key(type, description, payload, keyring): the new (or updated) key's serial. */
+  addKey(type: string, description: string, payload: Uint8Array | null, keyring: number): number;
+  /** KEYCTL_GET_KEYRING_ID: the serial of a special keyring (-2 process, -3 session, -4 user, ...). */
+  getKeyringId(id: number, create: boolean): number;
+  revokeKey(serial: number): void;
+  invalidateKey(serial: number): void;
+  unlinkKey(serial: number, keyring: number): void;
+  /** KEYCTL_DESCRIBE: "type;uid;gid;perm;description". */
+  describeKey(serial: number): string;
+  readKey(serial: number): Buffer;
+  searchKey(keyring: number, type: string, description: string): number;
+}
+
 export interface NativeBinding {
+  /** Linux keys (absent from fakes that do not need them). */
+  keys?: NativeKeys;
   Socket: new (family: number, meta: Uint8Array, onRecv: RecvBatch, onSendDone: SendDone, dataCapacity?: number) => NativeSocket;
   RECORD_SIZE: number;
   RECORD_NAME: number;

@@ -18,6 +18,10 @@ import {
 } from './errors';
 import { NativeBinding } from './native';
 import { ChunkQueue } from './queue';
+import { Keyring } from './security/keyring';
+import {
+  applyServerSecurity, CheckedServerSecurity, checkServerSecurity, isSecurityAbortCode, minimumLevelWarning, ServerSecurity,
+} from './security/options';
 import {
   checkAddress, checkCount, checkDuration, checkPort, checkService, checkServicePair, Destination, ServicePair,
 } from './services';
@@ -49,6 +53,8 @@ export interface ServerOptions {
   maxRequestBytes?: number;
   /** Messages read per wakeup (1 to 1024, default 64). */
   batch?: number;
+  /** Server keys (or a keyring of them) for secured calls, and a minimum level. */
+  security?: ServerSecurity;
   /** @internal The native binding (tests pass a fake). */
   binding?: NativeBinding;
 }
@@ -77,7 +83,7 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   /** @internal */
   constructor(private readonly call: Call, private readonly maxRequestBytes: number,
     /** @internal told when the call has ended */
-    private readonly onfinish?: (call: IncomingCall) => void) {
+    private readonly onfinish?: (call: IncomingCall, error: Error | undefined) => void) {
     call.ondata = (chunk, end) => this.onData(chunk, end);
     call.ondone = (error) => this.onDone(error);
   }
@@ -222,7 +228,7 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     this.held = [];
     this.done = true;
     this.resolveFinished?.(error);
-    this.onfinish?.(this);
+    this.onfinish?.(this, error);
   }
 }
 
@@ -237,6 +243,8 @@ interface ServerEvents {
   handlerError: [Error, IncomingCall, number | undefined];
   /** A warning about this kernel or configuration. */
   warning: [Error];
+  /** The kernel refused a caller's security (bad, expired or unknown ticket): the call ended with this abort. */
+  securityError: [RxAbortError, IncomingCall];
   error: [Error];
   close: [];
 }
@@ -290,6 +298,7 @@ export class Server extends EventEmitter<ServerEvents> {
   private readonly endpoint: Endpoint;
   private readonly calls = new Set<IncomingCall>();
   private readonly maxRequestBytes: number;
+  private readonly keyring: Keyring | undefined;
   private handler: Handler;
   private listening = false;
   private closing: Promise<void> | undefined;
@@ -326,6 +335,8 @@ export class Server extends EventEmitter<ServerEvents> {
     if (options.binding !== undefined && (typeof options.binding !== 'object' || options.binding === null)) {
       throw new InvalidArgTypeError('options.binding', 'a native binding', options.binding);
     }
+    const security: CheckedServerSecurity | undefined =
+      options.security === undefined ? undefined : checkServerSecurity(options.security, services, 'options.security');
     this.address = options.address;
     this.port = port;
     this.services = services;
@@ -335,11 +346,14 @@ export class Server extends EventEmitter<ServerEvents> {
     this.endpoint.on('error', (err) => emitError(this, err));
     this.endpoint.on('call', (call) => this.onCall(call));
     try {
+      // The keyring and level are only taken before bind.
+      if (security) this.keyring = applyServerSecurity(this.endpoint.raw, security, options.binding);
       for (const service of services) this.endpoint.raw.bind({ service, address: this.address, port });
       if (upgrade) this.endpoint.raw.setUpgradeableService(upgrade.from, upgrade.to);
       this.endpoint.listen(backlog);
     } catch (err) {
       this.endpoint.close();
+      this.keyring?.close();
       throw err;
     }
     this.listening = true;
@@ -348,6 +362,11 @@ export class Server extends EventEmitter<ServerEvents> {
       const w = new Error(warning) as Error & { code: string };
       w.name = 'RxrpcWarning';
       w.code = 'RXRPC_UPGRADE_UNRELIABLE';
+      process.nextTick(() => this.emit('warning', w));
+    }
+    const levelWarning = minimumLevelWarning(security?.level, release());
+    if (levelWarning) {
+      const w = Object.assign(new Error(levelWarning), { name: 'RxrpcWarning', code: 'RXRPC_MIN_LEVEL_NOT_ENFORCED' });
       process.nextTick(() => this.emit('warning', w));
     }
   }
@@ -390,6 +409,7 @@ export class Server extends EventEmitter<ServerEvents> {
         for (const call of this.calls) if (!call.isDone) call.abort(RX_CALL_DEAD);
       }
       this.endpoint.close();
+      this.keyring?.close();
       this.emit('close');
     })();
     return this.closing;
@@ -409,8 +429,11 @@ export class Server extends EventEmitter<ServerEvents> {
     return this;
   }
 
-  private readonly forgetCall = (call: IncomingCall): void => {
+  private readonly forgetCall = (call: IncomingCall, error: Error | undefined): void => {
     this.calls.delete(call);
+    if (error instanceof RxAbortError && !error.local && isSecurityAbortCode(error.abortCode)) {
+      this.emit('securityError', error, call);
+    }
   };
 
   private onCall(call: Call): void {

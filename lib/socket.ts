@@ -5,13 +5,15 @@
  */
 import { EventEmitter } from 'node:events';
 import {
-  AF_INET, AF_INET6, MSG_CTRUNC, MSG_EOR, MSG_MORE, RXRPC_EXCLUSIVE_CONNECTION, RXRPC_MIN_SECURITY_LEVEL,
-  RXRPC_SECURITY_KEY, RXRPC_SECURITY_KEYRING, RXRPC_SUPPORTED_CMSG, RXRPC_UPGRADEABLE_SERVICE, SO_RCVBUF,
-  SO_SNDBUF, SOL_RXRPC, SOL_SOCKET,
+  AF_INET, AF_INET6, MSG_CTRUNC, MSG_EOR, MSG_MORE, MSG_OOB, RXRPC_EXCLUSIVE_CONNECTION, RXRPC_MANAGE_RESPONSE,
+  RXRPC_MIN_SECURITY_LEVEL, RXRPC_SECURITY_KEY, RXRPC_SECURITY_KEYRING, RXRPC_SUPPORTED_CMSG, RXRPC_UPGRADEABLE_SERVICE,
+  SO_RCVBUF, SO_SNDBUF, SOL_RXRPC, SOL_SOCKET,
 } from './constants';
 import {
-  decodeControlAt, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, MessageKind, RxAddress, SendControl,
+  decodeControlAt, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, MessageKind, OobInfo, RxAddress,
+  SendControl,
 } from './codec';
+import { encodeOobControl } from './security/rxgk';
 import { emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
 import {
   EAGAIN, loadNative, NativeBinding, NativeSocket, RECORD_CONTROL_LENGTH, RECORD_DATA_LENGTH,
@@ -50,6 +52,8 @@ export interface ReceivedMessage {
   peer: { family: TransportFamily; address: string; port: number };
   /** Control message types present but not understood. */
   unknown: number[];
+  /** Out-of-band messages ('challenge', 'responded'): their id and content. They have no call and no peer address. */
+  oob?: OobInfo;
   /** For 'malformed': what could not be decoded. */
   error?: MalformedError;
 }
@@ -88,6 +92,8 @@ interface RawSocketEvents {
 }
 
 const EMPTY = Buffer.alloc(0);
+// Out-of-band messages come without msg_name.
+const NO_PEER: ReceivedMessage['peer'] = Object.freeze({ family: 'IPv4', address: '', port: 0 });
 
 /**
  * @internal Completion of a send handed to a thread (RawSocket.submit):
@@ -232,6 +238,28 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     value.writeUInt16LE(checkInt('from', from, 1, 0xffff), 0);
     value.writeUInt16LE(checkInt('to', to, 1, 0xffff), 2);
     this.native.setsockopt(SOL_RXRPC, RXRPC_UPGRADEABLE_SERVICE, value);
+  }
+
+  /**
+   * RXRPC_MANAGE_RESPONSE (about 6.16 on; before bind): challenges of security
+   * classes that hand them to user space (RxGK) arrive as 'challenge' messages.
+   * Older kernels accept it silently and ignore it.
+   */
+  setManageResponse(on: boolean): void {
+    if (typeof on !== 'boolean') throw new InvalidArgTypeError('on', 'of type boolean', on);
+    this.native.setsockopt(SOL_RXRPC, RXRPC_MANAGE_RESPONSE, u32(on ? 1 : 0));
+  }
+
+  /** Answers a challenge (sendmsg MSG_OOB with RXRPC_RESPOND), with RxGK appdata if given. */
+  respondToChallenge(oobId: bigint, appData?: Uint8Array): void {
+    if (this.closed) throw socketClosed();
+    this.native.sendmsg(null, encodeOobControl({ oobId, appData }), null, MSG_OOB);
+  }
+
+  /** Refuses a challenge: the kernel aborts the connection with `code`. */
+  rejectChallenge(oobId: bigint, code: number): void {
+    if (this.closed) throw socketClosed();
+    this.native.sendmsg(null, encodeOobControl({ oobId, abort: code }), null, MSG_OOB);
   }
 
   /** RXRPC_SUPPORTED_CMSG: the highest control message type this kernel knows. */
@@ -478,7 +506,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
         }
         const ctl = decodeControlAt(view, controlStart, controlLength);
         const nameStart = rec + this.nameOffset;
-        const peer = this.peerOf(nameStart, nameLength);
+        const peer = ctl.oob && nameLength === 0 ? NO_PEER : this.peerOf(nameStart, nameLength);
         message = {
           callId: ctl.callId,
           kind: ctl.kind,
@@ -490,6 +518,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
           peer,
           unknown: ctl.unknown,
         };
+        if (ctl.oob) message.oob = ctl.oob;
       } catch (err) {
         const malformed = err instanceof MalformedError ? err : new MalformedError('message', String(err));
         // The call it belongs to, when its id can still be read, must hear of it.

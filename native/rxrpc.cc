@@ -57,9 +57,14 @@
 #include <string>
 #include <vector>
 
-#include "errno-names.h"
+#include "errno-error.h"
+#include "keys.h"
 
 namespace {
+
+using rxrpc_errno::ErrnoError;
+using rxrpc_errno::ErrnoName;
+using rxrpc_errno::ThrowErrno;
 
 constexpr int kAfRxrpc = 33;
 
@@ -87,12 +92,6 @@ constexpr size_t kMaxBulkThreads = 8;
 constexpr uint64_t kInterruptLimitMs = 5000;
 
 std::atomic<int> g_live_sockets{0};
-
-const char* ErrnoName(int err, char* fallback, size_t size) {
-  if (err > 0 && err <= rxrpc_errno::kMax && rxrpc_errno::kNames[err] != nullptr) return rxrpc_errno::kNames[err];
-  snprintf(fallback, size, "E%d", err);
-  return fallback;
-}
 
 // ---------------------------------------------------------------------------
 // The wake-up signal.
@@ -153,23 +152,6 @@ void Wake(pid_t tid) {
 
 // ---------------------------------------------------------------------------
 // Errors and arguments.
-
-// An Error shaped like Node's own system errors: code, errno (negative),
-// syscall, and a message that names them.
-Napi::Value ErrnoError(Napi::Env env, int err, const char* syscall_name) {
-  char buf[16];
-  std::string code = ErrnoName(err, buf, sizeof buf);
-  std::string message = std::string(syscall_name) + " " + code + " (" + strerror(err) + ")";
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  error.Set("errno", Napi::Number::New(env, -err));
-  error.Set("syscall", Napi::String::New(env, syscall_name));
-  return error.Value();
-}
-
-void ThrowErrno(Napi::Env env, int err, const char* syscall_name) {
-  Napi::Error(env, ErrnoError(env, err, syscall_name)).ThrowAsJavaScriptException();
-}
 
 bool IsUint8Array(Napi::Value v) {
   return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array;
@@ -1160,6 +1142,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("errnoName", Napi::Function::New(env, ErrnoNameJs, "errnoName"));
   exports.Set("liveSockets", Napi::Function::New(env, LiveSockets, "liveSockets"));
   exports.Set("wakeSignal", Napi::Function::New(env, WakeSignalJs, "wakeSignal"));
+  rxrpc_keys::Init(env, exports);
   return exports;
 }
 

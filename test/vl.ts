@@ -4,10 +4,11 @@
  * src/vlserver/vldbint.xg and vl_opcodes.h.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Client } from '../lib/client';
 import { XdrReader, XdrWriter } from '../lib/xdr';
 
+export const VLGETNEWVOLUMEID = 505;
 export const VLGETSTATS = 513;
 export const VLPROBE = 514;
 export const VLGETADDRS = 515;
@@ -35,6 +36,8 @@ const ints = (r: XdrReader, n: number) => Array.from({ length: n }, () => r.i32(
 export const probeRequest = () => op(VLPROBE).toBuffer();
 export const getStatsRequest = () => op(VLGETSTATS).toBuffer();
 export const getAddrsRequest = () => op(VLGETADDRS).i32(0).i32(0).toBuffer();
+/** VL_GetNewVolumeId: reserves `bump` volume IDs (superuser only); the reply is the first one. */
+export const getNewVolumeIdRequest = (bump: number) => op(VLGETNEWVOLUMEID).u32(bump).toBuffer();
 export const getEntryByNameNRequest = (name: string) => op(VLGETENTRYBYNAMEN).string(name, VL_MAXNAMELEN).toBuffer();
 
 export function decodeStats(reply: Buffer): VlStats {
@@ -103,15 +106,21 @@ export interface Vlserver {
 }
 
 /**
- * Starts Debian's OpenAFS vlserver (-noauth) on VL_ADDRESS:7003 with a fresh
- * database in `dir`, and waits until ubik has elected it and it answers.
- * `extraArgs` go on its command line (-enable_process_stats for RXSTATS).
+ * Starts Debian's OpenAFS vlserver (-noauth, unless `auth`) on VL_ADDRESS:7003
+ * with a fresh database in `dir`, and waits until ubik has elected it and it
+ * answers. `extraArgs` go on its command line (-enable_process_stats for
+ * RXSTATS). With `auth`, privileged RPCs need a superuser
+ * (`dir`/server/UserList) over rxkad, with the cell's key from
+ * `dir`/server/KeyFile.
  */
-export async function startVlserver(dir: string, extraArgs: readonly string[] = []): Promise<Vlserver> {
+export async function startVlserver(dir: string, extraArgs: readonly string[] = [], options: { auth?: boolean } = {}): Promise<Vlserver> {
   setUpCell(dir);
+  // A NoAuth file an earlier -noauth server left would switch authentication off.
+  if (options.auth) rmSync('/var/lib/openafs/local/NoAuth', { force: true });
   const started = Date.now();
   const vlserver = spawn('/usr/lib/openafs/vlserver', [
-    '-noauth', '-config', `${dir}/server`, '-database', `${dir}/db/vldb`, '-logfile', `${dir}/VLLog`, ...extraArgs,
+    ...(options.auth ? [] : ['-noauth']), '-config', `${dir}/server`, '-database', `${dir}/db/vldb`, '-logfile', `${dir}/VLLog`,
+    ...extraArgs,
   ], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => vlserver.once('exit', () => resolve()));
   const stop = async () => {

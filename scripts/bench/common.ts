@@ -20,12 +20,18 @@ export type Workload =
   | { kind: 'upgrade'; calls: number; fresh?: boolean }
   | { kind: 'memory'; inflight: number; checkpoints: number[] };
 
+/** rxkad levels the benchmark measures, with RXRPC_MIN_SECURITY_LEVEL's numbers. */
+export const LEVELS = { auth: 1, encrypt: 2 } as const;
+export type Level = keyof typeof LEVELS;
+
 export interface Job {
   /** The server's first port; a workload with `ports` uses the ones after it too. */
   port: number;
   /** The server binds `service` (upgradeable) and `service + 1`; workloads call `service + 1`, probes `service`. */
   service: number;
   workload: Workload;
+  /** rxkad calls: the client's "rxrpc" key (by description, in the session keyring) and the level. */
+  security?: { key: string; level: Level };
 }
 
 /** One client run's figures; which fields are set depends on the workload. */

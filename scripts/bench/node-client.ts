@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { Client } from '../../lib/client';
 import { Endpoint } from '../../lib/endpoint';
 import { RxAbortError } from '../../lib/errors';
-import { ADDRESS, errorKey, Figures, Impl, Job, percentile, request } from './common';
+import { ADDRESS, errorKey, Figures, Impl, Job, LEVELS, percentile, request } from './common';
 
 type Done = (err: Error | undefined, bytes: number, service: number) => void;
 
@@ -43,10 +43,20 @@ function spreadOf(job: Job): Spread {
 /** The server port of call number `slot`. */
 const portOf = (job: Job, spread: Spread, slot: number) => job.port + (Math.floor(slot / Math.max(spread.endpoints, 1)) % spread.ports);
 
-/** An Endpoint of its own, bound to a private UDP port (as Client binds its lanes). */
-function privateEndpoint(): Endpoint {
+/** An Endpoint with the job's rxkad key and level, if any (both are set before bind). */
+function newEndpoint(job: Job): Endpoint {
   const endpoint = new Endpoint();
   endpoint.on('error', () => {});
+  if (job.security) {
+    endpoint.raw.setSecurityKey(job.security.key);
+    endpoint.raw.setMinSecurityLevel(LEVELS[job.security.level]);
+  }
+  return endpoint;
+}
+
+/** An Endpoint of its own, bound to a private UDP port (as Client binds its lanes). */
+function privateEndpoint(job: Job): Endpoint {
+  const endpoint = newEndpoint(job);
   for (let attempt = 0; ; attempt++) {
     try {
       endpoint.raw.bind({ service: 0, address: '0.0.0.0', port: 49152 + Math.floor(Math.random() * 16384) });
@@ -58,8 +68,7 @@ function privateEndpoint(): Endpoint {
 }
 
 function bindingCaller(job: Job, spread: Spread): Caller {
-  const endpoints = spread.endpoints === 0 ? [new Endpoint()] : Array.from({ length: spread.endpoints }, privateEndpoint);
-  for (const e of endpoints) e.on('error', () => {});
+  const endpoints = spread.endpoints === 0 ? [newEndpoint(job)] : Array.from({ length: spread.endpoints }, () => privateEndpoint(job));
   const start = (endpoint: Endpoint, port: number, body: Buffer, done: Done, upgrade: boolean, probedService = false) => {
     const service = upgrade || probedService ? job.service : job.service + 1;
     let bytes = 0;
@@ -77,7 +86,7 @@ function bindingCaller(job: Job, spread: Spread): Caller {
   return {
     call(body, done, upgrade = false, slot = 0, probedService = false) {
       if (upgrade && spread.fresh) {
-        const fresh = privateEndpoint();
+        const fresh = privateEndpoint(job);
         start(fresh, job.port, body, (err, bytes, service) => {
           fresh.close();
           done(err, bytes, service);
@@ -94,7 +103,7 @@ function apiCaller(job: Job, spread: Spread, inflight: number): Caller {
   // As many calls at once per (client, server port) as the workload keeps there: none wait in the Client.
   const perPeer = Math.max(1, Math.ceil(inflight / (Math.max(spread.endpoints, 1) * spread.ports)));
   // No reply limit: the bulk workloads download 16 MiB (the default limit is 4 MiB).
-  const clients = Array.from({ length: Math.max(spread.endpoints, 1) }, () => new Client({ maxCallsPerPeer: perPeer, maxReplyBytes: Infinity }));
+  const clients = Array.from({ length: Math.max(spread.endpoints, 1) }, () => new Client({ maxCallsPerPeer: perPeer, maxReplyBytes: Infinity, security: job.security }));
   for (const c of clients) c.on('error', () => {});
   const probe = (client: Client, body: Buffer, done: Done) => {
     client.probe({ address: ADDRESS, port: job.port }, { service: job.service, upgradeTo: job.service + 1, request: body, timeout: 30000 }).then(

@@ -2,10 +2,11 @@
  * The Node side of the benchmark's server: the same echo-style service as
  * rxbench.c (reply with as many bytes as the request's first 4 bytes ask),
  * once on an Endpoint ('binding') and once with Server ('api'). Both bind
- * `service` and `service + 1` with the upgrade between them.
+ * `service` and `service + 1` with the upgrade between them, and take rxkad
+ * calls with the keyring named KEYRING.
  *
- * Run as a forked worker: BINDING_PORT API_PORT SERVICE BACKLOG [PORTS] from
- * argv (each kind listens on PORTS consecutive ports from its first), then
+ * Run as a forked worker: BINDING_PORT API_PORT SERVICE BACKLOG [PORTS [KEYRING]]
+ * from argv (each kind listens on PORTS consecutive ports from its first), then
  * { ready } over IPC; it exits when the parent goes.
  */
 import { Endpoint } from '../../lib/endpoint';
@@ -33,8 +34,9 @@ class Head {
   }
 }
 
-export function bindingServer(port: number, service: number, backlog: number): Endpoint {
+export function bindingServer(port: number, service: number, backlog: number, keyring?: string): Endpoint {
   const endpoint = new Endpoint();
+  if (keyring) endpoint.raw.setSecurityKeyring(keyring);
   endpoint.raw.bind({ service, address: ADDRESS, port });
   endpoint.raw.bind({ service: service + 1, address: ADDRESS, port });
   endpoint.raw.setUpgradeableService(service, service + 1);
@@ -50,10 +52,13 @@ export function bindingServer(port: number, service: number, backlog: number): E
   return endpoint;
 }
 
-export function apiServer(port: number, service: number, backlog: number): Server {
+export function apiServer(port: number, service: number, backlog: number, keyring?: string): Server {
   const server = new Server(
     // No request limit: the bulk workloads upload 16 MiB (the default limit is 4 MiB).
-    { address: ADDRESS, port, services: [service, service + 1], upgrade: { from: service, to: service + 1 }, backlog, maxRequestBytes: Infinity },
+    {
+      address: ADDRESS, port, services: [service, service + 1], upgrade: { from: service, to: service + 1 }, backlog,
+      maxRequestBytes: Infinity, security: keyring ? { keyring } : undefined,
+    },
     async (call) => {
       const head = new Head();
       for await (const chunk of call) head.add(chunk);
@@ -66,10 +71,11 @@ export function apiServer(port: number, service: number, backlog: number): Serve
 }
 
 if (require.main === module) {
-  const [bindingPort, apiPort, service, backlog, ports = 1] = process.argv.slice(2).map(Number);
+  const [bindingPort, apiPort, service, backlog, ports = 1] = process.argv.slice(2, 7).map(Number);
+  const keyring = process.argv[7];
   for (let i = 0; i < ports; i++) {
-    bindingServer(bindingPort + i, service, backlog);
-    apiServer(apiPort + i, service, backlog);
+    bindingServer(bindingPort + i, service, backlog, keyring);
+    apiServer(apiPort + i, service, backlog, keyring);
   }
   if (process.send) {
     process.send({ ready: true });

@@ -42,7 +42,9 @@ export function bulkWarning(report: Report, row: Row): string | undefined {
 }
 
 function describe(workload: string): string {
-  const [kind, arg] = workload.split('-');
+  const [kind, arg, level] = workload.split('-');
+  // rxkad rows: shorter, to leave room for the level.
+  if (level) return kind === 'small' ? `small ${arg} ${level}` : `${kind} ${arg.replace(/([KM])iB/, ' $1iB')} ${level}`;
   if (kind === 'small') return `small, ${arg} in flight`;
   if (kind === 'upgrade') return 'upgrade probe';
   return `${kind} ${arg.replace(/([KM])iB/, ' $1iB')}`;
@@ -141,7 +143,9 @@ export function targets(report: Report): Target[] {
   const p = probe && ratio(report, probe, 'p50_ms');
   if (p !== undefined) add({ id: 'upgrade-api-c', what: 'upgrade probe latency (p50), x C/C', pairing: 'api/C', value: p, limit: 2, op: '<=' });
   for (const pair of PAIRINGS.filter((x) => x.client !== 'c' || x.server !== 'c')) {
-    const bulk = report.rows.filter((r) => r.client === pair.client && r.server === pair.server && r.figures.mbps_median !== undefined);
+    // The targets are for plain calls: rxkad rows (workload-size-level) are left out.
+    const bulk = report.rows.filter((r) => r.client === pair.client && r.server === pair.server && r.figures.mbps_median !== undefined &&
+      r.workload.split('-').length === 2);
     const ratios = bulk.map((r) => ({ r, v: ratio(report, r, 'mbps_median') })).filter((x) => x.v !== undefined);
     if (ratios.length === 0) continue;
     const worst = ratios.reduce((a, b) => (b.v! < a.v! ? b : a));
@@ -240,7 +244,9 @@ export function formatReport(report: Report): string {
   lines.push(`parameters: small calls ${p.small.rounds} round(s) of ${p.small.seconds} s after ${p.small.warmup} s warm-up per pair; `
     + p.bulk.map((b) => `bulk ${sizeName(b.size)}: ${b.rounds} round(s) of ${b.seconds > 0 ? `>= ${b.seconds} s and ` : ''}>= ${b.minCalls ?? 1} call(s)`).join(', ')
     + `; ${p.upgrade.calls} upgrade probes per pair (UPGRADE_SERVICE + EXCLUSIVE_CALL${p.upgrade.fresh ? ', each from a new local endpoint' : ''}); `
-    + `memory checkpoints ${p.memory.checkpoints.join(', ')} calls; server backlog ${report.backlog}; MB = 10^6 bytes`
+    + `memory checkpoints ${p.memory.checkpoints.join(', ')} calls; `
+    + (p.security ? `rxkad (${p.security.levels.join(', ')}): small calls ${p.security.inflight} in flight, bulk ${sizeName(p.security.bulk)}, as above; ` : '')
+    + `server backlog ${report.backlog}; MB = 10^6 bytes`
     + (report.clock ? `; clock: ${report.clock}` : ''));
   if (notes.length) {
     lines.push('failed calls:');

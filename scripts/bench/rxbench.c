@@ -1,9 +1,10 @@
 // rxbench: the C reference for the rxrpc benchmark, written against the raw
 // AF_RXRPC socket API (linux/rxrpc.h).
 //
-//   rxbench server --port P [--ports N] [--service S] [--backlog N]
+//   rxbench server --port P [--ports N] [--service S] [--backlog N] [--keyring DESC]
 //   rxbench client --port P [--ports N] [--endpoints E] [--service S]
 //                  --workload small|upload|download|upgrade|memory [options]
+//                  [--key DESC --level 0|1|2]
 //
 // --ports N: the server listens on N sockets, ports P to P+N-1; the client
 // spreads its calls over them. --endpoints E: the client makes its calls
@@ -12,6 +13,10 @@
 // calls at once); without it, one unbound socket. Call number k in flight
 // keeps endpoint k mod E and port (k / E) mod N. --fresh (upgrade): every
 // probe from a new socket bound to a new private port, as a fresh client.
+//
+// rxkad: --keyring names a keyring of "rxrpc_s" keys for the server, --key an
+// "rxrpc" key for the client's calls, made beforehand (the benchmark suite
+// makes them in its session keyring, which these processes inherit).
 //
 // Wire protocol of the benchmark: the first 4 bytes of a request (big-endian)
 // are the number of reply bytes the server sends back; the rest of the
@@ -321,6 +326,21 @@ static void reply(int fd, struct call *c) {
   sender_post(job);
 }
 
+// rxkad: the key ("rxrpc", by description) and level of the client's calls,
+// and the server's keyring of "rxrpc_s" keys; all set before bind.
+static const char *security_key, *security_keyring;
+static unsigned int security_level;
+
+// A client socket with the rxkad key and level, if any.
+static int client_socket(void) {
+  int fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
+  if (fd < 0) die("socket");
+  if (security_key && (setsockopt(fd, SOL_RXRPC, RXRPC_SECURITY_KEY, security_key, strlen(security_key)) < 0 ||
+                       setsockopt(fd, SOL_RXRPC, RXRPC_MIN_SECURITY_LEVEL, &security_level, sizeof security_level) < 0))
+    die("key %s, level %u", security_key, security_level);
+  return fd;
+}
+
 #define MAX_SOCKETS 128
 
 static int server(uint16_t port, int ports, uint16_t service, int backlog) {
@@ -329,6 +349,9 @@ static int server(uint16_t port, int ports, uint16_t service, int backlog) {
   for (int p = 0; p < ports; p++) {
     int fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
     if (fd < 0) die("socket");
+    if (security_keyring &&
+        setsockopt(fd, SOL_RXRPC, RXRPC_SECURITY_KEYRING, security_keyring, strlen(security_keyring)) < 0)
+      die("keyring %s", security_keyring);
     for (int i = 0; i < 2; i++) {
       struct sockaddr_rxrpc srx = address(service + i, port + p);
       if (bind(fd, (struct sockaddr *)&srx, sizeof srx) < 0) die("bind %u port %u", service + i, port + p);
@@ -479,8 +502,7 @@ static void client_sent(struct job *job, ssize_t n, int err) {
 // A socket bound to a private UDP port: a local endpoint of its own (port 0
 // would share the kernel's one anonymous endpoint).
 static int private_socket(void) {
-  int fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
-  if (fd < 0) die("socket");
+  int fd = client_socket();
   for (int attempt = 0;; attempt++) {
     struct sockaddr_rxrpc local = address(0, 49152 + (uint16_t)(random() % 16384));
     local.transport.sin.sin_addr.s_addr = htonl(INADDR_ANY);
@@ -727,8 +749,7 @@ static int run_client(uint16_t port, uint16_t service, struct options *o) {
   srandom((unsigned)getpid() ^ (unsigned)(now() * 1e6));
   if (client.endpoints == 0) {
     client.endpoints = 1;
-    client.fds[0] = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
-    if (client.fds[0] < 0) die("socket");
+    client.fds[0] = client_socket();
   } else {
     for (int e = 0; e < client.endpoints; e++) client.fds[e] = private_socket();
   }
@@ -776,6 +797,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--ports")) ports = atoi(v);
     else if (!strcmp(k, "--endpoints")) client.endpoints = atoi(v);
     else if (!strcmp(k, "--fresh")) client.fresh = atoi(v);
+    else if (!strcmp(k, "--key")) security_key = v;
+    else if (!strcmp(k, "--level")) security_level = atoi(v);
+    else if (!strcmp(k, "--keyring")) security_keyring = v;
     else if (!strcmp(k, "--checkpoints")) {
       for (char *p = (char *)v; *p && o.checkpoints < 8; p += *p == ',')
         o.checkpoint[o.checkpoints++] = strtol(p, &p, 10);

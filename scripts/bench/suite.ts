@@ -13,7 +13,8 @@ import { ChildProcess, fork, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { Figures, Impl, Job, percentile, Workload } from './common';
+import { createRxkadKey, createServerKeyring, mintRxkadToken, randomDesKey } from '../../lib/security';
+import { Figures, Impl, Job, Level, LEVELS, percentile, Workload } from './common';
 
 export interface Pairing {
   client: Impl;
@@ -42,6 +43,14 @@ export interface Parameters {
    */
   upgrade: { calls: number; fresh: boolean };
   memory: { inflight: number; checkpoints: number[] };
+  /**
+   * rxkad at each level: small calls at `inflight` and bulk calls of `bulk`
+   * bytes, rounds as above. One call at a time: 6.1 panics (BUG() in
+   * rxrpc_new_incoming_call) when a call arrives on a secured service
+   * connection whose challenge is still in progress, as the second of
+   * several calls started at once on a new connection does.
+   */
+  security: { levels: Level[]; inflight: number; bulk: number };
   /**
    * How cost grows: small calls at each number in flight (spread over server
    * ports and local endpoints, see spreadFor), and `peersInflight` calls
@@ -73,6 +82,7 @@ export const FULL: Parameters = {
   bulk: [{ size: 1 << 20, seconds: 1.5, rounds: 2, minCalls: 3 }, { size: 16 << 20, seconds: 0, rounds: 1, minCalls: 3 }],
   upgrade: { calls: 10, fresh: false },
   memory: { inflight: 16, checkpoints: [1000, 10000, 100000] },
+  security: { levels: ['auth', 'encrypt'], inflight: 1, bulk: 1 << 20 },
   scale: {
     inflight: [1, 4, 16, 64, 256, 1024], peers: [1, 10, 30, 100], peersInflight: 100, peersPorts: 8, seconds: 1.5, warmup: 0.5,
     pairs: ['c/c', 'binding/c', 'api/c', 'c/api', 'api/api'],
@@ -84,11 +94,12 @@ export const SMOKE: Parameters = {
   bulk: [{ size: 64 << 10, seconds: 0, rounds: 1 }, { size: 256 << 10, seconds: 0, rounds: 1, minCalls: 3 }],
   upgrade: { calls: 2, fresh: false },
   memory: { inflight: 16, checkpoints: [20, 100] },
+  security: { levels: ['auth', 'encrypt'], inflight: 1, bulk: 64 << 10 },
   scale: { inflight: [1, 64], peers: [4], peersInflight: 16, peersPorts: 2, seconds: 0.3, warmup: 0.1, pairs: ['c/c', 'api/c', 'api/api'] },
 };
 
 export interface Row extends Pairing {
-  /** e.g. small-64, upload-1MiB, upgrade. */
+  /** e.g. small-64, upload-1MiB, upgrade; rxkad rows end in the level: small-16-encrypt. */
   workload: string;
   figures: Figures;
 }
@@ -221,8 +232,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void):
 }
 
 function runC(rxbench: string, job: Job, w: Workload): Promise<Figures> {
+  const security = job.security ? ['--key', job.security.key, '--level', String(LEVELS[job.security.level])] : [];
   const child = spawn(rxbench, ['client', '--port', String(job.port), '--service', String(job.service),
-    '--workload', w.kind, ...cArgs(w)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--workload', w.kind, ...cArgs(w), ...security], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));
@@ -287,11 +299,12 @@ function cpuOf(pid: number): number {
 }
 
 /** Each server listens on `count` consecutive ports from its first. */
-async function startServers(rxbench: string, basePort: number, service: number, backlog: number, count: number): Promise<Servers> {
+async function startServers(rxbench: string, basePort: number, service: number, backlog: number, count: number,
+  keyring: string): Promise<Servers> {
   const ports: Record<Impl, number> = { c: basePort, binding: basePort + count, api: basePort + 2 * count };
   const c = spawn(rxbench, ['server', '--port', String(ports.c), '--ports', String(count), '--service', String(service),
-    '--backlog', String(backlog)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const node = fork(join(__dirname, 'node-server.js'), [ports.binding, ports.api, service, backlog, count].map(String),
+    '--backlog', String(backlog), '--keyring', keyring], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const node = fork(join(__dirname, 'node-server.js'), [...[ports.binding, ports.api, service, backlog, count].map(String), keyring],
     { stdio: ['ignore', 2, 2, 'ipc'] });
   const close = () => {
     c.stdin!.end();
@@ -325,13 +338,18 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
   const wantedEarly = (name: string) => !options.only || options.only.some((prefix) => name.startsWith(prefix));
   const scaling = wantedEarly('scale') || wantedEarly('peers');
   const serverPorts = scaling ? Math.max(params.scale.peersPorts, ...params.scale.inflight.map((n) => spreadFor(n).ports)) : 1;
-  const servers = await startServers(options.rxbench, options.basePort ?? 18400, service, backlog, serverPorts);
+  // rxkad keys in the session keyring, which the client and server processes inherit
+  // (a process keyring is not): the servers' keyring, and a token minted from its key.
+  const secret = randomDesKey();
+  const keyring = createServerKeyring([service, service + 1], [{ secret }], { keyring: 'session' });
+  const key = createRxkadKey(mintRxkadToken({ serverKey: secret, kvno: 1, name: 'bench' }), { keyring: 'session' });
+  const servers = await startServers(options.rxbench, options.basePort ?? 18400, service, backlog, serverPorts, keyring.description);
   let worker = new NodeClient();
   const rows: Row[] = [];
   const memory: Report['memory'] = [];
 
-  const run = async (client: Impl, server: Impl, workload: Workload): Promise<Figures> => {
-    const job = { port: servers.ports[server], service, workload };
+  const run = async (client: Impl, server: Impl, workload: Workload, level?: Level): Promise<Figures> => {
+    const job: Job = { port: servers.ports[server], service, workload, security: level && { key: key.description, level } };
     try {
       const before = cpuOf(servers.pids[server]);
       if (client !== 'c' && !worker.alive) worker = new NodeClient();
@@ -346,7 +364,7 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
   const pairings = PAIRINGS.filter((p) => !options.pairs || (p.client === 'c' && p.server === 'c') ||
     options.pairs.includes(`${p.client}/${p.server}`));
   const wanted = (name: string) => !options.only || options.only.some((prefix) => name.startsWith(prefix));
-  const measure = async (name: string, workload: Workload, rounds: number, only = pairings) => {
+  const measure = async (name: string, workload: Workload, rounds: number, only = pairings, level?: Level) => {
     if (!wanted(name)) return;
     const pairings = only;
     const results = pairings.map(() => [] as Figures[]);
@@ -355,7 +373,7 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
       if (r % 2 === 1) order.reverse();
       for (const i of order) {
         const p = pairings[i];
-        results[i].push(await run(p.client, p.server, workload));
+        results[i].push(await run(p.client, p.server, workload, level));
       }
     }
     pairings.forEach((p, i) => rows.push({ ...p, workload: name, figures: merge(results[i], workload) }));
@@ -381,6 +399,14 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
         await measure(`${kind}-${sizeName(b.size)}`, { kind, size: b.size, seconds: b.seconds, minCalls: b.minCalls }, b.rounds);
       }
     }
+    const sec = params.security;
+    for (const level of sec.levels) {
+      await measure(`small-${sec.inflight}-${level}`, { kind: 'small', inflight: sec.inflight, seconds: s.seconds, warmup: s.warmup }, s.rounds, pairings, level);
+      for (const kind of ['upload', 'download'] as const) {
+        const bulk = params.bulk.find((b) => b.size === sec.bulk) ?? params.bulk[0];
+        await measure(`${kind}-${sizeName(sec.bulk)}-${level}`, { kind, size: sec.bulk, seconds: bulk.seconds, minCalls: bulk.minCalls }, bulk.rounds, pairings, level);
+      }
+    }
     await measure('upgrade', { kind: 'upgrade', calls: params.upgrade.calls, fresh: params.upgrade.fresh }, 1);
     const sc = params.scale;
     const scalePairs = pairings.filter((p) => sc.pairs.includes(`${p.client}/${p.server}`));
@@ -402,6 +428,8 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
   } finally {
     worker.close();
     servers.close();
+    key.close();
+    keyring.close();
   }
 
   let debian = '';

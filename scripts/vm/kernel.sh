@@ -20,9 +20,10 @@ log() { echo "kernel.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 # Modules the guest needs, in load order: virtio transport, its consoles, the
-# 9p shares, the ciphers rxkad needs (rxrpc fails to load without them) and
-# AF_RXRPC. Newer kernels have some built in.
-modules=(virtio_pci virtio_console 9pnet_virtio 9p fcrypt pcbc rxrpc)
+# 9p shares, the ciphers rxkad needs (rxrpc fails to load without fcrypt and
+# pcbc; rxrpc_s server keys need pcbc(des): without des_generic add_key fails
+# with ENOENT on 6.1 and 6.12) and AF_RXRPC. Newer kernels have some built in.
+modules=(virtio_pci virtio_console 9pnet_virtio 9p fcrypt pcbc des_generic rxrpc)
 # Modules put in the initramfs but not loaded: the kernel's AFS client (kafs.ko), which
 # a test loads (init.sh makes the initramfs's modules reachable from the
 # command as $RXRPC_VM_MODULES, a root for modprobe -d).

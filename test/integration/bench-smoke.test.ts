@@ -14,6 +14,8 @@ describe('benchmark smoke run (every workload, every pairing, tiny counts)', () 
   const workloads = [
     ...SMOKE.small.inflight.map((n) => `small-${n}`),
     ...SMOKE.bulk.flatMap((b) => [`upload-${sizeName(b.size)}`, `download-${sizeName(b.size)}`]),
+    // rxkad, Node against C at the same level.
+    ...SMOKE.security.levels.flatMap((l) => [`small-${SMOKE.security.inflight}-${l}`, ...['upload', 'download'].map((k) => `${k}-${sizeName(SMOKE.security.bulk)}-${l}`)]),
     'upgrade',
   ];
 
@@ -72,8 +74,8 @@ describe('benchmark smoke run (every workload, every pairing, tiny counts)', () 
   test('the report names the kernel and prints a table row for every workload', () => {
     expect(report.kernel).toContain(process.env.RXRPC_VM_KERNEL ?? '');
     const table = formatReport(report);
-    for (const label of ['small, 1 in flight', 'small, 64 in flight', 'upload 256 KiB', 'download 64 KiB', 'upgrade probe', 'growth',
-      'how cost grows with calls in flight', 'MB/s min', 'targets:']) {
+    for (const label of ['small, 1 in flight', 'small, 64 in flight', 'upload 256 KiB', 'download 64 KiB', 'small 1 encrypt',
+      'download 64 KiB auth', 'upgrade probe', 'growth', 'how cost grows with calls in flight', 'MB/s min', 'targets:']) {
       expect(table).toContain(label);
     }
   });

@@ -2,11 +2,10 @@
  * Packet-level checks: the loopback traffic of a probe and a later call,
  * captured with tshark inside the VM and decoded by its Rx dissector.
  */
-import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { Client } from '../../lib/client';
 import { Server } from '../../lib/server';
 import { freshPort } from './helpers';
+import { startCapture as startRowCapture } from './tshark';
 
 const address = '127.0.0.1';
 const DATA = 1;
@@ -20,56 +19,19 @@ interface Packet {
   seq: number;
 }
 
-/**
- * The environment for tshark: without LD_PRELOAD, which the sanitizer run
- * (scripts/test-sanitize.js) sets to ASan's runtime for every process; with
- * it, tshark captures nothing (measured on Debian 12's tshark 4.0).
- */
-function withoutPreload(): NodeJS.ProcessEnv {
-  const { LD_PRELOAD: _ignored, ...env } = process.env;
-  return env;
-}
-
-/**
- * Live capture and Rx decoding of one UDP port. It is ready only once a
- * marker datagram sent to the port has come through: "Capturing on ..." is
- * printed a moment before the capture filter is in place.
- */
-async function startCapture(port: number): Promise<{ packets: Packet[]; stop: () => Promise<void>; marker: number }> {
-  const tshark = spawn('tshark', [
-    '-i', 'lo', '-l', '-f', `udp port ${port}`, '-d', `udp.port==${port},rx`, '-T', 'fields', '-E', 'separator=,',
-    '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'rx.type', '-e', 'rx.userstatus', '-e', 'rx.serviceid', '-e', 'rx.seq',
-  ], { stdio: ['ignore', 'pipe', 'ignore'], env: withoutPreload() });
-  const packets: Packet[] = [];
-  let buffered = '';
-  tshark.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    const lines = buffered.split('\n');
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      const [src, dst, type, userStatus, service, seq] = line.split(',').map((f) => Number(f));
-      packets.push({ src, dst, type, userStatus, service, seq });
-    }
-  });
-  const exited = new Promise<void>((resolve) => tshark.once('exit', () => resolve()));
-  const udp = createSocket('udp4');
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
-  const marker = udp.address().port;
-  try {
-    for (let i = 0; !packets.some((p) => p.src === marker); i++) {
-      if (i > 300 || tshark.exitCode !== null) throw new Error('tshark never saw the marker datagram');
-      udp.send('marker', port, '127.0.0.1');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  } finally {
-    udp.close();
-  }
-  const stop = async () => {
-    await new Promise((r) => setTimeout(r, 1000)); // the last packets, then a clean exit flushes the rest
-    tshark.kill('SIGINT');
-    await exited;
+/** A capture of the fields below, decoded into packets. */
+async function startCapture(port: number) {
+  const capture = await startRowCapture(port, ['udp.dstport', 'rx.type', 'rx.userstatus', 'rx.serviceid', 'rx.seq']);
+  return {
+    marker: capture.marker,
+    stop: capture.stop,
+    get packets(): Packet[] {
+      return capture.rows.map((row) => {
+        const [src, dst, type, userStatus, service, seq] = row.map(Number);
+        return { src, dst, type, userStatus, service, seq };
+      });
+    },
   };
-  return { packets, stop, marker };
 }
 
 test('userStatus 1 marks the probe\'s first DATA packet only; reply service IDs match what the client reported', async () => {

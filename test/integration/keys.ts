@@ -1,0 +1,42 @@
+/**
+ * /proc/keys for the security tests: which keys exist, and a check that the
+ * keys a test made are gone again after it.
+ */
+import { readFileSync } from 'node:fs';
+
+export interface ProcKey {
+  serial: string;
+  type: string;
+  description: string;
+  line: string;
+}
+
+/**
+ * The keys this process can see: serial (hex), type, description and summary.
+ * The special keyrings ("_pid", "_ses", ...) are left out: the kernel makes
+ * the process keyring on its first use, and it lives as long as the process.
+ */
+export function procKeys(): ProcKey[] {
+  return readFileSync('/proc/keys', 'utf8').split('\n').filter(Boolean).map((line) => {
+    const cols = line.trim().split(/\s+/);
+    return { serial: cols[0], type: cols[7], description: cols.slice(8).join(' '), line };
+  }).filter((k) => !(k.type === 'keyring' && k.description.startsWith('_')));
+}
+
+/**
+ * Resolves once every key that exists now but not in `before` is gone (the
+ * kernel destroys an unlinked key when its last reference goes, a socket's or
+ * a connection's, shortly after close); rejects naming those left after
+ * `ms` milliseconds.
+ */
+export async function keysGone(before: ReadonlySet<string>, ms = 10000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const left = procKeys().filter((k) => !before.has(k.serial));
+    if (left.length === 0) return;
+    if (Date.now() > end) throw new Error(`keys left in /proc/keys:\n${left.map((k) => k.line).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export const serials = (): Set<string> => new Set(procKeys().map((k) => k.serial));
