@@ -1,29 +1,59 @@
+import { types } from 'node:util';
 import { abortCodeName, toSignedCode } from './constants';
 
 const SHOW_MAX = 80;
 
-/** A value as an error message shows it: typed, and shortened when long. */
+/**
+ * A value as an error message shows it: typed, and shortened when long. It
+ * never throws and never runs a Proxy's traps: a value that cannot be looked
+ * at is shown by its type.
+ */
 export function show(value: unknown): string {
+  try {
+    return render(value);
+  } catch {
+    return `a value of type ${typeof value}`;
+  }
+}
+
+function render(value: unknown): string {
   let text: string;
   if (typeof value === 'string') {
     text = JSON.stringify(value.length > SHOW_MAX ? value.slice(0, SHOW_MAX) : value);
     return value.length > SHOW_MAX ? `${text.slice(0, -1)}..." (${value.length} characters)` : text;
   }
+  if (typeof value === 'number') return Object.is(value, -0) ? '-0' : String(value);
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
   if (typeof value === 'symbol') return value.toString();
-  if (value instanceof Uint8Array) return `${value.constructor.name}(${value.length})`;
+  if (typeof value !== 'object' || value === null) return String(value);
+  if (types.isProxy(value)) return 'Proxy';
+  if (types.isBoxedPrimitive(value)) return `[${Object.prototype.toString.call(value).slice(8, -1)}: ${render(unbox(value))}]`;
+  if (value instanceof DataView) return `DataView(${value.byteLength})`;
+  if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as Uint8Array).length})`;
+  if (types.isAnyArrayBuffer(value)) return `${Object.prototype.toString.call(value).slice(8, -1)}(${value.byteLength})`;
+  if (value instanceof Error) return render(`${value.name}: ${value.message}`);
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'Invalid Date' : `Date(${value.toISOString()})`;
   if (Array.isArray(value) && value.length > 16) return `Array(${value.length})`;
-  if (typeof value === 'object' && value !== null) {
-    try {
-      text = JSON.stringify(value) ?? Object.prototype.toString.call(value);
-    } catch {
-      text = Object.prototype.toString.call(value);
-    }
-    return text.length > SHOW_MAX ? `${text.slice(0, SHOW_MAX)}... (${text.length} characters)` : text;
+  try {
+    text = JSON.stringify(value) ?? Object.prototype.toString.call(value);
+  } catch {
+    text = Object.prototype.toString.call(value);
   }
-  return String(value);
+  // An instance of a class says which: "EventTarget {}" rather than a bare "{}".
+  const proto = Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null;
+  const name = proto && !Array.isArray(value) ? proto.constructor?.name : undefined;
+  if (typeof name === 'string' && name !== '' && name !== 'Object' && !text.startsWith('[object')) text = `${name} ${text}`;
+  return text.length > SHOW_MAX ? `${text.slice(0, SHOW_MAX)}... (${text.length} characters)` : text;
+}
+
+/** The primitive inside a boxed one (new Number(1), new String('x')...). */
+function unbox(value: object): unknown {
+  if (types.isNumberObject(value)) return Number.prototype.valueOf.call(value);
+  if (types.isStringObject(value)) return String.prototype.valueOf.call(value);
+  if (types.isBooleanObject(value)) return Boolean.prototype.valueOf.call(value);
+  if (types.isBigIntObject(value)) return BigInt.prototype.valueOf.call(value);
+  return Symbol.prototype.valueOf.call(value);
 }
 
 /** A wrong type for an argument: Node's ERR_INVALID_ARG_TYPE. */

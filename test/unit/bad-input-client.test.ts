@@ -16,7 +16,7 @@ import {
 } from '../../lib/errors';
 import { FakeKernel } from '../fake-kernel';
 import {
-  ErrorClass, expectError, guardProcess, NO_VALUE, nothingSent, rejection, rejectsAtOnce, thrown, throwingGetters, until,
+  ErrorClass, expectError, guardProcess, NO_VALUE, nothingSent, rejection, rejectsAtOnce, revokedProxy, thrown, throwingGetters, until,
 } from './bad-input-harness';
 
 const lastTest = guardProcess();
@@ -177,6 +177,23 @@ describe('bad input: call options (openCall throws, call rejects, nothing is sen
   test.each(badCallOptions.filter((_, i) => i % 3 === 0))('call: %s', async (_what, options, [cls, code], value) => {
     expectError(await rejectsAtOnce(client.call(DEST, Buffer.from('x'), options as never)), cls, code, value);
     expect(nothingSent(kernel)).toBe(true);
+  });
+
+  test('a signal that is a Proxy whose traps throw: the TypeError names it, the traps never run', () => {
+    const err = expectError(thrown(() => client.openCall(DEST, { signal: throwingGetters(new Error('trap')) as never })), ...TYPE, NO_VALUE,
+      'Received Proxy');
+    expect(err.message).toContain('"options.signal"');
+  });
+
+  test('a revoked Proxy as signal: V8\'s own TypeError from looking at it, synchronously, and nothing is sent', () => {
+    // V8 makes it in the realm the Proxy came from: compare the name.
+    expect(thrown(() => client.openCall(DEST, { signal: revokedProxy() as never }))).toMatchObject({ name: 'TypeError', message: expect.stringContaining('revoked') });
+    expect(kernel.sockets).toHaveLength(0);
+  });
+
+  test('port -0 and a boxed port are named as such', () => {
+    expectError(thrown(() => client.openCall({ ...DEST, port: -0 })), ...RANGE, NO_VALUE, 'Received -0');
+    expectError(thrown(() => client.openCall({ ...DEST, port: new Number(17003) as never })), ...TYPE, NO_VALUE, 'Received [Number: 17003]');
   });
 
   test('an option getter that throws: that error, and nothing is sent', async () => {

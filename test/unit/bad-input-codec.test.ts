@@ -11,7 +11,7 @@ import { RXRPC_ABORT, RXRPC_USER_CALL_ID, SOL_RXRPC } from '../../lib/constants'
 import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, show } from '../../lib/errors';
 import { XdrReader, XdrWriter } from '../../lib/xdr';
 import { cmsg } from '../fake-kernel';
-import { ErrorClass, expectError, guardProcess, NO_VALUE, thrown } from './bad-input-harness';
+import { ErrorClass, expectError, guardProcess, NO_VALUE, revokedProxy, thrown, throwingGetters } from './bad-input-harness';
 
 const lastTest = guardProcess();
 
@@ -300,6 +300,36 @@ describe('bad input: show() renders the offending value typed and short', () => 
     ['an object with a throwing getter', { get x() { throw new Error('no'); } }, '[object Object]'],
   ])('%s', (_what, value, text) => {
     expect(show(value)).toBe(text);
+  });
+
+  test.each<[string, unknown, string]>([
+    ['-0', -0, '-0'],
+    ['a boxed number', new Number(7003), '[Number: 7003]'],
+    ['a boxed string', new String('127.0.0.1'), '[String: "127.0.0.1"]'],
+    ['a boxed boolean', new Boolean(false), '[Boolean: false]'],
+    ['a Uint16Array', new Uint16Array(2), 'Uint16Array(2)'],
+    ['a Float64Array', new Float64Array(3), 'Float64Array(3)'],
+    ['a DataView', new DataView(new ArrayBuffer(4)), 'DataView(4)'],
+    ['an ArrayBuffer', new ArrayBuffer(4), 'ArrayBuffer(4)'],
+    ['a SharedArrayBuffer', new SharedArrayBuffer(2), 'SharedArrayBuffer(2)'],
+    ['an EventTarget', new EventTarget(), 'EventTarget {}'],
+    ['an AbortController', new AbortController(), 'AbortController {}'],
+    ['an Error', new TypeError('bad'), '"TypeError: bad"'],
+    ['a Proxy whose traps throw', throwingGetters(new Error('trap')), 'Proxy'],
+    ['a revoked Proxy', revokedProxy(), 'Proxy'],
+    ['an object that throws when stringified and when tagged',
+      { toJSON() { throw new Error('json'); }, get [Symbol.toStringTag]() { throw new Error('tag'); } }, 'a value of type object'],
+  ])('%s is shown for what it is, and showing it never throws', (_what, value, text) => {
+    expect(show(value)).toBe(text);
+  });
+
+  test('messages name such values: -0, a boxed port, a typed array, a Proxy', () => {
+    expect(thrown(() => new XdrWriter().u32(-0.5))).toHaveProperty('message', expect.stringContaining('Received -0.5'));
+    expect(thrown(() => encodeControl({ callId: 1, abort: -0 }))).toHaveProperty('message', expect.stringContaining('Received -0'));
+    expect(thrown(() => encodeSockaddr({ service: 1, address: '127.0.0.1', port: new Number(7003) as never })))
+      .toHaveProperty('message', expect.stringContaining('Received [Number: 7003]'));
+    expect(thrown(() => new XdrReader(new Uint16Array(4) as never))).toHaveProperty('message', expect.stringContaining('Received Uint16Array(4)'));
+    expect(thrown(() => parseIp(throwingGetters(new Error('trap'))))).toHaveProperty('message', expect.stringContaining('Received Proxy'));
   });
 
   test('a large object is cut to 80 characters and says how long it was', () => {
