@@ -21,7 +21,7 @@ import {
 import { Call, Endpoint, EndpointClosedError } from './endpoint';
 import {
   AbortError, checkAbortCode, emitError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, SizeLimitError,
-  TimeoutError, WrongServiceError, writeError,
+  TimeoutError, toError, WrongServiceError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
 import { ChunkQueue } from './queue';
@@ -691,8 +691,7 @@ async function feed(call: ClientCall, source: AsyncIterator<unknown> | Iterator<
     try {
       step = await source.next();
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      call.fail(error, RX_USER_ABORT);
+      call.fail(toError(err), RX_USER_ABORT);
       throw err;
     }
     if (step.done) break;

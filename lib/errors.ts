@@ -119,6 +119,16 @@ export class RxAbortError extends Error {
   }
 }
 
+/**
+ * A thrown value as an Error: an Error as it is; anything else (a string,
+ * undefined, an object that cannot be turned into a string) wrapped, with
+ * the value as `cause`. Making it never throws.
+ */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === 'string' ? value : show(value), { cause: value });
+}
+
 /** Fields that Node puts on its own system errors. */
 export interface ErrnoError extends Error {
   code: string;

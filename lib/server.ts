@@ -14,7 +14,7 @@ import { RX_CALL_DEAD, RX_USER_ABORT, RXGEN_SS_UNMARSHAL } from './constants';
 import { Call, Endpoint } from './endpoint';
 import {
   checkAbortCode, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError,
-  SizeLimitError, writeError,
+  show, SizeLimitError, toError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
 import { ChunkQueue } from './queue';
@@ -400,7 +400,7 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   private fail(call: IncomingCall, err: unknown): void {
-    let error = err instanceof Error ? err : new Error(String(err));
+    let error = toError(err);
     let code = err instanceof RxAbortError ? err.abortCode : err instanceof MalformedError ? RXGEN_SS_UNMARSHAL : RX_USER_ABORT;
     let report = !(err instanceof RxAbortError);
     try {
@@ -408,7 +408,7 @@ export class Server extends EventEmitter<ServerEvents> {
     } catch (bad) {
       // An RxAbortError whose code cannot go on the wire: the call still ends.
       error = new OutOfRangeError('abortCode', `an abort code the kernel can send (not 0, 32 bits); ` +
-        `the handler threw an RxAbortError with ${String((err as RxAbortError).abortCode)}, so RX_USER_ABORT was sent instead`,
+        `the handler threw an RxAbortError with ${show((err as RxAbortError).abortCode)}, so RX_USER_ABORT was sent instead`,
       (err as RxAbortError).abortCode);
       void bad;
       code = RX_USER_ABORT;

@@ -263,6 +263,20 @@ describe('bad input: the request of Client.call', () => {
     await stillServes();
   });
 
+  test.each<[string, unknown]>([
+    ['an object without a prototype', Object.create(null)],
+    ['an object whose toString throws', { toString() { throw new Error('no string'); } }],
+    ['a Proxy whose traps throw', new Proxy({}, { get() { throw new Error('trap'); } })],
+  ])('a source throwing %s (it cannot be made a string): rejects with it, and its slot is freed', async (_what, value) => {
+    async function* source(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('part');
+      throw value;
+    }
+    // Not through rejection(): an async function returning the Proxy would look up its `then`.
+    await expect(client.call(DEST, source())).rejects.toBe(value);
+    await stillServes();
+  });
+
   test('an async source rejecting after the call has started: the call is aborted on the wire', async () => {
     kernel.window = 0; // the first part stays queued: the call exists in the kernel, unfinished
     let release!: () => void;

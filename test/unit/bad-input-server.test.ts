@@ -196,6 +196,21 @@ describe('bad input: what handlers return and throw', () => {
     await misbehaves(() => Promise.reject(value), RX_USER_ABORT, { cls: Error, code: undefined, text });
   });
 
+  const unprintable: Array<[string, unknown, string]> = [
+    ['an object without a prototype', Object.create(null), '{}'],
+    ['an object whose toString throws', { toString() { throw new Error('no string'); } }, '{}'],
+    ['an object whose Symbol.toPrimitive throws', { [Symbol.toPrimitive]() { throw new Error('no primitive'); } }, '{}'],
+    ['a Proxy whose traps throw', new Proxy({}, { get() { throw new Error('trap'); } }), 'Proxy'],
+  ];
+
+  test.each(unprintable)('throwing %s (it cannot be made a string): RX_USER_ABORT and a handlerError, never a crash', async (_what, value, text) => {
+    await misbehaves(() => { throw value; }, RX_USER_ABORT, { cls: Error, code: undefined, text });
+  });
+
+  test.each(unprintable)('rejecting with %s: RX_USER_ABORT and a handlerError, never an unhandled rejection', async (_what, value, text) => {
+    await misbehaves(() => Promise.reject(value), RX_USER_ABORT, { cls: Error, code: undefined, text });
+  });
+
   test.each<[string, number]>([
     ['0', 0],
     ['2**32', 2 ** 32],
