@@ -687,15 +687,26 @@ function iteratorOf(request: unknown): AsyncIterator<unknown> | Iterator<unknown
  */
 async function feed(call: ClientCall, source: AsyncIterator<unknown> | Iterator<unknown>): Promise<void> {
   for (;;) {
-    let step: IteratorResult<unknown>;
+    let step: unknown;
     try {
       step = await source.next();
     } catch (err) {
       call.fail(toError(err), RX_USER_ABORT);
       throw err;
     }
-    if (step.done) break;
-    const chunk = step.value;
+    let done: unknown;
+    let chunk: unknown;
+    try {
+      if (typeof step !== 'object' || step === null) {
+        throw new InvalidArgTypeError('request iterator result', 'an object { value, done }', step);
+      }
+      ({ done, value: chunk } = step as IteratorResult<unknown>); // getters of the source's own object may throw
+    } catch (err) {
+      call.fail(toError(err), RX_USER_ABORT);
+      void stop(source);
+      throw err;
+    }
+    if (done) break;
     if (!(chunk instanceof Uint8Array)) {
       const error = new InvalidArgTypeError('request chunk', 'a Uint8Array', chunk);
       call.fail(error, RX_USER_ABORT);

@@ -264,6 +264,27 @@ describe('bad input: the request of Client.call', () => {
   });
 
   test.each<[string, unknown]>([
+    ['null', null],
+    ['undefined', undefined],
+    ['a number', 5],
+    ['a string', 'done'],
+  ])('an iterator whose next() returns %s: a TypeError naming it, the source is stopped, and the slot is freed', async (_what, result) => {
+    const stopped = jest.fn();
+    const source = { [Symbol.iterator]: () => ({ next: () => result, return: () => (stopped(), { done: true, value: undefined }) }) };
+    const err = expectError(await rejection(client.call(DEST, source as never)), ...TYPE, result);
+    expect(err.message).toContain('"request iterator result"');
+    expect(stopped).toHaveBeenCalledTimes(1);
+    await stillServes();
+  });
+
+  test('an iterator result whose getters throw: that error, and the slot is freed', async () => {
+    const boom = new Error('done getter');
+    const source = { [Symbol.iterator]: () => ({ next: () => ({ get done(): boolean { throw boom; } }) }) };
+    expect(await rejection(client.call(DEST, source as never))).toBe(boom);
+    await stillServes();
+  });
+
+  test.each<[string, unknown]>([
     ['an object without a prototype', Object.create(null)],
     ['an object whose toString throws', { toString() { throw new Error('no string'); } }],
     ['a Proxy whose traps throw', new Proxy({}, { get() { throw new Error('trap'); } })],
