@@ -428,7 +428,17 @@ export class Client extends EventEmitter<ClientEvents> {
       // A failed write is the call's failure, in `result`.
       call.sendAll(request as Uint8Array);
     } else {
-      await feed(call, source);
+      // The call's own end (its timeout, signal, or the client closing)
+      // settles it even when the source stops yielding.
+      const feeding = feed(call, source);
+      feeding.catch(() => {}); // a source failing after the call ended has nobody to tell
+      try {
+        await Promise.race([feeding, call.result]);
+      } catch (err) {
+        // What the source threw, or a chunk it should not have yielded, ends the call (aborted if it had started).
+        call.fail(toError(err), RX_USER_ABORT);
+        throw err;
+      }
     }
     const { service, peer } = await call.result;
     // A copy: the chunks are views of a whole receive batch, which must not stay pinned.
@@ -680,41 +690,29 @@ function iteratorOf(request: unknown): AsyncIterator<unknown> | Iterator<unknown
 }
 
 /**
- * Writes every chunk of `source` to the call, then ends it. A source that
- * throws (or yields something that is not a Uint8Array) aborts the call and
- * rejects with its error; a call that fails first rejects with the call's
- * error, and the source is told to stop (its return()).
+ * Writes every chunk of `source` to the call, then ends it. Rejects with what
+ * the source threw, with a TypeError for a result or chunk of the wrong kind
+ * (the source is then told to stop, its return()), or with the call's error
+ * when a write fails.
  */
 async function feed(call: ClientCall, source: AsyncIterator<unknown> | Iterator<unknown>): Promise<void> {
   for (;;) {
-    let step: unknown;
-    try {
-      step = await source.next();
-    } catch (err) {
-      call.fail(toError(err), RX_USER_ABORT);
-      throw err;
-    }
-    let done: unknown;
+    const step: unknown = await source.next();
     let chunk: unknown;
     try {
       if (typeof step !== 'object' || step === null) {
         throw new InvalidArgTypeError('request iterator result', 'an object { value, done }', step);
       }
-      ({ done, value: chunk } = step as IteratorResult<unknown>); // getters of the source's own object may throw
+      const { done, value } = step as IteratorResult<unknown>; // getters of the source's own object may throw
+      if (done) break;
+      if (!(value instanceof Uint8Array)) throw new InvalidArgTypeError('request chunk', 'a Uint8Array', value);
+      chunk = value;
     } catch (err) {
-      call.fail(toError(err), RX_USER_ABORT);
       void stop(source);
       throw err;
     }
-    if (done) break;
-    if (!(chunk instanceof Uint8Array)) {
-      const error = new InvalidArgTypeError('request chunk', 'a Uint8Array', chunk);
-      call.fail(error, RX_USER_ABORT);
-      void stop(source);
-      throw error;
-    }
     try {
-      await call.write(chunk);
+      await call.write(chunk as Uint8Array);
     } catch (err) {
       void stop(source);
       throw err;

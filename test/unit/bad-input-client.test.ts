@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { capabilitiesRequest, decodeCapabilities, probeFS, probeVL } from '../../lib/afs';
 import { Client, ClientCall } from '../../lib/client';
-import { RX_USER_ABORT, RXGEN_OPCODE } from '../../lib/constants';
+import { RX_CALL_TIMEOUT, RX_USER_ABORT, RXGEN_OPCODE } from '../../lib/constants';
 import { EndpointClosedError } from '../../lib/endpoint';
 import {
   InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError, TimeoutError,
@@ -312,6 +312,38 @@ describe('bad input: the request of Client.call', () => {
     release();
     await expect(pending).rejects.toThrow('later');
     expect(kernel.sent.filter((s) => s.abort !== undefined).map((s) => s.abort)).toEqual([RX_USER_ABORT]);
+  });
+
+  describe('a source that stops yielding after its first chunk', () => {
+    /** An async source whose second next() never settles. */
+    const stalled = (): AsyncIterable<Uint8Array> => ({
+      [Symbol.asyncIterator]: () => {
+        let n = 0;
+        return { next: () => (n++ === 0 ? Promise.resolve({ value: Buffer.from('part'), done: false }) : new Promise(() => {})) };
+      },
+    });
+
+    test('with a timeout: the call rejects with TimeoutError, is aborted on the wire, and its slot is freed', async () => {
+      expectError(await rejection(client.call(DEST, stalled(), { timeout: 20 })), TimeoutError, 'ETIMEDOUT');
+      expect(kernel.sent.filter((s) => s.abort !== undefined).map((s) => s.abort)).toEqual([RX_CALL_TIMEOUT]);
+      await stillServes();
+    });
+
+    test('with a signal: the call rejects with AbortError when it fires', async () => {
+      const controller = new AbortController();
+      const pending = client.call(DEST, stalled(), { signal: controller.signal });
+      await until(() => kernel.requests.length === 1);
+      controller.abort();
+      expect(await rejection(pending)).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+      await stillServes();
+    });
+
+    test('when the client closes: the call rejects with ERR_SOCKET_CLOSED', async () => {
+      const pending = client.call(DEST, stalled());
+      await until(() => kernel.requests.length === 1);
+      client.close();
+      expectError(await rejection(pending), EndpointClosedError, 'ERR_SOCKET_CLOSED');
+    });
   });
 
   test('an endless source with a timeout: the call times out and the source is told to stop', async () => {
