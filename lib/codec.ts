@@ -114,9 +114,9 @@ export function formatIp(bytes: Uint8Array): string {
 }
 
 /** Encodes a struct sockaddr_rxrpc for bind() or as a sendmsg target. */
-export function encodeSockaddr(addr: RxAddress): Buffer {
+export function encodeSockaddr(addr: RxAddress, argument = 'address'): Buffer {
   if (typeof addr !== 'object' || addr === null) {
-    throw new InvalidArgTypeError('address', 'an object { service, address, port }', addr);
+    throw new InvalidArgTypeError(argument, 'an object { service, address, port }', addr);
   }
   const service = checkUint('service', addr.service, 0xffff);
   const port = checkUint('port', addr.port, 0xffff);

@@ -143,6 +143,7 @@ export class Call {
    */
   write(data: Uint8Array, more: boolean): void {
     if (!(data instanceof Uint8Array)) throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    if (typeof more !== 'boolean') throw new InvalidArgTypeError('more', 'of type boolean', more);
     if (this.isDone || this.state.kind === 'ending') return;
     const item: Pending = { data, more, owned: false };
     this.queue.push(item);
@@ -405,6 +406,9 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
    */
   startCall(target: RxAddress, first: Uint8Array, more: boolean, options: StartOptions = {}): Call {
     if (this.closed) throw new EndpointClosedError('The endpoint is closed');
+    if (typeof target !== 'object' || target === null) {
+      throw new InvalidArgTypeError('target', 'an object { service, address, port }', target);
+    }
     if (!(first instanceof Uint8Array)) throw new InvalidArgTypeError('first', 'a Uint8Array', first);
     if (typeof more !== 'boolean') throw new InvalidArgTypeError('more', 'of type boolean', more);
     if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);

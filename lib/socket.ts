@@ -17,6 +17,7 @@ import {
   EAGAIN, loadNative, NativeBinding, NativeSocket, RECORD_CONTROL_LENGTH, RECORD_DATA_LENGTH,
   RECORD_DATA_OFFSET, RECORD_FLAGS, RECORD_NAME_LENGTH,
 } from './native';
+import { checkBoolean } from './services';
 
 export type TransportFamily = 'IPv4' | 'IPv6';
 
@@ -115,6 +116,24 @@ function checkInt(argument: string, value: unknown, min: number, max: number): n
     throw new OutOfRangeError(argument, `an integer from ${min} to ${max}`, value);
   }
   return value;
+}
+
+/**
+ * The arguments of one sendmsg, checked and encoded: a target that is given
+ * must be an address (null is not "none"), `more` a boolean.
+ */
+function encodeSend(control: SendControl, data: Uint8Array | null | undefined, options: SendOptions) {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+  if (data !== undefined && data !== null && !(data instanceof Uint8Array)) {
+    throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+  }
+  const more = checkBoolean(options.more, 'options.more');
+  return {
+    name: options.target === undefined ? null : encodeSockaddr(options.target, 'options.target'),
+    control: encodeControl(control),
+    data: data ?? null,
+    flags: more ? MSG_MORE : 0,
+  };
 }
 
 function u32(value: number): Buffer {
@@ -234,16 +253,8 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
    */
   send(control: SendControl, data?: Uint8Array, options: SendOptions = {}): number {
     if (this.closed) throw socketClosed();
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
-    if (data !== undefined && data !== null && !(data instanceof Uint8Array)) {
-      throw new InvalidArgTypeError('data', 'a Uint8Array', data);
-    }
-    return this.native.sendmsg(
-      options.target ? encodeSockaddr(options.target) : null,
-      encodeControl(control),
-      data ?? null,
-      options.more ? MSG_MORE : 0,
-    );
+    const a = encodeSend(control, data, options);
+    return this.native.sendmsg(a.name, a.control, a.data, a.flags);
   }
 
   /** The same sendmsg made on a starter thread of the socket, where it may sleep (a first send). */
@@ -290,12 +301,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       sent.catch(() => {});
       return { sent, rest: undefined, interrupt: () => false };
     }
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
-    if (data !== undefined && data !== null && !(data instanceof Uint8Array)) {
-      throw new InvalidArgTypeError('data', 'a Uint8Array', data);
-    }
-    const name = options.target ? encodeSockaddr(options.target) : null;
-    const ctl = encodeControl(control);
+    const a = encodeSend(control, data, options);
     const token = this.nextToken++;
     const handle = { rest: undefined as Buffer | undefined };
     let resolve!: (n: number) => void;
@@ -304,7 +310,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       resolve = res;
       reject = rej;
     });
-    this.native.sendmsgAsync(token, name, ctl, data ?? null, options.more ? MSG_MORE : 0, blocking);
+    this.native.sendmsgAsync(token, a.name, a.control, a.data, a.flags, blocking);
     this.pendingAsync.set(token, { resolve, reject, handle });
     return {
       sent,

@@ -107,6 +107,9 @@ describe('bad input: RawSocket methods', () => {
     ['a target with service 65536', { callId: 1 }, Buffer.from('x'), { target: { ...TARGET, service: 65536 } }, RANGE, 65536],
     ['a target with a host name', { callId: 1 }, Buffer.from('x'), { target: { ...TARGET, address: 'localhost' } }, VALUE, 'localhost'],
     ['a target that is a string', { callId: 1 }, Buffer.from('x'), { target: '127.0.0.1' }, TYPE, '127.0.0.1'],
+    ['a target that is null', { callId: 1 }, Buffer.from('x'), { target: null }, TYPE, null],
+    ['more "no"', { callId: 1 }, Buffer.from('x'), { more: 'no' }, TYPE, 'no'],
+    ['more 1', { callId: 1 }, Buffer.from('x'), { more: 1 }, TYPE, 1],
   ];
 
   test.each(badSends)('send: %s throws; nothing reaches the kernel', (_what, control, data, options, [cls, code], value) => {
@@ -190,6 +193,8 @@ describe('bad input: Endpoint', () => {
   type Start = [string, unknown, unknown, unknown, unknown, readonly [ErrorClass, string], unknown];
   test.each<Start>([
     ['target a string', '127.0.0.1:7003', Buffer.from('x'), false, {}, TYPE, '127.0.0.1:7003'],
+    ['target null', null, Buffer.from('x'), false, {}, TYPE, null],
+    ['target undefined', undefined, Buffer.from('x'), false, {}, TYPE, undefined],
     ['target with a host name', { ...TARGET, address: 'localhost' }, Buffer.from('x'), false, {}, VALUE, 'localhost'],
     ['target with service 65536', { ...TARGET, service: 65536 }, Buffer.from('x'), false, {}, RANGE, 65536],
     ['target with port 1.5', { ...TARGET, port: 1.5 }, Buffer.from('x'), false, {}, RANGE, 1.5],
@@ -238,6 +243,21 @@ describe('bad input: Endpoint', () => {
     expectError(thrown(() => call.write(data as never, false)), ...TYPE, data);
     call.write(Buffer.from('y'), false);
     await expect(done).resolves.toBeUndefined();
+  });
+
+  test.each<[string, unknown]>([
+    ['"no"', 'no'],
+    ['undefined', undefined],
+    ['1', 1],
+  ])('Call.write(data, %s) throws before queueing anything, and the call goes on', async (_what, more) => {
+    const got: Buffer[] = [];
+    kernel.peer(TARGET.address, TARGET.port, ({ data }) => (got.push(data), { reply: Buffer.from('ok') }));
+    const call = ep.startCall(TARGET, Buffer.from('x'), true);
+    const done = new Promise<Error | undefined>((resolve) => (call.ondone = resolve));
+    expectError(thrown(() => call.write(Buffer.from('lost'), more as never)), ...TYPE, more);
+    call.write(Buffer.from('y'), false);
+    await expect(done).resolves.toBeUndefined();
+    expect(got.map(String)).toEqual(['xy']);
   });
 
   test('after close: listen and startCall throw ERR_SOCKET_CLOSED; a second close does nothing', () => {
