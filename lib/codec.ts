@@ -11,6 +11,7 @@ import {
   RXRPC_TX_LENGTH, RXRPC_UPGRADE_SERVICE, RXRPC_USER_CALL_ID, SOCK_DGRAM, SOL_RXRPC,
 } from './constants';
 import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
+import { checkBoolean } from './services';
 
 const LE = endianness() === 'LE';
 
@@ -204,6 +205,9 @@ export interface SendControl {
 
 const MAX_CALL_ID = Number.MAX_SAFE_INTEGER;
 
+/** A flag left out or false; anything else is checked (and a non-boolean refused) on the full path. */
+const unset = (flag: unknown) => flag === undefined || flag === false;
+
 /** Encodes the control buffer for one sendmsg. */
 export function encodeControl(ctl: SendControl): Buffer {
   if (typeof ctl !== 'object' || ctl === null) throw new InvalidArgTypeError('control', 'an object', ctl);
@@ -212,8 +216,8 @@ export function encodeControl(ctl: SendControl): Buffer {
   if (!Number.isInteger(callId) || callId < 0 || callId > MAX_CALL_ID) {
     throw new OutOfRangeError('callId', `an integer from 0 to ${MAX_CALL_ID}`, callId);
   }
-  if (LE && ctl.abort === undefined && !ctl.exclusive && !ctl.upgrade && ctl.txLength === undefined &&
-      ctl.timeouts === undefined && !ctl.chargeAccept) {
+  if (LE && ctl.abort === undefined && unset(ctl.exclusive) && unset(ctl.upgrade) && ctl.txLength === undefined &&
+      ctl.timeouts === undefined && unset(ctl.chargeAccept)) {
     // The common case, a call id alone: one 24-byte control message (host order, little-endian here).
     const one = Buffer.allocUnsafe(CMSG_HDR + 8);
     one.writeUInt32LE(CMSG_HDR + 8, 0); // cmsg_len, a size_t
@@ -234,8 +238,8 @@ export function encodeControl(ctl: SendControl): Buffer {
     abort = ctl.abort >>> 0;
     parts.push([RXRPC_ABORT, 4]);
   }
-  if (ctl.exclusive) parts.push([RXRPC_EXCLUSIVE_CALL, 0]);
-  if (ctl.upgrade) parts.push([RXRPC_UPGRADE_SERVICE, 0]);
+  if (checkBoolean(ctl.exclusive, 'exclusive')) parts.push([RXRPC_EXCLUSIVE_CALL, 0]);
+  if (checkBoolean(ctl.upgrade, 'upgrade')) parts.push([RXRPC_UPGRADE_SERVICE, 0]);
   let txLength = 0n;
   if (ctl.txLength !== undefined) {
     const t = ctl.txLength;
@@ -257,7 +261,7 @@ export function encodeControl(ctl: SendControl): Buffer {
     timeouts = ctl.timeouts;
     parts.push([RXRPC_SET_CALL_TIMEOUT, 4 * timeouts.length]);
   }
-  if (ctl.chargeAccept) parts.push([RXRPC_CHARGE_ACCEPT, 0]);
+  if (checkBoolean(ctl.chargeAccept, 'chargeAccept')) parts.push([RXRPC_CHARGE_ACCEPT, 0]);
 
   const size = parts.reduce((n, [, len]) => n + align(CMSG_HDR + len), 0);
   const buf = Buffer.alloc(size);

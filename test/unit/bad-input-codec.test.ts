@@ -244,6 +244,13 @@ describe('bad input: control-message codecs', () => {
     ['timeouts [-1]', () => encodeControl({ callId: 1, timeouts: [-1] }), RANGE, -1],
     ['timeouts [1, 2**32]', () => encodeControl({ callId: 1, timeouts: [1, 2 ** 32] }), RANGE, 2 ** 32],
     ['timeouts ["1"]', () => encodeControl({ callId: 1, timeouts: ['1'] as never }), TYPE, '1'],
+    ['exclusive "yes"', () => encodeControl({ callId: 1, exclusive: 'yes' as never }), TYPE, 'yes'],
+    ['exclusive 0', () => encodeControl({ callId: 1, exclusive: 0 as never }), TYPE, 0],
+    ['exclusive null', () => encodeControl({ callId: 1, exclusive: null as never }), TYPE, null],
+    ['upgrade "no"', () => encodeControl({ callId: 1, upgrade: 'no' as never }), TYPE, 'no'],
+    ['upgrade 1', () => encodeControl({ callId: 1, upgrade: 1 as never }), TYPE, 1],
+    ['chargeAccept "false"', () => encodeControl({ callId: 1, chargeAccept: 'false' as never }), TYPE, 'false'],
+    ['chargeAccept an empty string', () => encodeControl({ callId: 1, chargeAccept: '' as never }), TYPE, ''],
   ])('encodeControl: %s', (_what, fn, [cls, code], value) => {
     expectError(thrown(fn), cls, code, value);
   });
