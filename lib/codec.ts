@@ -88,6 +88,10 @@ export function parseIp(address: unknown, argument = 'address'): Uint8Array {
 
 /** Formats 4 or 16 address bytes as text (RFC 5952 for IPv6). */
 export function formatIp(bytes: Uint8Array): string {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('bytes', 'a Uint8Array', bytes);
+  if (bytes.length !== 4 && bytes.length !== 16) {
+    throw new InvalidArgValueError('bytes', 'must be 4 (IPv4) or 16 (IPv6) bytes long', bytes);
+  }
   if (bytes.length === 4) return Array.from(bytes).join('.');
   if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
     return `::ffff:${Array.from(bytes.subarray(12)).join('.')}`;
@@ -112,6 +116,19 @@ export function formatIp(bytes: Uint8Array): string {
   const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
   if (bestStart < 0) return hex(words);
   return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+}
+
+/**
+ * The bytes and length a decoder is given: a Uint8Array, and a whole number
+ * of bytes (all of them when left out). A length beyond the bytes is left to
+ * the decoder, which says what it was decoding.
+ */
+function checkLength(bytes: unknown, length: unknown): number {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('bytes', 'a Uint8Array', bytes);
+  if (length === undefined) return bytes.length;
+  if (typeof length !== 'number') throw new InvalidArgTypeError('length', 'of type number', length);
+  if (!Number.isSafeInteger(length) || length < 0) throw new OutOfRangeError('length', 'a whole number of bytes', length);
+  return length;
 }
 
 /** Encodes a struct sockaddr_rxrpc for bind() or as a sendmsg target. */
@@ -146,7 +163,8 @@ export function encodeSockaddr(addr: RxAddress, argument = 'address'): Buffer {
  * The kernel may leave srx_family 0, so the transport family and length are
  * what is trusted; both must agree.
  */
-export function decodeSockaddr(bytes: Uint8Array, length = bytes.length): DecodedRxAddress {
+export function decodeSockaddr(bytes: Uint8Array, length?: number): DecodedRxAddress {
+  length = checkLength(bytes, length);
   if (length > bytes.length) throw new MalformedError('sockaddr_rxrpc', `length ${length} exceeds the ${bytes.length} bytes given`);
   if (length < 8 + SOCKADDR_IN_SIZE) {
     throw new MalformedError('sockaddr_rxrpc', `${length} bytes is too short (need at least ${8 + SOCKADDR_IN_SIZE})`);
@@ -317,7 +335,8 @@ export interface ReceivedControl {
  * carries RXRPC_USER_CALL_ID; a buffer without one, a header that overruns
  * the buffer, or a known message with the wrong size is malformed.
  */
-export function decodeControl(bytes: Uint8Array, length = bytes.length): ReceivedControl {
+export function decodeControl(bytes: Uint8Array, length?: number): ReceivedControl {
+  length = checkLength(bytes, length);
   if (length > bytes.length) {
     throw new MalformedError('control messages', `length ${length} exceeds the ${bytes.length} bytes given`);
   }
@@ -391,8 +410,8 @@ export function decodeControl(bytes: Uint8Array, length = bytes.length): Receive
  * truncated or malformed one), when a well-formed RXRPC_USER_CALL_ID message
  * can still be found in it; undefined otherwise.
  */
-export function findCallId(bytes: Uint8Array, length = bytes.length): number | undefined {
-  const end = Math.min(length, bytes.length);
+export function findCallId(bytes: Uint8Array, length?: number): number | undefined {
+  const end = Math.min(checkLength(bytes, length), bytes.length);
   const view = new DataView(bytes.buffer, bytes.byteOffset, end);
   for (let off = 0; off + CMSG_HDR <= end; ) {
     const len = Number(view.getBigUint64(off, LE));

@@ -210,6 +210,26 @@ describe('bad input: address codecs', () => {
     expectError(thrown(() => decodeSockaddr(b)), ...MALFORMED, NO_VALUE, text);
   });
 
+  const name = () => encodeSockaddr(ADDR);
+  test.each<Case>([
+    ['decodeSockaddr(null)', () => decodeSockaddr(null as never), TYPE, null],
+    ['decodeSockaddr(a string)', () => decodeSockaddr('x'.repeat(36) as never), TYPE, 'x'.repeat(36)],
+    ['decodeSockaddr(an array)', () => decodeSockaddr(new Array<number>(36).fill(0) as never), TYPE, new Array<number>(36).fill(0)],
+    ['decodeSockaddr(a Uint16Array)', () => decodeSockaddr(new Uint16Array(18) as never), TYPE, new Uint16Array(18)],
+    ['decodeSockaddr(bytes, NaN)', () => decodeSockaddr(name(), NaN), RANGE, NaN],
+    ['decodeSockaddr(bytes, -1)', () => decodeSockaddr(name(), -1), RANGE, -1],
+    ['decodeSockaddr(bytes, 30.5)', () => decodeSockaddr(name(), 30.5), RANGE, 30.5],
+    ['decodeSockaddr(bytes, "36")', () => decodeSockaddr(name(), '36' as never), TYPE, '36'],
+    ['formatIp(null)', () => formatIp(null as never), TYPE, null],
+    ['formatIp([300, 1, 1, 1])', () => formatIp([300, 1, 1, 1] as never), TYPE, [300, 1, 1, 1]],
+    ['formatIp(5 bytes)', () => formatIp(new Uint8Array(5)), VALUE, new Uint8Array(5)],
+    ['formatIp(0 bytes)', () => formatIp(new Uint8Array(0)), VALUE, new Uint8Array(0)],
+    ['formatIp(a Uint16Array of 8)', () => formatIp(new Uint16Array(8) as never), TYPE, new Uint16Array(8)],
+    ['formatIp("127.0.0.1")', () => formatIp('127.0.0.1' as never), TYPE, '127.0.0.1'],
+  ])('%s', (_what, fn, [cls, code], value) => {
+    expectError(thrown(fn), cls, code, value);
+  });
+
   test('decodeSockaddr of an IPv6 address cut to 24 bytes: MalformedError', () => {
     const b = encodeSockaddr({ ...ADDR, address: '::1' });
     expectError(thrown(() => decodeSockaddr(b, 24)), ...MALFORMED, NO_VALUE, 'too short for an IPv6 transport');
@@ -272,6 +292,20 @@ describe('bad input: control-message codecs', () => {
     ['a length beyond the bytes', cmsg(RXRPC_USER_CALL_ID, id(1)), 100, 'length 100 exceeds the 24 bytes given'],
   ])('decodeControl of %s: MalformedError', (_what, bytes, length, text) => {
     expectError(thrown(() => decodeControl(bytes, length)), ...MALFORMED, NO_VALUE, text);
+  });
+
+  test.each<Case>([
+    ['decodeControl(null)', () => decodeControl(null as never), TYPE, null],
+    ['decodeControl(a string)', () => decodeControl('abc' as never), TYPE, 'abc'],
+    ['decodeControl(bytes, NaN)', () => decodeControl(cmsg(RXRPC_USER_CALL_ID, id(1)), NaN), RANGE, NaN],
+    ['decodeControl(bytes, -1)', () => decodeControl(cmsg(RXRPC_USER_CALL_ID, id(1)), -1), RANGE, -1],
+    ['decodeControl(bytes, 23.5)', () => decodeControl(cmsg(RXRPC_USER_CALL_ID, id(1)), 23.5), RANGE, 23.5],
+    ['findCallId(null)', () => findCallId(null as never), TYPE, null],
+    ['findCallId(an array)', () => findCallId([1, 2] as never), TYPE, [1, 2]],
+    ['findCallId(bytes, -1)', () => findCallId(cmsg(RXRPC_USER_CALL_ID, id(1)), -1), RANGE, -1],
+    ['findCallId(bytes, NaN)', () => findCallId(cmsg(RXRPC_USER_CALL_ID, id(1)), NaN), RANGE, NaN],
+  ])('%s', (_what, fn, [cls, code], value) => {
+    expectError(thrown(fn), cls, code, value);
   });
 
   test('findCallId of what cannot be read is undefined, never a throw', () => {
