@@ -20,7 +20,7 @@ import {
 } from './constants';
 import { Call, Endpoint, EndpointClosedError } from './endpoint';
 import {
-  AbortError, checkAbortCode, emitError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, SizeLimitError,
+  AbortError, checkAbortCode, checkBytes, emitError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, SizeLimitError,
   TimeoutError, toError, WrongServiceError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
@@ -420,6 +420,7 @@ export class Client extends EventEmitter<ClientEvents> {
    */
   async call(destination: ServiceDestination, request: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
     options: CallOptions = {}): Promise<CallResult> {
+    if (request instanceof Uint8Array) checkBytes(request, 'request');
     const source = request instanceof Uint8Array ? undefined : iteratorOf(request);
     const call = this.openCall(destination, options);
     // The reply is gathered as it arrives, without the stream machinery.
@@ -478,9 +479,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
     const service = checkService(options.service, 'options.service');
     const upgradeTo = options.upgradeTo === undefined ? undefined : checkService(options.upgradeTo, 'options.upgradeTo');
-    if (!(options.request instanceof Uint8Array)) {
-      throw new InvalidArgTypeError('options.request', 'a Uint8Array', options.request);
-    }
+    checkBytes(options.request, 'options.request');
     checkDuration(options.timeout, 'options.timeout');
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new InvalidArgTypeError('options.signal', 'an AbortSignal', options.signal);

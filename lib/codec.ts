@@ -10,7 +10,7 @@ import {
   RXRPC_EXCLUSIVE_CALL, RXRPC_LOCAL_ERROR, RXRPC_NET_ERROR, RXRPC_NEW_CALL, RXRPC_SET_CALL_TIMEOUT,
   RXRPC_TX_LENGTH, RXRPC_UPGRADE_SERVICE, RXRPC_USER_CALL_ID, SOCK_DGRAM, SOL_RXRPC,
 } from './constants';
-import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
+import { checkBytes, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
 import { checkBoolean } from './services';
 
 const LE = endianness() === 'LE';
@@ -124,8 +124,8 @@ export function formatIp(bytes: Uint8Array): string {
  * the decoder, which says what it was decoding.
  */
 function checkLength(bytes: unknown, length: unknown): number {
-  if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('bytes', 'a Uint8Array', bytes);
-  if (length === undefined) return bytes.length;
+  checkBytes(bytes, 'bytes');
+  if (length === undefined) return (bytes as Uint8Array).length;
   if (typeof length !== 'number') throw new InvalidArgTypeError('length', 'of type number', length);
   if (!Number.isSafeInteger(length) || length < 0) throw new OutOfRangeError('length', 'a whole number of bytes', length);
   return length;

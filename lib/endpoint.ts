@@ -32,7 +32,7 @@ import { EventEmitter } from 'node:events';
 import { RX_CALL_DEAD, RX_USER_ABORT } from './constants';
 import { RxAddress, SendControl } from './codec';
 import { errnoName } from './errno';
-import { checkAbortCode, emitError, InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
+import { checkAbortCode, checkBytes, emitError, InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
 import { EAGAIN } from './native';
 import { RawSocket, RawSocketOptions, ReceivedMessage, ThreadSend } from './socket';
 
@@ -142,7 +142,7 @@ export class Call {
    * does not take at once is copied: `data` is free when this returns.
    */
   write(data: Uint8Array, more: boolean): void {
-    if (!(data instanceof Uint8Array)) throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    checkBytes(data, 'data');
     if (typeof more !== 'boolean') throw new InvalidArgTypeError('more', 'of type boolean', more);
     if (this.isDone || this.state.kind === 'ending') return;
     const item: Pending = { data, more, owned: false };
@@ -409,7 +409,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     if (typeof target !== 'object' || target === null) {
       throw new InvalidArgTypeError('target', 'an object { service, address, port }', target);
     }
-    if (!(first instanceof Uint8Array)) throw new InvalidArgTypeError('first', 'a Uint8Array', first);
+    checkBytes(first, 'first');
     if (typeof more !== 'boolean') throw new InvalidArgTypeError('more', 'of type boolean', more);
     if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
     for (const flag of ['upgrade', 'exclusive'] as const) {

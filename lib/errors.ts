@@ -30,7 +30,9 @@ function render(value: unknown): string {
   if (types.isProxy(value)) return 'Proxy';
   if (types.isBoxedPrimitive(value)) return `[${Object.prototype.toString.call(value).slice(8, -1)}: ${render(unbox(value))}]`;
   if (value instanceof DataView) return `DataView(${value.byteLength})`;
-  if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as Uint8Array).length})`;
+  if (ArrayBuffer.isView(value)) {
+    return `${value.constructor.name}(${(value as Uint8Array).length}${isDetached(value) ? ', detached' : ''})`;
+  }
   if (types.isAnyArrayBuffer(value)) return `${Object.prototype.toString.call(value).slice(8, -1)}(${value.byteLength})`;
   if (value instanceof Error) return render(`${value.name}: ${value.message}`);
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'Invalid Date' : `Date(${value.toISOString()})`;
@@ -198,9 +200,41 @@ export function emitError(emitter: { listenerCount(event: 'error'): number; emit
   else process.emitWarning(err);
 }
 
+/** True for a view of an ArrayBuffer that was transferred away (structuredClone, postMessage): its bytes are gone. */
+export function isDetached(view: ArrayBufferView): boolean {
+  if (view.byteLength !== 0 || !types.isArrayBuffer(view.buffer) || view.buffer.byteLength !== 0) return false;
+  try {
+    new Uint8Array(view.buffer);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Why `value` cannot be taken as bytes, or undefined: it must be a
+ * Uint8Array, and not a view of a detached ArrayBuffer (which reads as
+ * empty: sending it would silently send nothing).
+ */
+export function bytesError(value: unknown, argument: string, expected = 'a Uint8Array'): Error | undefined {
+  if (!(value instanceof Uint8Array)) return new InvalidArgTypeError(argument, expected, value);
+  if (isDetached(value)) {
+    return new InvalidArgValueError(argument, 'is a view of a detached ArrayBuffer (its bytes were transferred away)', value);
+  }
+  return undefined;
+}
+
+/** `value` as bytes, or the error bytesError() gives. */
+export function checkBytes(value: unknown, argument: string): Uint8Array {
+  const refused = bytesError(value, argument);
+  if (refused) throw refused;
+  return value as Uint8Array;
+}
+
 /** Why a write to a call cannot be taken, or undefined when it can. */
 export function writeError(chunk: unknown, failed: Error | undefined, ended: boolean): Error | undefined {
-  if (!(chunk instanceof Uint8Array)) return new InvalidArgTypeError('chunk', 'a Uint8Array', chunk);
+  const refused = bytesError(chunk, 'chunk');
+  if (refused) return refused;
   if (failed) return failed;
   if (ended) return Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
   return undefined;

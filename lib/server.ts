@@ -13,7 +13,7 @@ import { release } from 'node:os';
 import { RX_CALL_DEAD, RX_USER_ABORT, RXGEN_SS_UNMARSHAL } from './constants';
 import { Call, Endpoint } from './endpoint';
 import {
-  checkAbortCode, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError,
+  bytesError, checkAbortCode, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError,
   show, SizeLimitError, toError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
@@ -378,9 +378,10 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     Promise.resolve(result).then(
       (reply) => {
-        if (reply !== undefined && !(reply instanceof Uint8Array)) {
+        const refused = reply === undefined ? undefined : bytesError(reply, 'handler result', 'a Uint8Array or undefined');
+        if (refused) {
           // Never a silent empty reply for a value that was meant as one.
-          this.fail(incoming, new InvalidArgTypeError('handler result', 'a Uint8Array or undefined', reply));
+          this.fail(incoming, refused);
           return;
         }
         if (incoming.replied) {

@@ -12,7 +12,7 @@ import {
 import {
   decodeControl, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, MessageKind, RxAddress, SendControl,
 } from './codec';
-import { emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
+import { checkBytes, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
 import {
   EAGAIN, loadNative, NativeBinding, NativeSocket, RECORD_CONTROL_LENGTH, RECORD_DATA_LENGTH,
   RECORD_DATA_OFFSET, RECORD_FLAGS, RECORD_NAME_LENGTH,
@@ -124,9 +124,7 @@ function checkInt(argument: string, value: unknown, min: number, max: number): n
  */
 function encodeSend(control: SendControl, data: Uint8Array | null | undefined, options: SendOptions) {
   if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
-  if (data !== undefined && data !== null && !(data instanceof Uint8Array)) {
-    throw new InvalidArgTypeError('data', 'a Uint8Array', data);
-  }
+  if (data !== undefined && data !== null) checkBytes(data, 'data');
   const more = checkBoolean(options.more, 'options.more');
   return {
     name: options.target === undefined ? null : encodeSockaddr(options.target, 'options.target'),
@@ -280,7 +278,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
    * the kernel may hold the call locked while it copies data.
    */
   sendBlocking(control: SendControl, data: Uint8Array, options: SendOptions = {}): ThreadSend {
-    if (!(data instanceof Uint8Array)) throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    checkBytes(data, 'data');
     const handle = this.handOff(control, data, options, true);
     const sent = handle.sent.then(
       // EAGAIN: the kernel took nothing without sleeping (it can, e.g. when the call ends).

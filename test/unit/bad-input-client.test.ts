@@ -16,7 +16,7 @@ import {
 } from '../../lib/errors';
 import { FakeKernel } from '../fake-kernel';
 import {
-  ErrorClass, expectError, guardProcess, NO_VALUE, nothingSent, rejection, rejectsAtOnce, revokedProxy, thrown, throwingGetters, until,
+  detachedView, ErrorClass, expectError, guardProcess, NO_VALUE, nothingSent, rejection, rejectsAtOnce, revokedProxy, thrown, throwingGetters, until,
 } from './bad-input-harness';
 
 const lastTest = guardProcess();
@@ -354,6 +354,44 @@ describe('bad input: the request of Client.call', () => {
     };
     expectError(await rejection(client.call(DEST, source, { timeout: 20 })), TimeoutError, 'ETIMEDOUT', NO_VALUE);
     expect(returned).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('bad input: views of a detached ArrayBuffer (their bytes were transferred away)', () => {
+  test('as the request of Client.call: refused at once, nothing is sent (it would go out empty)', async () => {
+    const view = detachedView();
+    const err = expectError(await rejectsAtOnce(client.call(DEST, view)), ...VALUE, view);
+    expect(err.message).toContain('detached ArrayBuffer');
+    expect(nothingSent(kernel)).toBe(true);
+  });
+
+  test('yielded by a request source: refused, and the slot is freed', async () => {
+    const view = detachedView();
+    async function* source() {
+      yield Buffer.from('ok');
+      yield view;
+    }
+    expectError(await rejection(client.call(DEST, source())), ...VALUE, view);
+    await stillServes();
+  });
+
+  test('written to, or ending, a ClientCall: refused at once; the call goes on', async () => {
+    const call = client.openCall(DEST);
+    expectError(await rejectsAtOnce(call.write(detachedView())), ...VALUE, detachedView());
+    expectError(await rejectsAtOnce(call.end(detachedView())), ...VALUE, detachedView());
+    await call.end(Buffer.from('fine'));
+    await expect(call.result).resolves.toMatchObject({ service: 52 });
+    expect(kernel.requests.map((s) => s.bytes)).toEqual([4]);
+  });
+
+  test('as a probe request: refused at once, nothing is sent or learned', async () => {
+    expectError(await rejectsAtOnce(client.probe(PEER, { service: 52, request: detachedView() })), ...VALUE, detachedView());
+    expect(nothingSent(kernel)).toBe(true);
+    expect(client.learnedService(PEER, 52)).toBeUndefined();
+  });
+
+  test('as a reply to decode: refused, not read as an empty reply', () => {
+    expectError(thrown(() => decodeCapabilities(detachedView())), ...VALUE, detachedView());
   });
 });
 

@@ -11,7 +11,7 @@ import { RXRPC_ABORT, RXRPC_USER_CALL_ID, SOL_RXRPC } from '../../lib/constants'
 import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, show } from '../../lib/errors';
 import { XdrReader, XdrWriter } from '../../lib/xdr';
 import { cmsg } from '../fake-kernel';
-import { ErrorClass, expectError, guardProcess, NO_VALUE, revokedProxy, thrown, throwingGetters } from './bad-input-harness';
+import { detachedView, ErrorClass, expectError, guardProcess, NO_VALUE, revokedProxy, thrown, throwingGetters } from './bad-input-harness';
 
 const lastTest = guardProcess();
 
@@ -317,6 +317,28 @@ describe('bad input: control-message codecs', () => {
     const other = cmsg(RXRPC_USER_CALL_ID, id(3));
     other.writeInt32LE(SOL_RXRPC + 1, 8);
     expect(findCallId(Buffer.concat([other, cmsg(RXRPC_USER_CALL_ID, id(9))]))).toBe(9);
+  });
+});
+
+describe('bad input: views of a detached ArrayBuffer are refused, never read or written as empty', () => {
+  const detachedBuffer = () => {
+    const ab = new ArrayBuffer(8);
+    const b = Buffer.from(ab);
+    structuredClone(ab, { transfer: [ab] });
+    return b;
+  };
+  test.each<[string, () => unknown]>([
+    ['new XdrReader(view)', () => new XdrReader(detachedView())],
+    ['new XdrReader(a Buffer over it)', () => new XdrReader(detachedBuffer())],
+    ['XdrWriter.fixed(view)', () => new XdrWriter().fixed(detachedView())],
+    ['XdrWriter.opaque(view)', () => new XdrWriter().opaque(detachedView())],
+    ['decodeSockaddr(view)', () => decodeSockaddr(detachedView())],
+    ['decodeControl(view)', () => decodeControl(detachedView())],
+    ['findCallId(view)', () => findCallId(detachedView())],
+    ['formatIp(view)', () => formatIp(detachedView())],
+  ])('%s: ERR_INVALID_ARG_VALUE', (_what, fn) => {
+    const err = expectError(thrown(fn), ...VALUE, NO_VALUE, '(0, detached)');
+    expect(err.message).toMatch(/Received (Uint8Array|Buffer)\(0, detached\)$/);
   });
 });
 

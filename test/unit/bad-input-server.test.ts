@@ -12,7 +12,7 @@ import {
 import { IncomingCall, Server, ServerOptions } from '../../lib/server';
 import { FakeKernel, FakeSocket } from '../fake-kernel';
 import {
-  abortsOf, ErrorClass, expectError, guardProcess, NO_VALUE, rejection, rejectsAtOnce, thrown, until,
+  abortsOf, detachedView, ErrorClass, expectError, guardProcess, NO_VALUE, rejection, rejectsAtOnce, thrown, until,
 } from './bad-input-harness';
 
 const lastTest = guardProcess();
@@ -222,6 +222,10 @@ describe('bad input: what handlers return and throw', () => {
     await misbehaves(() => { throw new RxAbortError(code); }, RX_USER_ABORT, { cls: OutOfRangeError, code: 'ERR_OUT_OF_RANGE', value: code });
   });
 
+  test('returning a view of a detached ArrayBuffer: RX_USER_ABORT and a handlerError, not an empty reply', async () => {
+    await misbehaves(() => detachedView(), RX_USER_ABORT, { cls: InvalidArgValueError, code: 'ERR_INVALID_ARG_VALUE', value: detachedView() });
+  });
+
   test('throwing an RxAbortError with a good code aborts with it, unreported', async () => {
     await misbehaves(() => { throw new RxAbortError(RXGEN_OPCODE); }, RXGEN_OPCODE);
   });
@@ -309,6 +313,15 @@ describe('bad input: IncomingCall', () => {
       chunk === null ? undefined : await rejectsAtOnce(call.end(chunk as never)),
     ]);
     for (const err of value.filter((e) => e !== undefined)) expectError(err, ...TYPE, chunk);
+    await until(() => Buffer.concat(reply).toString() === 'ok');
+  });
+
+  test('write and end with a view of a detached ArrayBuffer reject at once; the reply still goes out', async () => {
+    const { value, reply } = await inHandler(async (call) => [
+      await rejectsAtOnce(call.write(detachedView())),
+      await rejectsAtOnce(call.end(detachedView())),
+    ]);
+    for (const err of value) expectError(err, ...VALUE, detachedView());
     await until(() => Buffer.concat(reply).toString() === 'ok');
   });
 

@@ -10,7 +10,7 @@ import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from '../.
 import { RawSocket } from '../../lib/socket';
 import { FakeKernel } from '../fake-kernel';
 import {
-  ErrorClass, expectError, guardProcess, nothingSent, rejection, rejectsAtOnce, thrown,
+  detachedView, ErrorClass, expectError, guardProcess, nothingSent, rejection, rejectsAtOnce, thrown,
 } from './bad-input-harness';
 
 const lastTest = guardProcess();
@@ -102,6 +102,7 @@ describe('bad input: RawSocket methods', () => {
     ['data a Uint16Array', { callId: 1 }, new Uint16Array(2), {}, TYPE, new Uint16Array(2)],
     ['data an ArrayBuffer', { callId: 1 }, new ArrayBuffer(2), {}, TYPE, new ArrayBuffer(2)],
     ['data an array', { callId: 1 }, [1, 2], {}, TYPE, [1, 2]],
+    ['data a view of a detached ArrayBuffer', { callId: 1 }, detachedView(), {}, VALUE, detachedView()],
     ['options null', { callId: 1 }, Buffer.from('x'), null, TYPE, null],
     ['options a string', { callId: 1 }, Buffer.from('x'), 'more', TYPE, 'more'],
     ['a target with service 65536', { callId: 1 }, Buffer.from('x'), { target: { ...TARGET, service: 65536 } }, RANGE, 65536],
@@ -127,8 +128,10 @@ describe('bad input: RawSocket methods', () => {
     ['null', null],
     ['a string', 'bulk'],
     ['a Uint16Array', new Uint16Array(4)],
+    ['a view of a detached ArrayBuffer', detachedView()],
   ])('sendBlocking with data %s throws; nothing reaches the kernel', (_what, data) => {
-    expectError(thrown(() => socket.sendBlocking({ callId: 1 }, data as never)), ...TYPE, data);
+    const [cls, code]: readonly [ErrorClass, string] = data instanceof Uint8Array ? VALUE : TYPE;
+    expectError(thrown(() => socket.sendBlocking({ callId: 1 }, data as never)), cls, code, data);
     expect(nothingSent(kernel)).toBe(true);
   });
 
@@ -201,6 +204,7 @@ describe('bad input: Endpoint', () => {
     ['first null', TARGET, null, false, {}, TYPE, null],
     ['first a string', TARGET, 'hello', false, {}, TYPE, 'hello'],
     ['first a Uint16Array', TARGET, new Uint16Array(1), false, {}, TYPE, new Uint16Array(1)],
+    ['first a view of a detached ArrayBuffer', TARGET, detachedView(), false, {}, VALUE, detachedView()],
     ['more "yes"', TARGET, Buffer.from('x'), 'yes', {}, TYPE, 'yes'],
     ['more undefined', TARGET, Buffer.from('x'), undefined, {}, TYPE, undefined],
     ['more 1', TARGET, Buffer.from('x'), 1, {}, TYPE, 1],
@@ -236,11 +240,13 @@ describe('bad input: Endpoint', () => {
     ['a string', 'more'],
     ['null', null],
     ['a Uint16Array', new Uint16Array(1)],
+    ['a view of a detached ArrayBuffer', detachedView()],
   ])('Call.write(%s) throws and the call goes on', async (_what, data) => {
     kernel.peer(TARGET.address, TARGET.port, () => ({ reply: Buffer.from('ok') }));
     const call = ep.startCall(TARGET, Buffer.from('x'), true);
     const done = new Promise<Error | undefined>((resolve) => (call.ondone = resolve));
-    expectError(thrown(() => call.write(data as never, false)), ...TYPE, data);
+    const [cls, code]: readonly [ErrorClass, string] = data instanceof Uint8Array ? VALUE : TYPE;
+    expectError(thrown(() => call.write(data as never, false)), cls, code, data);
     call.write(Buffer.from('y'), false);
     await expect(done).resolves.toBeUndefined();
   });
