@@ -604,6 +604,29 @@ describe('bad input: probeVL, probeFS, capabilitiesRequest, decodeCapabilities',
   });
 
   test.each<[string, unknown, readonly [ErrorClass, string], unknown]>([
+    ['null', null, TYPE, null],
+    ['a string', '127.0.0.1', TYPE, '127.0.0.1'],
+    ['a host name', { address: 'vl.example' }, VALUE, 'vl.example'],
+    ['no address', { port: 7003 }, TYPE, undefined],
+    ['port 0', { address: '127.0.0.1', port: 0 }, RANGE, 0],
+    ['port null', { address: '127.0.0.1', port: null }, TYPE, null],
+    ['IPv4-mapped IPv6', { address: '::ffff:127.0.0.1' }, VALUE, '::ffff:127.0.0.1'],
+  ])('probeVL and probeFS with a destination that is %s return a promise that rejects at once', async (_what, destination, [cls, code], value) => {
+    for (const probe of [probeVL, probeFS]) {
+      let result: unknown;
+      expect(() => (result = probe(client, destination as never))).not.toThrow();
+      expectError(await rejectsAtOnce(result), cls, code, value);
+    }
+    expect(nothingSent(kernel)).toBe(true);
+  });
+
+  test('probeVL with port: undefined probes the default port 7003', async () => {
+    kernel.peer('127.0.0.1', 7003, () => ({ reply: Buffer.from([0, 0, 0, 1, 0, 0, 0, 1]) }));
+    await expect(probeVL(client, { address: '127.0.0.1', port: undefined })).resolves.toMatchObject({ service: 52, capabilities: [1] });
+    expect(kernel.requests[0].target).toMatchObject({ port: 7003, service: 52 });
+  });
+
+  test.each<[string, unknown, readonly [ErrorClass, string], unknown]>([
     ['options null', null, TYPE, null],
     ['options a number', 5000, TYPE, 5000],
     ['timeout -1', { timeout: -1 }, RANGE, -1],
