@@ -255,9 +255,13 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     return this.native.sendmsg(a.name, a.control, a.data, a.flags);
   }
 
-  /** The same sendmsg made on a starter thread of the socket, where it may sleep (a first send). */
+  /** The same sendmsg made on a starter thread of the socket, where it may sleep (a first send). Bad arguments reject. */
   sendAsync(control: SendControl, data?: Uint8Array, options: SendOptions = {}): Promise<number> {
-    return this.sendStart(control, data, options).sent;
+    try {
+      return this.sendStart(control, data, options).sent;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**

@@ -118,6 +118,13 @@ describe('bad input: RawSocket methods', () => {
     expect(nothingSent(kernel)).toBe(true);
   });
 
+  test.each(badSends)('sendAsync: %s returns a promise that rejects at once; nothing reaches the kernel', async (_what, control, data, options, [cls, code], value) => {
+    let sent: unknown;
+    expect(() => (sent = socket.sendAsync(control as never, data as never, options as never))).not.toThrow();
+    expectError(await rejectsAtOnce(sent), cls, code, value);
+    expect(nothingSent(kernel)).toBe(true);
+  });
+
   test.each(badSends)('sendStart: %s throws; nothing reaches the kernel', (_what, control, data, options, [cls, code], value) => {
     expectError(thrown(() => socket.sendStart(control as never, data as never, options as never)), cls, code, value);
     expect(nothingSent(kernel)).toBe(true);
