@@ -658,13 +658,12 @@ export class Client extends EventEmitter<ClientEvents> {
     const k = options.kernelTimeouts;
     if (k !== undefined) {
       if (typeof k !== 'object' || k === null) throw new InvalidArgTypeError('options.kernelTimeouts', 'an object', k);
-      if (k.hard !== undefined && (typeof k.hard !== 'number' || !Number.isInteger(k.hard) || k.hard < 0 || k.hard > 0x7fffffff / 1000)) {
-        throw new OutOfRangeError('options.kernelTimeouts.hard', 'whole seconds from 0 to 2147483', k.hard);
-      }
-      for (const name of ['idle', 'normal'] as const) {
+      for (const [name, max, unit] of [['hard', 2147483, 'seconds'], ['idle', 3600000, 'milliseconds'], ['normal', 3600000, 'milliseconds']] as const) {
         const v = k[name];
-        if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 3600000)) {
-          throw new OutOfRangeError(`options.kernelTimeouts.${name}`, 'whole milliseconds from 0 to 3600000', v);
+        if (v === undefined) continue;
+        if (typeof v !== 'number') throw new InvalidArgTypeError(`options.kernelTimeouts.${name}`, 'of type number', v);
+        if (!Number.isInteger(v) || v < 0 || v > max) {
+          throw new OutOfRangeError(`options.kernelTimeouts.${name}`, `whole ${unit} from 0 to ${max}`, v);
         }
       }
     }
