@@ -512,9 +512,9 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.learned.get(`${destKey(checkDestination(destination))}|${checkService(service)}`);
   }
 
-  /** Forgets probe results: for one destination, or all. */
+  /** Forgets probe results: for one destination, or all (no argument). */
   forget(destination?: Destination): void {
-    if (!destination) {
+    if (destination === undefined) {
       this.learned.clear();
       return;
     }

@@ -535,6 +535,10 @@ describe('bad input: Client methods', () => {
 
   test.each<[string, unknown, readonly [ErrorClass, string], unknown]>([
     ['a string', 'all', TYPE, 'all'],
+    ['an empty string', '', TYPE, ''],
+    ['null', null, TYPE, null],
+    ['0', 0, TYPE, 0],
+    ['false', false, TYPE, false],
     ['a number', 7003, TYPE, 7003],
     ['an empty object', {}, TYPE, undefined],
     ['a host name', { address: 'localhost', port: 7003 }, VALUE, 'localhost'],
@@ -543,6 +547,13 @@ describe('bad input: Client methods', () => {
     await client.probe(PEER, { service: 52, request: Buffer.alloc(4) });
     expectError(thrown(() => client.forget(destination as never)), cls, code, value);
     expect(client.learnedService(PEER, 52)).toMatchObject({ service: 52 });
+  });
+
+  test('forget() with no argument forgets every destination', async () => {
+    kernel.peer(PEER.address, PEER.port, () => ({ reply: Buffer.from([0, 0, 0, 0]) }));
+    await client.probe(PEER, { service: 52, request: Buffer.alloc(4) });
+    client.forget(undefined);
+    expect(client.learnedService(PEER, 52)).toBeUndefined();
   });
 });
 
