@@ -268,7 +268,7 @@ export class Server extends EventEmitter<ServerEvents> {
       }
     }
     const limit = maxBacklog();
-    const backlog = options.backlog ?? limit;
+    const backlog = options.backlog === undefined ? limit : options.backlog;
     if (typeof backlog !== 'number') throw new InvalidArgTypeError('options.backlog', 'of type number', backlog);
     if (!Number.isInteger(backlog) || backlog < 1 || backlog > limit) {
       throw new OutOfRangeError('options.backlog', `an integer from 1 to net.rxrpc.max_backlog (${limit})`, backlog);

@@ -159,12 +159,16 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   constructor(options: RawSocketOptions = {}) {
     super();
     if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
-    const family = options.family ?? 'IPv4';
+    // Left out means the default; null is not left out.
+    const family = options.family === undefined ? 'IPv4' : options.family;
     if (family !== 'IPv4' && family !== 'IPv6') {
       throw new InvalidArgValueError('family', "must be 'IPv4' or 'IPv6'", family);
     }
-    const batch = checkInt('batch', options.batch ?? 64, 1, 1024);
-    const batchBytes = checkInt('batchBytes', options.batchBytes ?? 256 * 1024, 32 * 1024, 64 * 1024 * 1024);
+    const batch = checkInt('batch', options.batch === undefined ? 64 : options.batch, 1, 1024);
+    const batchBytes = checkInt('batchBytes', options.batchBytes === undefined ? 256 * 1024 : options.batchBytes, 32 * 1024, 64 * 1024 * 1024);
+    if (options.binding !== undefined && (typeof options.binding !== 'object' || options.binding === null)) {
+      throw new InvalidArgTypeError('binding', 'a native binding', options.binding);
+    }
     const binding = options.binding ?? loadNative();
     this.family = family;
     this.recordSize = binding.RECORD_SIZE;

@@ -67,6 +67,7 @@ describe('bad input: new Server(options, handler)', () => {
     ['backlog NaN', { ...BASE, backlog: NaN }, RANGE, NaN],
     ['backlog Infinity', { ...BASE, backlog: Infinity }, RANGE, Infinity],
     ['backlog "5"', { ...BASE, backlog: '5' }, TYPE, '5'],
+    ['backlog null', { ...BASE, backlog: null }, TYPE, null],
     ['maxRequestBytes -1', { ...BASE, maxRequestBytes: -1 }, RANGE, -1],
     ['maxRequestBytes 1.5', { ...BASE, maxRequestBytes: 1.5 }, RANGE, 1.5],
     ['maxRequestBytes NaN', { ...BASE, maxRequestBytes: NaN }, RANGE, NaN],

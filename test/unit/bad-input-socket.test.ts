@@ -39,8 +39,13 @@ describe('bad input: new RawSocket(options)', () => {
     ['batchBytes 1', { batchBytes: 1 }, RANGE, 1],
     ['batchBytes 2**31', { batchBytes: 2 ** 31 }, RANGE, 2 ** 31],
     ['batchBytes NaN', { batchBytes: NaN }, RANGE, NaN],
+    ['family null', { family: null }, VALUE, null],
+    ['batch null', { batch: null }, TYPE, null],
+    ['batchBytes null', { batchBytes: null }, TYPE, null],
+    ['binding a string', { binding: 'fake' }, TYPE, 'fake'],
+    ['binding null', { binding: null }, TYPE, null],
   ])('%s: refused before a socket is made', (_what, options, [cls, code], value) => {
-    const opts = typeof options === 'object' && options !== null ? { ...options, binding: kernel.binding } : options;
+    const opts = typeof options === 'object' && options !== null && !('binding' in options) ? { ...options, binding: kernel.binding } : options;
     expectError(thrown(() => new RawSocket(opts as never)), cls, code, value);
     expect(kernel.sockets).toHaveLength(0);
   });
