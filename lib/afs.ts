@@ -4,7 +4,7 @@
  * upgraded service with the same request, which is what makes it the probe.
  */
 import { Client, ProbeResult } from './client';
-import { InvalidArgTypeError } from './errors';
+import { checkObject, InvalidArgTypeError } from './errors';
 import { checkDestination, Destination } from './services';
 import { XdrReader, XdrWriter } from './xdr';
 
@@ -45,7 +45,7 @@ async function probeCapabilities(client: Client, target: unknown, kind: 'VL' | '
   if (!(client instanceof Client)) throw new InvalidArgTypeError('client', 'a Client', client);
   const spec = AFS[kind];
   const destination = withPort(target, spec.port);
-  if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+  checkObject(options, 'options');
   let capabilities: number[] | undefined;
   // A reply that is not a capability list is not learned: the server is not what it was taken for.
   const result: CapabilitiesProbe = await client.probeChecked(destination, {
@@ -75,9 +75,7 @@ export function probeFS(client: Client, destination: Partial<Destination> & { ad
 
 /** The destination with the service's default port when it gives none (a port of undefined included). */
 function withPort(destination: unknown, port: number): Destination {
-  if (typeof destination !== 'object' || destination === null) {
-    throw new InvalidArgTypeError('destination', 'an object { address, port? }', destination);
-  }
+  checkObject(destination, 'destination', 'an object { address, port? }');
   const d = destination as Partial<Destination>;
   return checkDestination({ address: d.address, port: d.port === undefined ? port : d.port });
 }

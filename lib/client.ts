@@ -20,8 +20,8 @@ import {
 } from './constants';
 import { Call, Endpoint, EndpointClosedError } from './endpoint';
 import {
-  AbortError, checkAbortCode, checkBytes, emitError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, SizeLimitError,
-  TimeoutError, toError, WrongServiceError, writeError,
+  AbortError, checkAbortCode, checkBytes, checkObject, emitError, InvalidArgTypeError, isErrnoError, OutOfRangeError,
+  RxAbortError, SizeLimitError, TimeoutError, toError, WrongServiceError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
 import { ChunkQueue } from './queue';
@@ -402,7 +402,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   constructor(options: ClientOptions = {}) {
     super();
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     this.maxCallsPerPeer = checkCount(options.maxCallsPerPeer, 'options.maxCallsPerPeer', 1, 1000) ?? 8;
     this.maxReplyBytes = checkCount(options.maxReplyBytes, 'options.maxReplyBytes', 0, Infinity) ?? DEFAULT_MAX_REPLY_BYTES;
     this.isolate = checkBoolean(options.isolateServices, 'options.isolateServices') ?? true;
@@ -476,7 +476,7 @@ export class Client extends EventEmitter<ClientEvents> {
    */
   async probeChecked(destination: Destination, options: ProbeOptions, check: ((reply: Buffer) => void) | undefined): Promise<ProbeResult> {
     const dest = checkDestination(destination);
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     const service = checkService(options.service, 'options.service');
     const upgradeTo = options.upgradeTo === undefined ? undefined : checkService(options.upgradeTo, 'options.upgradeTo');
     checkBytes(options.request, 'options.request');
@@ -647,7 +647,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   private checkCallOptions(options: CallOptions): void {
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     checkDuration(options.timeout, 'options.timeout');
     checkDeadline(options.deadline, 'options.deadline');
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
@@ -657,8 +657,9 @@ export class Client extends EventEmitter<ClientEvents> {
     checkBoolean(options.useLearnedService, 'options.useLearnedService');
     const k = options.kernelTimeouts;
     if (k !== undefined) {
-      if (typeof k !== 'object' || k === null) throw new InvalidArgTypeError('options.kernelTimeouts', 'an object', k);
-      for (const [name, max, unit] of [['hard', 2147483, 'seconds'], ['idle', 3600000, 'milliseconds'], ['normal', 3600000, 'milliseconds']] as const) {
+      checkObject(k, 'options.kernelTimeouts');
+      const limits = [['hard', 2147483, 'seconds'], ['idle', 3600000, 'milliseconds'], ['normal', 3600000, 'milliseconds']] as const;
+      for (const [name, max, unit] of limits) {
         const v = k[name];
         if (v === undefined) continue;
         if (typeof v !== 'number') throw new InvalidArgTypeError(`options.kernelTimeouts.${name}`, 'of type number', v);
@@ -698,9 +699,7 @@ async function feed(call: ClientCall, source: AsyncIterator<unknown> | Iterator<
     const step: unknown = await source.next();
     let chunk: unknown;
     try {
-      if (typeof step !== 'object' || step === null) {
-        throw new InvalidArgTypeError('request iterator result', 'an object { value, done }', step);
-      }
+      checkObject(step, 'request iterator result', 'an object { value, done }');
       const { done, value } = step as IteratorResult<unknown>; // getters of the source's own object may throw
       if (done) break;
       if (!(value instanceof Uint8Array)) throw new InvalidArgTypeError('request chunk', 'a Uint8Array', value);

@@ -10,7 +10,7 @@ import {
   RXRPC_EXCLUSIVE_CALL, RXRPC_LOCAL_ERROR, RXRPC_NET_ERROR, RXRPC_NEW_CALL, RXRPC_SET_CALL_TIMEOUT,
   RXRPC_TX_LENGTH, RXRPC_UPGRADE_SERVICE, RXRPC_USER_CALL_ID, SOCK_DGRAM, SOL_RXRPC,
 } from './constants';
-import { checkBytes, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
+import { checkBytes, checkObject, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
 import { checkBoolean } from './services';
 
 const LE = endianness() === 'LE';
@@ -133,9 +133,7 @@ function checkLength(bytes: unknown, length: unknown): number {
 
 /** Encodes a struct sockaddr_rxrpc for bind() or as a sendmsg target. */
 export function encodeSockaddr(addr: RxAddress, argument = 'address'): Buffer {
-  if (typeof addr !== 'object' || addr === null) {
-    throw new InvalidArgTypeError(argument, 'an object { service, address, port }', addr);
-  }
+  checkObject(addr, argument, 'an object { service, address, port }');
   const service = checkUint('service', addr.service, 0xffff);
   const port = checkUint('port', addr.port, 0xffff);
   const ip = ipBytes(addr.address);
@@ -228,7 +226,7 @@ const unset = (flag: unknown) => flag === undefined || flag === false;
 
 /** Encodes the control buffer for one sendmsg. */
 export function encodeControl(ctl: SendControl): Buffer {
-  if (typeof ctl !== 'object' || ctl === null) throw new InvalidArgTypeError('control', 'an object', ctl);
+  checkObject(ctl, 'control');
   const { callId } = ctl;
   if (typeof callId !== 'number') throw new InvalidArgTypeError('callId', 'of type number', callId);
   if (!Number.isInteger(callId) || callId < 0 || callId > MAX_CALL_ID) {

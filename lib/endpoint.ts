@@ -32,7 +32,7 @@ import { EventEmitter } from 'node:events';
 import { RX_CALL_DEAD, RX_USER_ABORT } from './constants';
 import { RxAddress, SendControl } from './codec';
 import { errnoName } from './errno';
-import { checkAbortCode, checkBytes, emitError, InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
+import { checkAbortCode, checkBytes, checkObject, emitError, InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
 import { EAGAIN } from './native';
 import { RawSocket, RawSocketOptions, ReceivedMessage, ThreadSend } from './socket';
 
@@ -365,7 +365,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   constructor(options: EndpointOptions = {}) {
     super();
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     if (options.socket !== undefined && !(options.socket instanceof RawSocket)) {
       throw new InvalidArgTypeError('options.socket', 'a RawSocket', options.socket);
     }
@@ -406,12 +406,10 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
    */
   startCall(target: RxAddress, first: Uint8Array, more: boolean, options: StartOptions = {}): Call {
     if (this.closed) throw new EndpointClosedError('The endpoint is closed');
-    if (typeof target !== 'object' || target === null) {
-      throw new InvalidArgTypeError('target', 'an object { service, address, port }', target);
-    }
+    checkObject(target, 'target', 'an object { service, address, port }');
     checkBytes(first, 'first');
     if (typeof more !== 'boolean') throw new InvalidArgTypeError('more', 'of type boolean', more);
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     for (const flag of ['upgrade', 'exclusive'] as const) {
       if (options[flag] !== undefined && typeof options[flag] !== 'boolean') {
         throw new InvalidArgTypeError(`options.${flag}`, 'of type boolean', options[flag]);

@@ -180,6 +180,16 @@ export class SizeLimitError extends RangeError {
   }
 }
 
+/**
+ * An options or address object. Not null, and not an array: a list where
+ * one object was meant ([options]) would otherwise lose every field silently.
+ */
+export function checkObject(value: unknown, argument: string, expected = 'an object'): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidArgTypeError(argument, expected, value);
+  }
+}
+
 /** A non-zero 32-bit abort code (signed or unsigned), as the kernel accepts. */
 export function checkAbortCode(value: unknown, argument = 'code'): number {
   if (typeof value !== 'number') throw new InvalidArgTypeError(argument, 'of type number', value);

@@ -13,8 +13,8 @@ import { release } from 'node:os';
 import { RX_CALL_DEAD, RX_USER_ABORT, RXGEN_SS_UNMARSHAL } from './constants';
 import { Call, Endpoint } from './endpoint';
 import {
-  bytesError, checkAbortCode, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError,
-  show, SizeLimitError, toError, writeError,
+  bytesError, checkAbortCode, checkObject, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError,
+  OutOfRangeError, RxAbortError, show, SizeLimitError, toError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
 import { ChunkQueue } from './queue';
@@ -248,7 +248,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
   constructor(options: ServerOptions, handler: Handler) {
     super();
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     if (typeof handler !== 'function') throw new InvalidArgTypeError('handler', 'a function', handler);
     const family = checkAddress(options.address, 'options.address');
     const port = checkPort(options.port, 'options.port');
@@ -319,7 +319,7 @@ export class Server extends EventEmitter<ServerEvents> {
     if (this.closing) return this.closing;
     let timeout: number;
     try {
-      if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+      checkObject(options, 'options');
       timeout = checkDuration(options.timeout, 'options.timeout') ?? 5000;
     } catch (err) {
       return Promise.reject(err);

@@ -4,7 +4,7 @@
  * before any system call, and errors name the value and the rule.
  */
 import { isIP } from 'node:net';
-import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
+import { checkObject, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
 
 /** A UDP transport address. */
 export interface Destination {
@@ -79,9 +79,7 @@ function isMappedV4(address: string): boolean {
 }
 
 export function checkDestination(value: unknown, argument = 'destination'): Destination & { family: 'IPv4' | 'IPv6' } {
-  if (typeof value !== 'object' || value === null) {
-    throw new InvalidArgTypeError(argument, 'an object { address, port }', value);
-  }
+  checkObject(value, argument, 'an object { address, port }');
   const d = value as Destination;
   const family = checkAddress(d.address, `${argument}.address`);
   const port = checkPort(d.port, `${argument}.port`);
@@ -95,9 +93,7 @@ export function checkServiceDestination(value: unknown, argument = 'destination'
 
 /** Two different service IDs, the upgrade from one to the other. */
 export function checkServicePair(value: unknown, argument = 'upgrade'): ServicePair {
-  if (typeof value !== 'object' || value === null) {
-    throw new InvalidArgTypeError(argument, 'an object { from, to }', value);
-  }
+  checkObject(value, argument, 'an object { from, to }');
   const p = value as ServicePair;
   const from = checkService(p.from, `${argument}.from`);
   const to = checkService(p.to, `${argument}.to`);

@@ -12,7 +12,9 @@ import {
 import {
   decodeControl, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, MessageKind, RxAddress, SendControl,
 } from './codec';
-import { checkBytes, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
+import {
+  checkBytes, checkObject, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError,
+} from './errors';
 import {
   EAGAIN, loadNative, NativeBinding, NativeSocket, RECORD_CONTROL_LENGTH, RECORD_DATA_LENGTH,
   RECORD_DATA_OFFSET, RECORD_FLAGS, RECORD_NAME_LENGTH,
@@ -123,7 +125,7 @@ function checkInt(argument: string, value: unknown, min: number, max: number): n
  * must be an address (null is not "none"), `more` a boolean.
  */
 function encodeSend(control: SendControl, data: Uint8Array | null | undefined, options: SendOptions) {
-  if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+  checkObject(options, 'options');
   if (data !== undefined && data !== null) checkBytes(data, 'data');
   const more = checkBoolean(options.more, 'options.more');
   return {
@@ -158,14 +160,15 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
 
   constructor(options: RawSocketOptions = {}) {
     super();
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     // Left out means the default; null is not left out.
     const family = options.family === undefined ? 'IPv4' : options.family;
     if (family !== 'IPv4' && family !== 'IPv6') {
       throw new InvalidArgValueError('family', "must be 'IPv4' or 'IPv6'", family);
     }
     const batch = checkInt('batch', options.batch === undefined ? 64 : options.batch, 1, 1024);
-    const batchBytes = checkInt('batchBytes', options.batchBytes === undefined ? 256 * 1024 : options.batchBytes, 32 * 1024, 64 * 1024 * 1024);
+    const batchBytes = checkInt('batchBytes', options.batchBytes === undefined ? 256 * 1024 : options.batchBytes,
+      32 * 1024, 64 * 1024 * 1024);
     if (options.binding !== undefined && (typeof options.binding !== 'object' || options.binding === null)) {
       throw new InvalidArgTypeError('binding', 'a native binding', options.binding);
     }

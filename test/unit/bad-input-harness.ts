@@ -107,6 +107,12 @@ export function abortsOf(kernel: FakeKernel, callId: number): number[] {
   return kernel.sent.filter((s) => s.callId === callId && s.abort !== undefined).map((s) => s.abort!);
 }
 
+/** `options` with the fake kernel's binding, when they are an options object that names none; as they are otherwise. */
+export function withBinding(options: unknown, kernel: FakeKernel): unknown {
+  if (typeof options !== 'object' || options === null || Array.isArray(options) || 'binding' in options) return options;
+  return { ...options, binding: kernel.binding };
+}
+
 /** An ArrayBuffer view whose buffer has been transferred away (its bytes are gone). */
 export function detachedView(): Uint8Array {
   const ab = new ArrayBuffer(16);

@@ -12,7 +12,7 @@ import {
 import { IncomingCall, Server, ServerOptions } from '../../lib/server';
 import { FakeKernel, FakeSocket } from '../fake-kernel';
 import {
-  abortsOf, detachedView, ErrorClass, expectError, guardProcess, NO_VALUE, rejection, rejectsAtOnce, thrown, until,
+  abortsOf, detachedView, ErrorClass, expectError, guardProcess, NO_VALUE, rejection, rejectsAtOnce, thrown, until, withBinding,
 } from './bad-input-harness';
 
 const lastTest = guardProcess();
@@ -32,6 +32,7 @@ describe('bad input: new Server(options, handler)', () => {
     ['options null', null, TYPE, null],
     ['options a string', '127.0.0.1:7001', TYPE, '127.0.0.1:7001'],
     ['options a number', 7001, TYPE, 7001],
+    ['options an array', [BASE], TYPE, [BASE]],
     ['a host name', { ...BASE, address: 'localhost' }, VALUE, 'localhost'],
     ['an empty address', { ...BASE, address: '' }, VALUE, ''],
     ['a leading space', { ...BASE, address: ' 127.0.0.1' }, VALUE, ' 127.0.0.1'],
@@ -60,6 +61,7 @@ describe('bad input: new Server(options, handler)', () => {
     ['an upgrade from service 0', { ...BASE, services: [52, 2503], upgrade: { from: 0, to: 2503 } }, RANGE, 0],
     ['upgrade a string', { ...BASE, services: [52, 2503], upgrade: '52->2503' }, TYPE, '52->2503'],
     ['upgrade null', { ...BASE, services: [52, 2503], upgrade: null }, TYPE, null],
+    ['upgrade an array', { ...BASE, services: [52, 2503], upgrade: [52, 2503] }, TYPE, [52, 2503]],
     ['backlog 0', { ...BASE, backlog: 0 }, RANGE, 0],
     ['backlog above net.rxrpc.max_backlog', { ...BASE, backlog: 1000 }, RANGE, 1000],
     ['backlog -1', { ...BASE, backlog: -1 }, RANGE, -1],
@@ -77,8 +79,7 @@ describe('bad input: new Server(options, handler)', () => {
     ['batch 1025', { ...BASE, batch: 1025 }, RANGE, 1025],
     ['binding a string', { ...BASE, binding: 'fake' }, TYPE, 'fake'],
   ])('%s: refused before any socket is opened', (_what, options, [cls, code], value) => {
-    const opts = typeof options === 'object' && options !== null && !('binding' in options) ? { ...options, binding: kernel.binding } : options;
-    expectError(thrown(() => new Server(opts as never, () => undefined)), cls, code, value);
+    expectError(thrown(() => new Server(withBinding(options, kernel) as never, () => undefined)), cls, code, value);
     expect(kernel.sockets).toHaveLength(0);
   });
 
@@ -387,6 +388,7 @@ describe('bad input: Server.close(options)', () => {
     ['options null', null, TYPE, null],
     ['options a number', 100, TYPE, 100],
     ['options a string', 'now', TYPE, 'now'],
+    ['options an array', [{ timeout: 0 }], TYPE, [{ timeout: 0 }]],
     ['timeout -1', { timeout: -1 }, RANGE, -1],
     ['timeout NaN', { timeout: NaN }, RANGE, NaN],
     ['timeout "100"', { timeout: '100' }, TYPE, '100'],

@@ -10,7 +10,7 @@ import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from '../.
 import { RawSocket } from '../../lib/socket';
 import { FakeKernel } from '../fake-kernel';
 import {
-  detachedView, ErrorClass, expectError, guardProcess, nothingSent, rejection, rejectsAtOnce, thrown,
+  detachedView, ErrorClass, expectError, guardProcess, nothingSent, rejection, rejectsAtOnce, thrown, withBinding,
 } from './bad-input-harness';
 
 const lastTest = guardProcess();
@@ -29,6 +29,7 @@ describe('bad input: new RawSocket(options)', () => {
   test.each<[string, unknown, readonly [ErrorClass, string], unknown]>([
     ['options null', null, TYPE, null],
     ['options a string', 'IPv4', TYPE, 'IPv4'],
+    ['options an array', [{ family: 'IPv6' }], TYPE, [{ family: 'IPv6' }]],
     ['family "IPX"', { family: 'IPX' }, VALUE, 'IPX'],
     ['family "ipv4"', { family: 'ipv4' }, VALUE, 'ipv4'],
     ['family 4', { family: 4 }, VALUE, 4],
@@ -45,8 +46,7 @@ describe('bad input: new RawSocket(options)', () => {
     ['binding a string', { binding: 'fake' }, TYPE, 'fake'],
     ['binding null', { binding: null }, TYPE, null],
   ])('%s: refused before a socket is made', (_what, options, [cls, code], value) => {
-    const opts = typeof options === 'object' && options !== null && !('binding' in options) ? { ...options, binding: kernel.binding } : options;
-    expectError(thrown(() => new RawSocket(opts as never)), cls, code, value);
+    expectError(thrown(() => new RawSocket(withBinding(options, kernel) as never)), cls, code, value);
     expect(kernel.sockets).toHaveLength(0);
   });
 });
@@ -62,6 +62,7 @@ describe('bad input: RawSocket methods', () => {
   test.each<Row>([
     ['bind(null)', (s) => s.bind(null as never), TYPE, null],
     ['bind("127.0.0.1")', (s) => s.bind('127.0.0.1' as never), TYPE, '127.0.0.1'],
+    ['bind([52, "127.0.0.1", 7003])', (s) => s.bind([52, '127.0.0.1', 7003] as never), TYPE, [52, '127.0.0.1', 7003]],
     ['bind: service 65536', (s) => s.bind({ ...TARGET, service: 65536 }), RANGE, 65536],
     ['bind: a host name', (s) => s.bind({ ...TARGET, address: 'localhost' }), VALUE, 'localhost'],
     ['bind: port -1', (s) => s.bind({ ...TARGET, port: -1 }), RANGE, -1],
@@ -98,6 +99,7 @@ describe('bad input: RawSocket methods', () => {
   const badSends: Send[] = [
     ['control null', null, Buffer.from('x'), {}, TYPE, null],
     ['control a number', 7, Buffer.from('x'), {}, TYPE, 7],
+    ['control an array', [{ callId: 1 }], Buffer.from('x'), {}, TYPE, [{ callId: 1 }]],
     ['callId -1', { callId: -1 }, Buffer.from('x'), {}, RANGE, -1],
     ['callId 2**53', { callId: 2 ** 53 }, Buffer.from('x'), {}, RANGE, 2 ** 53],
     ['abort 0', { callId: 1, abort: 0 }, undefined, {}, RANGE, 0],
@@ -110,6 +112,7 @@ describe('bad input: RawSocket methods', () => {
     ['data a view of a detached ArrayBuffer', { callId: 1 }, detachedView(), {}, VALUE, detachedView()],
     ['options null', { callId: 1 }, Buffer.from('x'), null, TYPE, null],
     ['options a string', { callId: 1 }, Buffer.from('x'), 'more', TYPE, 'more'],
+    ['options an array', { callId: 1 }, Buffer.from('x'), [{ more: true }], TYPE, [{ more: true }]],
     ['a target with service 65536', { callId: 1 }, Buffer.from('x'), { target: { ...TARGET, service: 65536 } }, RANGE, 65536],
     ['a target with a host name', { callId: 1 }, Buffer.from('x'), { target: { ...TARGET, address: 'localhost' } }, VALUE, 'localhost'],
     ['a target that is a string', { callId: 1 }, Buffer.from('x'), { target: '127.0.0.1' }, TYPE, '127.0.0.1'],
@@ -175,13 +178,13 @@ describe('bad input: new Endpoint(options)', () => {
   test.each<[string, unknown, readonly [ErrorClass, string], unknown]>([
     ['options null', null, TYPE, null],
     ['options a number', 1, TYPE, 1],
+    ['options an array', [{ batch: 4 }], TYPE, [{ batch: 4 }]],
     ['socket a string', { socket: 'raw' }, TYPE, 'raw'],
     ['socket a plain object', { socket: { send() {} } }, TYPE, { send() {} }],
     ['family "IPv5"', { family: 'IPv5' }, VALUE, 'IPv5'],
     ['batch 0', { batch: 0 }, RANGE, 0],
   ])('new Endpoint(%s): refused before a socket is made', (_what, options, [cls, code], value) => {
-    const opts = typeof options === 'object' && options !== null ? { ...options, binding: kernel.binding } : options;
-    expectError(thrown(() => new Endpoint(opts as never)), cls, code, value);
+    expectError(thrown(() => new Endpoint(withBinding(options, kernel) as never)), cls, code, value);
     expect(kernel.sockets).toHaveLength(0);
   });
 });
@@ -209,6 +212,7 @@ describe('bad input: Endpoint', () => {
   test.each<Start>([
     ['target a string', '127.0.0.1:7003', Buffer.from('x'), false, {}, TYPE, '127.0.0.1:7003'],
     ['target null', null, Buffer.from('x'), false, {}, TYPE, null],
+    ['target an array', [52, '127.0.0.1', 7003], Buffer.from('x'), false, {}, TYPE, [52, '127.0.0.1', 7003]],
     ['target undefined', undefined, Buffer.from('x'), false, {}, TYPE, undefined],
     ['target with a host name', { ...TARGET, address: 'localhost' }, Buffer.from('x'), false, {}, VALUE, 'localhost'],
     ['target with service 65536', { ...TARGET, service: 65536 }, Buffer.from('x'), false, {}, RANGE, 65536],
@@ -221,6 +225,7 @@ describe('bad input: Endpoint', () => {
     ['more undefined', TARGET, Buffer.from('x'), undefined, {}, TYPE, undefined],
     ['more 1', TARGET, Buffer.from('x'), 1, {}, TYPE, 1],
     ['options null', TARGET, Buffer.from('x'), false, null, TYPE, null],
+    ['options an array', TARGET, Buffer.from('x'), false, [{ upgrade: true }], TYPE, [{ upgrade: true }]],
     ['upgrade "yes"', TARGET, Buffer.from('x'), false, { upgrade: 'yes' }, TYPE, 'yes'],
     ['exclusive 1', TARGET, Buffer.from('x'), false, { exclusive: 1 }, TYPE, 1],
     ['kernelTimeouts [1.5]', TARGET, Buffer.from('x'), false, { kernelTimeouts: [1.5] }, RANGE, 1.5],
