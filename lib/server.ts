@@ -252,11 +252,16 @@ export class Server extends EventEmitter<ServerEvents> {
     if (typeof handler !== 'function') throw new InvalidArgTypeError('handler', 'a function', handler);
     const family = checkAddress(options.address, 'options.address');
     const port = checkPort(options.port, 'options.port');
-    const list = typeof options.services === 'number' ? [options.services] : options.services;
-    if (!Array.isArray(list) || list.length < 1 || list.length > 2) {
-      throw new InvalidArgValueError('options.services', 'must be one service ID or two', options.services);
+    const given: unknown = options.services;
+    if (typeof given !== 'number' && !Array.isArray(given)) {
+      throw new InvalidArgTypeError('options.services', 'a service ID or an array of one or two', given);
     }
-    const services = list.map((s, i) => checkService(s, `options.services[${i}]`));
+    const list: unknown[] = typeof given === 'number' ? [given] : given;
+    if (list.length < 1 || list.length > 2) {
+      throw new InvalidArgValueError('options.services', 'must be one service ID or two', given);
+    }
+    // Array.from visits the holes of a sparse array, which map() would skip unchecked.
+    const services = Array.from(list, (s, i) => checkService(s, `options.services[${i}]`));
     if (services.length === 2 && services[0] === services[1]) {
       throw new InvalidArgValueError('options.services', 'must name two different service IDs', options.services);
     }

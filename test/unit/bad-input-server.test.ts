@@ -53,8 +53,10 @@ describe('bad input: new Server(options, handler)', () => {
     ['service 0', { ...BASE, services: 0 }, RANGE, 0],
     ['service 65536 second', { ...BASE, services: [52, 65536] }, RANGE, 65536],
     ['service "2503" second', { ...BASE, services: [52, '2503'] }, TYPE, '2503'],
-    ['services null', { ...BASE, services: null }, VALUE, null],
-    ['services a Uint16Array', { ...BASE, services: new Uint16Array([52]) }, VALUE, new Uint16Array([52])],
+    ['services null', { ...BASE, services: null }, TYPE, null],
+    ['services a string', { ...BASE, services: '52' }, TYPE, '52'],
+    ['services a Uint16Array', { ...BASE, services: new Uint16Array([52]) }, TYPE, new Uint16Array([52])],
+    ['services with a hole', { ...BASE, services: [, 52] }, TYPE, undefined], // eslint-disable-line no-sparse-arrays
     ['an upgrade to a service not bound', { ...BASE, services: [52, 2503], upgrade: { from: 52, to: 2504 } }, VALUE, { from: 52, to: 2504 }],
     ['an upgrade with one service bound', { ...BASE, upgrade: { from: 52, to: 2503 } }, VALUE, { from: 52, to: 2503 }],
     ['an upgrade from a service to itself', { ...BASE, services: [52, 2503], upgrade: { from: 52, to: 52 } }, VALUE, { from: 52, to: 52 }],
