@@ -4,7 +4,7 @@
  * upgraded service with the same request, which is what makes it the probe.
  */
 import { Client, ProbeResult } from './client';
-import { checkObject, InvalidArgTypeError } from './errors';
+import { checkBytes, checkObject, InvalidArgTypeError, OutOfRangeError } from './errors';
 import { checkDestination, Destination } from './services';
 import { XdrReader, XdrWriter } from './xdr';
 
@@ -23,12 +23,15 @@ export const VL_NOENT = 363524;
 /** The GetCapabilities request: the opcode alone. */
 export function capabilitiesRequest(opcode: number): Buffer {
   if (typeof opcode !== 'number') throw new InvalidArgTypeError('opcode', 'of type number', opcode);
+  if (!Number.isInteger(opcode) || opcode < 0 || opcode > 0xffffffff) {
+    throw new OutOfRangeError('opcode', 'an integer from 0 to 4294967295', opcode);
+  }
   return new XdrWriter().u32(opcode).toBuffer();
 }
 
 /** The GetCapabilities reply: a counted array of capability words. */
 export function decodeCapabilities(reply: Uint8Array): number[] {
-  const r = new XdrReader(reply);
+  const r = new XdrReader(checkBytes(reply, 'reply'));
   const words = r.array((x) => x.u32(), 1024);
   r.end();
   return words;

@@ -667,8 +667,9 @@ describe('bad input: probeVL, probeFS, capabilitiesRequest, decodeCapabilities',
     ['-1', -1, RANGE],
     ['2**32', 2 ** 32, RANGE],
     ['NaN', NaN, RANGE],
-  ])('capabilitiesRequest(%s) throws', (_what, opcode, [cls, code]) => {
-    expectError(thrown(() => capabilitiesRequest(opcode as never)), cls, code, opcode);
+  ])('capabilitiesRequest(%s) throws, naming "opcode"', (_what, opcode, [cls, code]) => {
+    const err = expectError(thrown(() => capabilitiesRequest(opcode as never)), cls, code, opcode);
+    expect(err.message).toContain('"opcode"');
   });
 
   test.each<[string, unknown]>([
@@ -676,8 +677,9 @@ describe('bad input: probeVL, probeFS, capabilitiesRequest, decodeCapabilities',
     ['a string', '\0\0\0\0'],
     ['an array of bytes', [0, 0, 0, 0]],
     ['a Uint32Array', new Uint32Array(1)],
-  ])('decodeCapabilities(%s) throws a TypeError', (_what, reply) => {
-    expectError(thrown(() => decodeCapabilities(reply as never)), ...TYPE, reply);
+  ])('decodeCapabilities(%s) throws a TypeError naming "reply"', (_what, reply) => {
+    const err = expectError(thrown(() => decodeCapabilities(reply as never)), ...TYPE, reply);
+    expect(err.message).toContain('"reply"');
   });
 
   test.each<[string, number[], string]>([
