@@ -273,8 +273,8 @@ export function encodeControl(ctl: SendControl): Buffer {
     if (!Array.isArray(ctl.timeouts) || ctl.timeouts.length < 1 || ctl.timeouts.length > 3) {
       throw new InvalidArgValueError('timeouts', 'must be an array of 1 to 3 integers [hard s, idle ms, normal ms]', ctl.timeouts);
     }
-    ctl.timeouts.forEach((t, i) => checkUint(`timeouts[${i}]`, t, 0xffffffff));
-    timeouts = ctl.timeouts;
+    // Array.from visits a sparse array's holes, which forEach would skip unchecked (and encode as 0).
+    timeouts = Array.from(ctl.timeouts as readonly unknown[], (t, i) => checkUint(`timeouts[${i}]`, t, 0xffffffff));
     parts.push([RXRPC_SET_CALL_TIMEOUT, 4 * timeouts.length]);
   }
   if (checkBoolean(ctl.chargeAccept, 'chargeAccept')) parts.push([RXRPC_CHARGE_ACCEPT, 0]);

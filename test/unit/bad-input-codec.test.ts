@@ -264,6 +264,7 @@ describe('bad input: control-message codecs', () => {
     ['timeouts [-1]', () => encodeControl({ callId: 1, timeouts: [-1] }), RANGE, -1],
     ['timeouts [1, 2**32]', () => encodeControl({ callId: 1, timeouts: [1, 2 ** 32] }), RANGE, 2 ** 32],
     ['timeouts ["1"]', () => encodeControl({ callId: 1, timeouts: ['1'] as never }), TYPE, '1'],
+    ['timeouts with a hole', () => encodeControl({ callId: 1, timeouts: [, 5] as never }), TYPE, undefined], // eslint-disable-line no-sparse-arrays
     ['exclusive "yes"', () => encodeControl({ callId: 1, exclusive: 'yes' as never }), TYPE, 'yes'],
     ['exclusive 0', () => encodeControl({ callId: 1, exclusive: 0 as never }), TYPE, 0],
     ['exclusive null', () => encodeControl({ callId: 1, exclusive: null as never }), TYPE, null],
