@@ -104,12 +104,20 @@ function socketClosed(): Error {
   return err;
 }
 
-function checkString(argument: string, value: unknown): string {
+/** The longest key or keyring description the kernel takes: PAGE_SIZE - 1 bytes (net/rxrpc/key.c, server_key.c). */
+const DESCRIPTION_MAX = 4095;
+
+/** A key or keyring description: what the kernel would refuse with a bare EINVAL is refused here, by name. */
+function checkDescription(argument: string, value: unknown): Buffer {
   if (typeof value !== 'string') throw new InvalidArgTypeError(argument, 'of type string', value);
   if (value.length === 0 || value.includes('\0')) {
     throw new InvalidArgValueError(argument, 'must be a non-empty string without NUL characters', value);
   }
-  return value;
+  const bytes = Buffer.from(value);
+  if (bytes.length > DESCRIPTION_MAX) {
+    throw new OutOfRangeError(argument, `at most ${DESCRIPTION_MAX} bytes long in UTF-8 (it is ${bytes.length})`, value);
+  }
+  return bytes;
 }
 
 function checkInt(argument: string, value: unknown, min: number, max: number): number {
@@ -202,12 +210,12 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
 
   /** RXRPC_SECURITY_KEY: the key (by description) client calls use. Before bind. */
   setSecurityKey(description: string): void {
-    this.native.setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEY, Buffer.from(checkString('description', description)));
+    this.native.setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEY, checkDescription('description', description));
   }
 
   /** RXRPC_SECURITY_KEYRING: the keyring of server keys. Before bind. */
   setSecurityKeyring(description: string): void {
-    this.native.setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEYRING, Buffer.from(checkString('description', description)));
+    this.native.setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEYRING, checkDescription('description', description));
   }
 
   /** RXRPC_EXCLUSIVE_CONNECTION: every client call gets a connection of its own. Before bind. */
