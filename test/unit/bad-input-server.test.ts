@@ -230,6 +230,19 @@ describe('bad input: what handlers return and throw', () => {
     await misbehaves(() => detachedView(), RX_USER_ABORT, { cls: InvalidArgValueError, code: 'ERR_INVALID_ARG_VALUE', value: detachedView() });
   });
 
+  test.each<[string, () => unknown, string]>([
+    ['a thenable whose then() throws', () => ({ then() { throw new Error('then broke'); } }), 'then broke'],
+    ['a thenable whose then getter throws', () => ({ get then() { throw new Error('no then'); } }), 'no then'],
+    ['a Proxy whose traps throw', () => new Proxy({}, { get() { throw new Error('trap'); } }), 'trap'],
+  ])('returning %s: RX_USER_ABORT and a handlerError with its error', async (_what, make, text) => {
+    await misbehaves(make, RX_USER_ABORT, { cls: Error, code: undefined, text });
+  });
+
+  test('a thenable resolving to a string: RX_USER_ABORT, and handlerError names the value', async () => {
+    await misbehaves(() => ({ then(resolve: (v: unknown) => void) { resolve('late'); } }), RX_USER_ABORT,
+      { cls: InvalidArgTypeError, code: 'ERR_INVALID_ARG_TYPE', value: 'late' });
+  });
+
   test('throwing an RxAbortError with a good code aborts with it, unreported', async () => {
     await misbehaves(() => { throw new RxAbortError(RXGEN_OPCODE); }, RXGEN_OPCODE);
   });
