@@ -132,7 +132,29 @@ interface ClientEvents {
   close: [];
 }
 
-const destKey = (d: Destination) => `${d.address}|${d.port}`;
+// The key of a destination in the maps below, made once per destination
+// (schedule() looks it up for every call).
+const destKeys = new Map<string, Map<number, string>>();
+let destKeyCount = 0;
+const destKey = (d: Destination): string => {
+  let byPort = destKeys.get(d.address);
+  const hit = byPort?.get(d.port);
+  if (hit !== undefined) return hit;
+  if (destKeyCount >= 4096) {
+    destKeys.clear();
+    destKeyCount = 0;
+    byPort = undefined;
+  }
+  if (!byPort) destKeys.set(d.address, (byPort = new Map()));
+  const key = `${d.address}|${d.port}`;
+  byPort.set(d.port, key);
+  destKeyCount++;
+  return key;
+};
+const EMPTY = Buffer.alloc(0);
+const NO_CALL_OPTIONS: CallOptions = Object.freeze({});
+/** Each field of CallOptions.kernelTimeouts: its largest value and unit. */
+const KERNEL_TIMEOUT_LIMITS = [['hard', 2147483, 'seconds'], ['idle', 3600000, 'milliseconds'], ['normal', 3600000, 'milliseconds']] as const;
 
 /** A FIFO of async waiters with a limit on how many may run at once. */
 class Slots {
@@ -168,19 +190,24 @@ class Slots {
  * reply as an async iterable, and `result` settles with who answered.
  */
 export class ClientCall implements AsyncIterable<Buffer> {
-  /** Settles when the call ends: the service and peer that answered, or why it failed. */
-  readonly result: Promise<{ service: number; peer: Destination }>;
-  private readonly reply = new ChunkQueue();
+  // The reply's queue, the result promise and the lists below are made when
+  // first needed: Client.call uses none of them (it gathers the reply and
+  // hears of the end through `onSettled`).
+  private reply: ChunkQueue | undefined;
+  private resultPromise: Promise<{ service: number; peer: Destination }> | undefined;
+  private resolveResult: ((r: { service: number; peer: Destination }) => void) | undefined;
+  private rejectResult: ((e: Error) => void) | undefined;
   private gathered: Buffer[] | undefined;
   private replyBytes = 0;
   private call: Call | undefined;
-  private pending: Buffer[] = [];
+  private pending: Buffer[] | undefined;
   private ended = false;
   private failed: Error | undefined;
   private settled = false;
-  private settle!: (error?: Error) => void;
-  private cleanup: Array<() => void> = [];
-  private writeWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private cleanup: Array<() => void> | undefined;
+  private writeWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> | undefined;
+  /** Told once when the call succeeds or fails (see whenSettled). */
+  private onSettled: ((error: Error | undefined) => void) | undefined;
 
   private lane: Endpoint | undefined;
   private serviceId: number;
@@ -196,14 +223,34 @@ export class ClientCall implements AsyncIterable<Buffer> {
     private readonly probeExpect: ReadonlySet<number> | null | undefined = undefined,
   ) {
     this.serviceId = service;
-    this.result = new Promise((resolve, reject) => {
-      this.settle = (error) => {
-        if (error) reject(error);
-        else resolve({ service: this.call!.service, peer: { address: target.address, port: target.port } });
-      };
-    });
-    this.result.catch(() => {}); // failures also reach the reply iterator and write()
-    this.watch();
+    if (options.signal !== undefined || options.timeout !== undefined || options.deadline !== undefined) this.watch();
+  }
+
+  /** Settles when the call ends: the service and peer that answered, or why it failed. */
+  get result(): Promise<{ service: number; peer: Destination }> {
+    if (!this.resultPromise) {
+      if (this.settled) {
+        this.resultPromise = this.failed ? Promise.reject(this.failed) : Promise.resolve(this.answered());
+      } else {
+        this.resultPromise = new Promise((resolve, reject) => {
+          this.resolveResult = resolve;
+          this.rejectResult = reject;
+        });
+      }
+      this.resultPromise.catch(() => {}); // failures also reach the reply iterator and write()
+    }
+    return this.resultPromise;
+  }
+
+  /** @internal `done` is told once the call succeeds or fails (at once if it has): Client.call's promise-free form of `result` */
+  whenSettled(done: (error: Error | undefined) => void): void {
+    if (this.settled) done(this.failed);
+    else this.onSettled = done;
+  }
+
+  /** @internal the service and peer that answered (once the call has succeeded) */
+  answered(): { service: number; peer: Destination } {
+    return { service: this.call!.service, peer: { address: this.target.address, port: this.target.port } };
   }
 
   /** The service the call is sent to (once it has left: after any learned upgrade). */
@@ -246,6 +293,14 @@ export class ClientCall implements AsyncIterable<Buffer> {
 
   [Symbol.asyncIterator](): AsyncIterator<Buffer> {
     if (this.gathered) throw new Error('the reply of this call is gathered by Client.call');
+    return this.replyQueue();
+  }
+
+  private replyQueue(): ChunkQueue {
+    if (!this.reply) {
+      this.reply = new ChunkQueue();
+      if (this.settled) this.reply.end(this.failed);
+    }
     return this.reply;
   }
 
@@ -263,8 +318,13 @@ export class ClientCall implements AsyncIterable<Buffer> {
       this.call.write(request, false);
       return;
     }
+    if (this.lane && !this.pending) {
+      // It may leave now: the send thread copies it.
+      this.begin(request);
+      return;
+    }
     // Held until the call may leave: a copy, the caller's buffer is theirs again.
-    this.pending.push(Buffer.from(request));
+    (this.pending ??= []).push(Buffer.from(request));
     if (this.lane) this.begin();
   }
 
@@ -279,8 +339,8 @@ export class ClientCall implements AsyncIterable<Buffer> {
       });
     }
     // Not started yet: held (a copy) until the call may leave, then sent as its first data.
-    this.pending.push(Buffer.from(chunk));
-    const written = new Promise<void>((resolve, reject) => this.writeWaiters.push({ resolve, reject }));
+    (this.pending ??= []).push(Buffer.from(chunk));
+    const written = new Promise<void>((resolve, reject) => (this.writeWaiters ??= []).push({ resolve, reject }));
     if (this.lane) this.begin();
     return written;
   }
@@ -293,21 +353,25 @@ export class ClientCall implements AsyncIterable<Buffer> {
     if (this.failed) return;
     this.lane = lane;
     this.serviceId = service;
-    if (this.pending.length > 0 || this.ended) this.begin();
+    if (this.pending || this.ended) this.begin();
   }
 
-  private begin(): void {
+  /** Starts the kernel call with what is pending, or with `first` (the caller's, copied by the send thread). */
+  private begin(first?: Uint8Array): void {
     const endpoint = this.lane!;
-    const first = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
-    this.pending = [];
+    const pending = this.pending;
+    this.pending = undefined;
+    if (first === undefined) first = !pending ? EMPTY : pending.length === 1 ? pending[0] : Buffer.concat(pending);
     const k = this.options.kernelTimeouts;
+    const target = { service: this.serviceId, address: this.target.address, port: this.target.port };
     let call: Call;
     try {
-      call = endpoint.startCall({ ...this.target, service: this.serviceId }, first, !this.ended, {
-        upgrade: this.upgrade,
-        exclusive: this.options.exclusive || this.upgrade,
-        kernelTimeouts: k ? kernelTimeoutWords(k) : undefined,
-      });
+      call = !k && !this.upgrade && this.options.exclusive === undefined ? endpoint.startCall(target, first, !this.ended)
+        : endpoint.startCall(target, first, !this.ended, {
+          upgrade: this.upgrade,
+          exclusive: this.options.exclusive || this.upgrade,
+          kernelTimeouts: k ? kernelTimeoutWords(k) : undefined,
+        });
     } catch (err) {
       this.fail(err as Error);
       return;
@@ -325,14 +389,15 @@ export class ClientCall implements AsyncIterable<Buffer> {
         return;
       }
       if (this.gathered) this.gathered.push(chunk);
-      else this.reply.push(chunk);
+      else this.replyQueue().push(chunk);
     };
     call.ondone = (error) => {
       if (error) this.fail(error);
       else this.finish();
     };
-    const waiters = this.writeWaiters.splice(0);
-    if (waiters.length === 0) return;
+    const waiters = this.writeWaiters;
+    this.writeWaiters = undefined;
+    if (!waiters) return;
     void call.drained().then(() => {
       for (const w of waiters) (this.failed ? w.reject(this.failed) : w.resolve());
     });
@@ -343,7 +408,9 @@ export class ClientCall implements AsyncIterable<Buffer> {
     if (this.failed || this.settled) return;
     this.failed = error;
     if (this.call && abortCode !== undefined) this.call.abort(abortCode, error);
-    for (const w of this.writeWaiters.splice(0)) w.reject(error);
+    const waiters = this.writeWaiters;
+    this.writeWaiters = undefined;
+    if (waiters) for (const w of waiters) w.reject(error);
     this.finish(error);
   }
 
@@ -355,11 +422,14 @@ export class ClientCall implements AsyncIterable<Buffer> {
   private finish(error?: Error): void {
     if (this.settled) return;
     this.settled = true;
-    for (const c of this.cleanup.splice(0)) c();
-    this.reply.end(error);
-    if (error) this.settle(error);
-    else this.settle();
+    const cleanup = this.cleanup;
+    this.cleanup = undefined;
+    if (cleanup) for (const c of cleanup) c();
+    this.reply?.end(error);
+    if (error) this.rejectResult?.(error);
+    else this.resolveResult?.(this.answered());
     this.client.release(this);
+    this.onSettled?.(error);
   }
 
   private watch(): void {
@@ -371,7 +441,7 @@ export class ClientCall implements AsyncIterable<Buffer> {
         return;
       }
       signal.addEventListener('abort', onAbort, { once: true });
-      this.cleanup.push(() => signal.removeEventListener('abort', onAbort));
+      (this.cleanup ??= []).push(() => signal.removeEventListener('abort', onAbort));
     }
     let ms = this.options.timeout ?? Infinity;
     const deadline = checkDeadline(this.options.deadline, 'options.deadline');
@@ -382,12 +452,14 @@ export class ClientCall implements AsyncIterable<Buffer> {
       this.fail(new TimeoutError(limit));
       return;
     }
-    this.cleanup.push(after(limit, () => this.fail(new TimeoutError(limit), RX_CALL_TIMEOUT)));
+    (this.cleanup ??= []).push(after(limit, () => this.fail(new TimeoutError(limit), RX_CALL_TIMEOUT)));
   }
 }
 
 export class Client extends EventEmitter<ClientEvents> {
-  private readonly lanes = new Map<string, Endpoint>();
+  /** Local endpoints by service (0 for all when services are not isolated), per family. */
+  private readonly lanes4 = new Map<number, Endpoint>();
+  private readonly lanes6 = new Map<number, Endpoint>();
   private readonly slots = new Map<string, Slots>();
   private readonly gates = new Map<string, Promise<void>>();
   private readonly learned = new Map<string, ProbeResult>();
@@ -418,47 +490,73 @@ export class Client extends EventEmitter<ClientEvents> {
    * Uint8Array or an (async) iterable of them; if the iterable throws, the
    * call is aborted (RX_USER_ABORT) and the promise rejects with that error.
    */
-  async call(destination: ServiceDestination, request: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
-    options: CallOptions = {}): Promise<CallResult> {
-    if (request instanceof Uint8Array) checkBytes(request, 'request');
-    const source = request instanceof Uint8Array ? undefined : iteratorOf(request);
-    const call = this.openCall(destination, options);
-    // The reply is gathered as it arrives, without the stream machinery.
+  call(destination: ServiceDestination, request: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    options: CallOptions = NO_CALL_OPTIONS): Promise<CallResult> {
+    if (!(request instanceof Uint8Array)) return this.callIterable(destination, request, options);
+    let call: ClientCall;
+    try {
+      checkBytes(request, 'request');
+      call = this.openCall(destination, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    // The reply is gathered as it arrives, without the stream machinery, and
+    // the call's end settles this one promise.
     const reply = call.gather();
-    if (source === undefined) {
-      // A failed write is the call's failure, in `result`.
-      call.sendAll(request as Uint8Array);
-    } else {
-      // The call's own end (its timeout, signal, or the client closing)
-      // settles it even when the source stops yielding.
-      const feeding = feed(call, source);
-      feeding.catch(() => {}); // a source failing after the call ended has nobody to tell
-      try {
-        await Promise.race([feeding, call.result]);
-      } catch (err) {
-        // What the source threw, or a chunk it should not have yielded, ends the call (aborted if it had started).
-        call.fail(toError(err), RX_USER_ABORT);
-        throw err;
-      }
+    return new Promise<CallResult>((resolve, reject) => {
+      call.whenSettled((error) => {
+        if (error) {
+          reject(error);
+          return;
+        }
+        const { service, peer } = call.answered();
+        // A copy: the chunks are views of a whole receive batch, which must not stay pinned.
+        resolve({ data: Buffer.concat(reply), service, peer });
+      });
+      // A failed write is the call's failure.
+      call.sendAll(request);
+    });
+  }
+
+  /** call() with a request given as an (async) iterable. */
+  private async callIterable(destination: ServiceDestination, request: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    options: CallOptions): Promise<CallResult> {
+    const source = iteratorOf(request);
+    const call = this.openCall(destination, options);
+    const reply = call.gather();
+    // The call's own end (its timeout, signal, or the client closing)
+    // settles it even when the source stops yielding.
+    const feeding = feed(call, source);
+    feeding.catch(() => {}); // a source failing after the call ended has nobody to tell
+    try {
+      await Promise.race([feeding, call.result]);
+    } catch (err) {
+      // What the source threw, or a chunk it should not have yielded, ends the call (aborted if it had started).
+      call.fail(toError(err), RX_USER_ABORT);
+      throw err;
     }
     const { service, peer } = await call.result;
-    // A copy: the chunks are views of a whole receive batch, which must not stay pinned.
     return { data: Buffer.concat(reply), service, peer };
   }
 
   /** Opens a call in streaming form; see ClientCall. */
-  openCall(destination: ServiceDestination, options: CallOptions = {}): ClientCall {
+  openCall(destination: ServiceDestination, options: CallOptions = NO_CALL_OPTIONS): ClientCall {
     const dest = checkServiceDestination(destination);
-    this.checkCallOptions(options);
+    if (options !== NO_CALL_OPTIONS) this.checkCallOptions(options);
     if (this.closed) throw new EndpointClosedError('The client is closed');
-    const maxReply = checkCount(options.maxReplyBytes, 'options.maxReplyBytes', 0, Infinity) ?? this.maxReplyBytes;
+    const maxReply = options.maxReplyBytes === undefined ? this.maxReplyBytes
+      : checkCount(options.maxReplyBytes, 'options.maxReplyBytes', 0, Infinity)!;
     const call = new ClientCall(this, dest, dest.service, options, maxReply);
     // The service is settled when the call may leave: a probe in flight may still teach a new one.
-    this.schedule(call, dest, () => {
-      const learned = options.useLearnedService === false ? undefined : this.learned.get(`${destKey(dest)}|${dest.service}`);
-      return learned ? learned.service : dest.service;
-    }, false);
+    this.schedule(call, dest, options.useLearnedService === false ? false : dest.service, false);
     return call;
+  }
+
+  /** The service a call to `service` at `dest` goes to: what a probe learned, if anything. */
+  private serviceFor(dest: Destination, service: number): number {
+    if (this.learned.size === 0) return service;
+    const learned = this.learned.get(`${destKey(dest)}|${service}`);
+    return learned ? learned.service : service;
   }
 
   /**
@@ -527,8 +625,9 @@ export class Client extends EventEmitter<ClientEvents> {
     if (this.closed) return;
     this.closed = true;
     for (const call of [...this.active.keys()]) call.fail(new EndpointClosedError());
-    for (const lane of this.lanes.values()) lane.close();
-    this.lanes.clear();
+    for (const lane of this.allLanes()) lane.close();
+    this.lanes4.clear();
+    this.lanes6.clear();
     process.nextTick(() => this.emit('close'));
   }
 
@@ -538,15 +637,19 @@ export class Client extends EventEmitter<ClientEvents> {
 
   ref(): this {
     this.refed = true;
-    for (const lane of this.lanes.values()) lane.raw.ref();
+    for (const lane of this.allLanes()) lane.raw.ref();
     return this;
   }
 
   /** Lets the process exit while this client is idle. */
   unref(): this {
     this.refed = false;
-    for (const lane of this.lanes.values()) lane.raw.unref();
+    for (const lane of this.allLanes()) lane.raw.unref();
     return this;
+  }
+
+  private allLanes(): Endpoint[] {
+    return [...this.lanes4.values(), ...this.lanes6.values()];
   }
 
   /** @internal a call ended: free its slot */
@@ -555,17 +658,14 @@ export class Client extends EventEmitter<ClientEvents> {
     if (key === undefined) return;
     this.active.delete(call);
     const slots = this.slots.get(key);
-    if (slots) {
-      slots.release();
-      if (slots.idle) this.slots.delete(key);
-    }
+    if (slots) this.releaseSlot(key, slots);
   }
 
   private async runProbe(dest: Destination & { family: 'IPv4' | 'IPv6' }, service: number, options: ProbeOptions,
     expect: ReadonlySet<number> | null): Promise<ProbeResult> {
     const call = new ClientCall(this, dest, service, { timeout: options.timeout, signal: options.signal }, this.maxReplyBytes, expect);
     // The probe holds the gate: it starts at once, without waiting for it.
-    this.schedule(call, dest, () => service, true);
+    this.schedule(call, dest, service, true);
     const chunks: Buffer[] = [];
     try {
       await call.end(options.request);
@@ -597,52 +697,64 @@ export class Client extends EventEmitter<ClientEvents> {
     }
   }
 
-  private schedule(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, resolveService: () => number, probe: boolean): void {
+  /**
+   * Runs `call` when the destination's gate (a probe in flight) is open and
+   * it has a slot. `service` is the service it was addressed to, looked up in
+   * what probes learned when it may leave; `false` sends it there as it is
+   * (useLearnedService: false); a probe passes the service it probes.
+   */
+  private schedule(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, service: number | false, probe: boolean): void {
     const key = destKey(dest);
     let slots = this.slots.get(key);
     if (!slots) this.slots.set(key, (slots = new Slots(this.maxCallsPerPeer)));
     const s = slots;
-    const begin = () => {
-      if (this.closed || call.isSettled) {
-        s.release();
-        if (!call.isSettled) call.fail(new EndpointClosedError());
-        return;
-      }
-      this.active.set(call, key);
-      const service = resolveService();
-      let lane: Endpoint;
-      try {
-        lane = this.lane(dest.family, service);
-      } catch (err) {
-        this.active.delete(call);
-        s.release();
-        call.fail(err as Error);
-        return;
-      }
-      call.start(lane, service);
-    };
-    const gate = probe ? undefined : this.gates.get(key);
     const waitSlot = () => {
       const wait = s.acquire();
-      if (!wait) {
-        begin();
-        return;
-      }
-      void wait.then(begin);
+      if (!wait) this.begin(call, dest, key, s, service, probe);
+      else void wait.then(() => this.begin(call, dest, key, s, service, probe));
     };
+    const gate = probe ? undefined : this.gates.get(key);
     if (gate) void gate.then(waitSlot);
     else waitSlot();
   }
 
+  /** A call has its slot: it leaves now, through the lane of the service it goes to. */
+  private begin(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, key: string, slots: Slots,
+    asked: number | false, probe: boolean): void {
+    if (this.closed || call.isSettled) {
+      this.releaseSlot(key, slots);
+      if (!call.isSettled) call.fail(new EndpointClosedError());
+      return;
+    }
+    this.active.set(call, key);
+    const service = asked === false ? call.service : probe ? asked : this.serviceFor(dest, asked);
+    let lane: Endpoint;
+    try {
+      lane = this.lane(dest.family, service);
+    } catch (err) {
+      this.active.delete(call);
+      this.releaseSlot(key, slots);
+      call.fail(err as Error);
+      return;
+    }
+    call.start(lane, service);
+  }
+
+  private releaseSlot(key: string, slots: Slots): void {
+    slots.release();
+    if (slots.idle && this.slots.get(key) === slots) this.slots.delete(key);
+  }
+
   private lane(family: 'IPv4' | 'IPv6', service: number): Endpoint {
-    const key = this.isolate ? `${family}|${service}` : family;
-    let lane = this.lanes.get(key);
+    const lanes = family === 'IPv4' ? this.lanes4 : this.lanes6;
+    const key = this.isolate ? service : 0;
+    let lane = lanes.get(key);
     if (lane) return lane;
     lane = new Endpoint({ family, binding: this.binding, batch: this.batch });
     lane.on('error', (err) => emitError(this, err));
     if (this.isolate) bindPrivatePort(lane, family);
     if (!this.refed) lane.raw.unref();
-    this.lanes.set(key, lane);
+    lanes.set(key, lane);
     return lane;
   }
 
@@ -658,8 +770,7 @@ export class Client extends EventEmitter<ClientEvents> {
     const k = options.kernelTimeouts;
     if (k !== undefined) {
       checkObject(k, 'options.kernelTimeouts');
-      const limits = [['hard', 2147483, 'seconds'], ['idle', 3600000, 'milliseconds'], ['normal', 3600000, 'milliseconds']] as const;
-      for (const [name, max, unit] of limits) {
+      for (const [name, max, unit] of KERNEL_TIMEOUT_LIMITS) {
         const v = k[name];
         if (v === undefined) continue;
         if (typeof v !== 'number') throw new InvalidArgTypeError(`options.kernelTimeouts.${name}`, 'of type number', v);

@@ -338,28 +338,46 @@ export function decodeControl(bytes: Uint8Array, length?: number): ReceivedContr
   if (length > bytes.length) {
     throw new MalformedError('control messages', `length ${length} exceeds the ${bytes.length} bytes given`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, length);
+  return decodeControlAt(new DataView(bytes.buffer, bytes.byteOffset, length), 0, length);
+}
+
+/** Control message types present but not understood: none (shared, frozen). */
+const NONE_UNKNOWN: number[] = Object.freeze([]) as unknown as number[];
+
+/** The size check of a known control message. */
+function need(dataLen: number, n: number, name: string, off: number): void {
+  if (dataLen !== n) throw new MalformedError('control messages', `${name} with ${dataLen} data bytes (expected ${n})`, off);
+}
+
+/**
+ * decodeControl over `length` bytes of `view` from `start`, the receive
+ * path's form: no copy, no BigInt, and nothing allocated but the result
+ * (`unknown` is a shared frozen empty array unless some type was unknown).
+ * Offsets in errors are relative to `start`.
+ */
+export function decodeControlAt(view: DataView, start: number, length: number): ReceivedControl {
   let callId: number | undefined;
   let kind: MessageKind = 'data';
   let code = 0;
-  const unknown: number[] = [];
+  let unknown = NONE_UNKNOWN;
   let off = 0;
   while (off + CMSG_HDR <= length) {
-    const len = Number(view.getBigUint64(off, LE));
-    const level = view.getInt32(off + 8, LE);
-    const type = view.getInt32(off + 12, LE);
+    const at = start + off;
+    // cmsg_len is a size_t: anything with high bits set overruns the buffer.
+    const lenLo = view.getUint32(at + (LE ? 0 : 4), LE);
+    const lenHi = view.getUint32(at + (LE ? 4 : 0), LE);
+    const len = lenHi * 0x100000000 + lenLo;
+    const level = view.getInt32(at + 8, LE);
+    const type = view.getInt32(at + 12, LE);
     if (len < CMSG_HDR || off + len > length) {
       throw new MalformedError('control messages', `cmsg_len ${len} overruns the ${length}-byte buffer`, off);
     }
     const dataLen = len - CMSG_HDR;
-    const d = off + CMSG_HDR;
-    const need = (n: number, name: string) => {
-      if (dataLen !== n) throw new MalformedError('control messages', `${name} with ${dataLen} data bytes (expected ${n})`, off);
-    };
+    const d = at + CMSG_HDR;
     if (level === SOL_RXRPC) {
       switch (type) {
         case RXRPC_USER_CALL_ID: {
-          need(8, 'RXRPC_USER_CALL_ID');
+          need(dataLen, 8, 'RXRPC_USER_CALL_ID', off);
           const lo = view.getUint32(LE ? d : d + 4, LE);
           const hi = view.getUint32(LE ? d + 4 : d, LE);
           if (hi > 0x1fffff) throw new MalformedError('control messages', `user call ID above 2^53`, off);
@@ -367,7 +385,7 @@ export function decodeControl(bytes: Uint8Array, length?: number): ReceivedContr
           break;
         }
         case RXRPC_ABORT:
-          need(4, 'RXRPC_ABORT');
+          need(dataLen, 4, 'RXRPC_ABORT', off);
           kind = 'abort';
           code = view.getInt32(d, LE);
           break;
@@ -375,12 +393,12 @@ export function decodeControl(bytes: Uint8Array, length?: number): ReceivedContr
           kind = 'ack';
           break;
         case RXRPC_NET_ERROR:
-          need(4, 'RXRPC_NET_ERROR');
+          need(dataLen, 4, 'RXRPC_NET_ERROR', off);
           kind = 'net-error';
           code = view.getUint32(d, LE);
           break;
         case RXRPC_LOCAL_ERROR:
-          need(4, 'RXRPC_LOCAL_ERROR');
+          need(dataLen, 4, 'RXRPC_LOCAL_ERROR', off);
           kind = 'local-error';
           code = view.getUint32(d, LE);
           break;
@@ -391,9 +409,11 @@ export function decodeControl(bytes: Uint8Array, length?: number): ReceivedContr
           kind = 'new-call';
           break;
         default:
+          if (unknown === NONE_UNKNOWN) unknown = [];
           unknown.push(type);
       }
     } else {
+      if (unknown === NONE_UNKNOWN) unknown = [];
       unknown.push(type);
     }
     off += align(len);

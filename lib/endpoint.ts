@@ -15,11 +15,12 @@
  *   bulk thread (up to BULK_SENDS calls per endpoint). Other calls send with
  *   MSG_DONTWAIT, and what the kernel does not take stays queued on the call
  *   and is retried when that call next hears from the kernel or on a short
- *   backing-off timer. How a call sends is fixed at its first send and never
- *   changes: on Linux 6.1 a sleeping sendmsg after a MSG_DONTWAIT send that
- *   the window cut short stalled the call for a second or more (the server
- *   then aborts it, RX_CALL_TIMEOUT) in about one 4 MiB upload in five;
- *   sleeping sends from the first one on never did;
+ *   backing-off timer. Once a MSG_DONTWAIT send of a call has been cut
+ *   short (a first send included), the call never sends on a bulk thread:
+ *   on Linux 6.1 a sleeping sendmsg after a MSG_DONTWAIT send that the window
+ *   cut short stalled the call for a second or more (the server then aborts
+ *   it, RX_CALL_TIMEOUT) in about one 4 MiB upload in five; sleeping sends
+ *   from the first one on never did;
  * - what a call is handed to send is the call's from then on: the kernel
  *   takes it, a send thread copies it, or the call copies what is left, all
  *   before write() returns, so callers may reuse their buffers at once;
@@ -34,7 +35,7 @@ import { RxAddress, SendControl } from './codec';
 import { errnoName } from './errno';
 import { checkAbortCode, checkBytes, checkObject, emitError, InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
 import { EAGAIN } from './native';
-import { RawSocket, RawSocketOptions, ReceivedMessage, ThreadSend } from './socket';
+import { RawSocket, RawSocketOptions, ReceivedMessage } from './socket';
 
 export { errnoName };
 
@@ -84,15 +85,20 @@ interface Pending {
  * - thread: a send is on a thread of the socket (the first send of a client
  *   call, on a starter or bulk thread, or a bulk send); nothing else is sent
  *   until it completes;
- * - ending: a send failed with ECONNABORTED, and the terminal message that
- *   carries the abort code is awaited;
+ * - ending: a send failed with ECONNABORTED or ESHUTDOWN, and the terminal
+ *   message that carries the abort code is awaited;
  * - done: the call has ended.
  */
 type SendState =
   | { kind: 'idle' }
-  | { kind: 'thread'; send: ThreadSend }
+  | { kind: 'thread'; token: number }
   | { kind: 'ending'; timer: NodeJS.Timeout }
   | { kind: 'done' };
+
+// The states without data are shared by every call.
+const IDLE: SendState = Object.freeze({ kind: 'idle' });
+const DONE: SendState = Object.freeze({ kind: 'done' });
+const NO_OPTIONS: StartOptions = Object.freeze({});
 
 /** One Rx call, client or server side. */
 export class Call {
@@ -105,17 +111,21 @@ export class Call {
   /** Bytes written and not yet taken by the kernel. */
   queuedBytes = 0;
   private queue: Pending[] = [];
-  private state: SendState = { kind: 'idle' };
+  private state: SendState = IDLE;
   /**
-   * How this call sends, fixed at its first send: on a bulk thread (holding
-   * one of the endpoint's bulk slots until it ends) or with MSG_DONTWAIT.
+   * How this call sends, once decided, and then for good: on a bulk thread
+   * (holding one of the endpoint's bulk slots until it ends) or with
+   * MSG_DONTWAIT. Undecided while every send so far was small and taken
+   * whole; the first chunk of BULK_MIN bytes or more then decides (bulk, if a
+   * slot is free), and so does the first send the kernel cuts short
+   * (MSG_DONTWAIT: a sleeping send after that can stall on Linux 6.1).
    */
   private mode: 'bulk' | 'dontwait' | undefined;
   /** The kernel may know the call: a server call, or a client call whose first send has returned. */
   private known: boolean;
   private abortCode: number | undefined;
   private received = false; // the last data of the incoming phase has been delivered
-  private drainWaiters: Array<() => void> = [];
+  private drainWaiters: Array<() => void> | undefined;
 
   constructor(
     private readonly endpoint: Endpoint,
@@ -132,7 +142,7 @@ export class Call {
     return this.state.kind === 'done';
   }
 
-  /** How the call sends ('bulk' or 'dontwait'), once its first send has decided it. */
+  /** How the call sends ('bulk' or 'dontwait'), once decided; undefined while undecided. */
   get sendMode(): 'bulk' | 'dontwait' | undefined {
     return this.mode;
   }
@@ -155,10 +165,17 @@ export class Call {
     }
   }
 
-  /** Resolves once everything written so far has been taken by the kernel (or the call has ended). */
+  /** Resolves once everything written so far has been taken by the kernel, or the call has ended. */
   drained(): Promise<void> {
-    if ((this.queue.length === 0 && this.state.kind !== 'thread') || this.isDone) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    if (this.isDone || (this.queue.length === 0 && this.state.kind === 'idle')) return Promise.resolve();
+    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
+  }
+
+  private wakeDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    if (!waiters) return;
+    this.drainWaiters = undefined;
+    for (const w of waiters) w();
   }
 
   /** Aborts the call on the wire with `code` (RX_USER_ABORT by default); a bad code throws and changes nothing. */
@@ -171,7 +188,7 @@ export class Call {
     // waiting for a channel (the kernel does not know the call yet, and would
     // refuse the abort), a bulk send holds the call while it copies data.
     // A call not yet known to the kernel is aborted when its first send returns.
-    if (this.state.kind === 'thread') this.state.send.interrupt();
+    if (this.state.kind === 'thread') this.endpoint.raw.interruptSend(this.state.token);
     if (this.known) this.sendAbort();
     this.finish({ ok: false, error: reason ?? new RxAbortError(code, true) });
   }
@@ -196,11 +213,11 @@ export class Call {
     if (data.length > 0 || last) this.ondata(data, last);
   }
 
-  /** @internal the first send of a client call is on a thread; `bulk` when on a bulk thread */
-  begin(send: ThreadSend, first: Pending, bulk: boolean): void {
-    this.mode = bulk && this.endpoint.takeBulkSlot() ? 'bulk' : 'dontwait';
-    this.queuedBytes += first.data.length;
-    this.onThread(send, first, true);
+  /** @internal the first send of a client call is on a thread (token); `bulk` when on a bulk thread */
+  begin(token: number, length: number, bulk: boolean): void {
+    if (bulk) this.mode = this.endpoint.takeBulkSlot() ? 'bulk' : 'dontwait';
+    this.queuedBytes += length;
+    this.onThread(token);
   }
 
   /** @internal send what is queued; nothing while a send is on a thread */
@@ -213,14 +230,15 @@ export class Call {
       }
       if (this.mode === 'bulk') {
         this.queue.shift();
-        let send: ThreadSend;
+        let token: number;
         try {
-          send = this.endpoint.raw.sendBlocking({ callId: this.id }, head.data, { more: head.more });
+          token = this.endpoint.raw.submit({ callId: this.id }, head.data, undefined, head.more, true,
+            (sent, err, rest) => this.threadDone(token, head, false, sent, err, rest));
         } catch (err) {
           this.failSend(err as Error);
           return;
         }
-        this.onThread(send, head, false);
+        this.onThread(token);
         return;
       }
       let sent: number;
@@ -234,20 +252,29 @@ export class Call {
       this.queuedBytes -= sent;
       if (sent < head.data.length) {
         head.data = head.data.subarray(sent);
+        this.mode = 'dontwait'; // cut short: never a sleeping send after this
         this.endpoint.blocked(this, sent > 0);
         return;
       }
       this.queue.shift();
     }
-    for (const w of this.drainWaiters.splice(0)) w();
+    this.wakeDrainWaiters();
   }
 
   /** @internal a sendmsg of this call failed */
   failSend(err: Error): void {
     if (this.isDone) return;
-    if ((err as { code?: string }).code === 'ECONNABORTED' && !this.endpoint.isClosed) {
-      // The call was aborted before or while the send ran (under load the
-      // peer's abort can even beat the first sendmsg back). Its terminal
+    // The socket closing fails the sends still on its threads (synchronously,
+    // within Endpoint.close): the call ends as every call does then.
+    if (this.endpoint.isClosed) {
+      this.finish({ ok: false, error: new EndpointClosedError() });
+      return;
+    }
+    const code = (err as { code?: string }).code;
+    if ((code === 'ECONNABORTED' || code === 'ESHUTDOWN') && !this.endpoint.isClosed) {
+      // The call was aborted or ended in the kernel before or while the send
+      // ran (under load the peer's abort can even beat the first sendmsg
+      // back; ESHUTDOWN: the call was already complete). Its terminal
       // message, with the abort code, follows: report that, not the errno.
       this.queue = [];
       this.queuedBytes = 0;
@@ -261,18 +288,21 @@ export class Call {
     this.finish({ ok: false, error: err });
   }
 
-  private onThread(send: ThreadSend, head: Pending, first: boolean): void {
-    this.state = { kind: 'thread', send };
+  private onThread(token: number): void {
+    this.state = { kind: 'thread', token };
     if (this.mode === 'bulk') this.endpoint.stats.bulkSends++;
-    send.sent.then(
-      (sent) => this.threadDone(send, head, first, sent, undefined),
-      (err: Error) => this.threadDone(send, head, first, 0, err),
-    );
   }
 
-  private threadDone(send: ThreadSend, head: Pending, first: boolean, sent: number, err: Error | undefined): void {
+  /**
+   * @internal a send on a thread completed: `sent` bytes taken (a blocking
+   * send's EAGAIN or interrupt counts as none), or `err`; `rest` is the
+   * thread's copy of what it did not take.
+   */
+  threadDone(token: number, head: Pending, first: boolean, sent: number, err: Error | undefined, rest: Buffer | undefined): void {
     if (first) this.known = true;
-    if (this.state.kind === 'thread' && this.state.send === send) this.state = { kind: 'idle' };
+    if (this.state.kind === 'thread' && this.state.token === token) this.state = IDLE;
+    // A bulk send interrupted before it took anything took nothing (as RawSocket.sendBlocking reports it).
+    if (err && this.mode === 'bulk' && (err as { code?: string }).code === 'EINTR') err = undefined;
     if (this.isDone) {
       // Aborted while its first send was under way: the kernel may have the call by now.
       if (first && this.abortCode !== undefined && !this.endpoint.isClosed) this.sendAbort();
@@ -285,9 +315,10 @@ export class Call {
     if (sent < 0) sent = 0; // EAGAIN: nothing taken
     this.queuedBytes -= sent;
     if (sent < head.data.length) {
+      // A first send on a starter thread cut short: MSG_DONTWAIT for good.
+      if (this.mode === undefined) this.mode = 'dontwait';
       // The thread's own copy of what is left; the caller's buffer may be gone.
-      const rest = send.rest ?? Buffer.from(head.data.subarray(sent));
-      this.queue.unshift({ data: rest, more: head.more, owned: true });
+      this.queue.unshift({ data: rest ?? Buffer.from(head.data.subarray(sent)), more: head.more, owned: true });
       if (sent === 0 && this.mode === 'bulk') {
         // Nothing moved (EAGAIN or a wake): pace the next try by the timer.
         this.endpoint.blocked(this);
@@ -301,12 +332,12 @@ export class Call {
   finish(outcome: Outcome): void {
     if (this.isDone) return;
     if (this.state.kind === 'ending') clearTimeout(this.state.timer);
-    this.state = { kind: 'done' };
+    this.state = DONE;
     if (this.mode === 'bulk') this.endpoint.releaseBulkSlot();
-    this.queue = [];
+    if (this.queue.length > 0) this.queue = [];
     this.queuedBytes = 0;
     this.endpoint.forget(this);
-    for (const w of this.drainWaiters.splice(0)) w();
+    this.wakeDrainWaiters();
     this.ondone(outcome.ok ? undefined : outcome.error);
   }
 }
@@ -331,7 +362,7 @@ const CHARGE_RETRY_MAX_MS = 2000;
 export const BULK_SENDS = 4;
 /** A call whose data starts with a chunk this large sends it on a bulk thread. */
 export const BULK_MIN = 64 * 1024;
-/** How long a call whose send failed with ECONNABORTED waits for its terminal message (the abort code). */
+/** How long a call whose send failed with ECONNABORTED or ESHUTDOWN waits for its terminal message (the abort code). */
 const TERMINAL_GRACE_MS = 2000;
 
 export class Endpoint extends EventEmitter<EndpointEvents> {
@@ -404,19 +435,20 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
    * The call's data and end arrive through call.ondata / call.ondone.
    * `first` is free when this returns (the send thread has a copy).
    */
-  startCall(target: RxAddress, first: Uint8Array, more: boolean, options: StartOptions = {}): Call {
+  startCall(target: RxAddress, first: Uint8Array, more: boolean, options: StartOptions = NO_OPTIONS): Call {
     if (this.closed) throw new EndpointClosedError('The endpoint is closed');
     checkObject(target, 'target', 'an object { service, address, port }');
     checkBytes(first, 'first');
     if (typeof more !== 'boolean') throw new InvalidArgTypeError('more', 'of type boolean', more);
     checkObject(options, 'options');
-    for (const flag of ['upgrade', 'exclusive'] as const) {
-      if (options[flag] !== undefined && typeof options[flag] !== 'boolean') {
-        throw new InvalidArgTypeError(`options.${flag}`, 'of type boolean', options[flag]);
-      }
+    if (options.upgrade !== undefined && typeof options.upgrade !== 'boolean') {
+      throw new InvalidArgTypeError('options.upgrade', 'of type boolean', options.upgrade);
+    }
+    if (options.exclusive !== undefined && typeof options.exclusive !== 'boolean') {
+      throw new InvalidArgTypeError('options.exclusive', 'of type boolean', options.exclusive);
     }
     const id = this.nextId++;
-    const control: SendControl = {
+    const control: SendControl = options === NO_OPTIONS ? { callId: id } : {
       callId: id,
       upgrade: options.upgrade,
       exclusive: options.exclusive,
@@ -424,11 +456,14 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
       txLength: options.txLength,
     };
     // Encoding errors surface here, synchronously, before the call exists.
+    // The thread has its own copy of `first`: what comes back (`rest`) is that copy.
     const bulk = first.length >= BULK_MIN && this.bulkSlotFree();
-    const send = bulk ? this.raw.sendBlocking(control, first, { target, more }) : this.raw.sendStart(control, first, { target, more });
-    const call = new Call(this, id, 'client', { address: target.address, port: target.port }, target.service);
+    const head: Pending = { data: first, more, owned: true };
+    let call: Call | undefined;
+    const token = this.raw.submit(control, first, target, more, bulk, (sent, err, rest) => call!.threadDone(token, head, true, sent, err, rest));
+    call = new Call(this, id, 'client', { address: target.address, port: target.port }, target.service);
     this.calls.set(id, call);
-    call.begin(send, { data: first, more, owned: true }, bulk);
+    call.begin(token, first.length, bulk);
     return call;
   }
 

@@ -2,6 +2,8 @@
  * The one module that loads the compiled addon. Everything else depends on
  * the NativeBinding interface below, so tests can stand a fake in its place.
  */
+/// <reference types="node" preserve="true" />
+import { release } from 'node:os';
 
 /** Completion of a sendmsgAsync; `rest` holds the bytes the kernel did not take, if any. */
 export type SendDone = (token: number, result: number, error: Error | undefined, rest: Buffer | undefined) => void;
@@ -63,15 +65,65 @@ export const EAGAIN = 11;
 
 let binding: NativeBinding | undefined;
 
-/** Loads the addon once; on systems other than Linux, explains why it cannot. */
+/** Why rxrpc cannot run here: the system is not Linux (ERR_RXRPC_UNSUPPORTED_PLATFORM). */
+function unsupportedPlatform(platform: string): Error {
+  const err = new Error(`AF_RXRPC needs Linux; rxrpc cannot run on ${platform}`) as Error & { code: string; platform: string };
+  err.code = 'ERR_RXRPC_UNSUPPORTED_PLATFORM';
+  err.platform = platform;
+  return err;
+}
+
+/** The compiled addon is missing (its install script did not run or failed): ERR_RXRPC_ADDON_NOT_BUILT. */
+function addonNotBuilt(cause: unknown): Error {
+  const err = new Error(
+    'The rxrpc addon is not built (no build/Release/rxrpc.node): its install script did not run ' +
+      '(npm --ignore-scripts) or failed. Run `npm rebuild rxrpc`; building needs python3, make and g++.',
+    { cause },
+  ) as Error & { code: string };
+  err.code = 'ERR_RXRPC_ADDON_NOT_BUILT';
+  return err;
+}
+
+/**
+ * socket(2) fails with EAFNOSUPPORT when the kernel has no AF_RXRPC: the error
+ * keeps Node's shape (code, errno, syscall) and says what to do about it.
+ */
+function explainSocketError(err: unknown): unknown {
+  const e = err as Partial<{ code: string; errno: number; syscall: string }>;
+  if (!(err instanceof Error) || e.code !== 'EAFNOSUPPORT' || e.syscall !== 'socket') return err;
+  const explained = new Error(
+    `socket EAFNOSUPPORT: AF_RXRPC is missing from this kernel (Linux ${release()}). Load the rxrpc module ` +
+      'as root (modprobe rxrpc; in a container, on the host). If it will not load, it may be blacklisted ' +
+      '(grep -r rxrpc /etc/modprobe.d) or not built for this kernel (CONFIG_AF_RXRPC).',
+    { cause: err },
+  ) as Error & { code: string; errno: number; syscall: string };
+  explained.code = 'EAFNOSUPPORT';
+  explained.errno = e.errno ?? -97;
+  explained.syscall = 'socket';
+  return explained;
+}
+
+/** Loads the addon once; where it cannot run, the error says why (see the helpers above). */
 export function loadNative(): NativeBinding {
   if (binding) return binding;
-  if (process.platform !== 'linux') {
-    const err = new Error(`AF_RXRPC needs Linux; rxrpc cannot run on ${process.platform}`) as Error & { code: string };
-    err.code = 'ERR_RXRPC_UNSUPPORTED_PLATFORM';
+  if (process.platform !== 'linux') throw unsupportedPlatform(process.platform);
+  let raw: NativeBinding;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    raw = require('bindings')('rxrpc') as NativeBinding;
+  } catch (err) {
+    // bindings' own error for a file it could not find; a file that fails to load is Node's ERR_DLOPEN_FAILED.
+    if (err instanceof Error && /Could not locate the bindings file/.test(err.message)) throw addonNotBuilt(err);
     throw err;
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  binding = require('bindings')('rxrpc') as NativeBinding;
+  const NativeSocket = raw.Socket;
+  function Socket(...args: ConstructorParameters<NativeBinding['Socket']>): NativeSocket {
+    try {
+      return new NativeSocket(...args);
+    } catch (err) {
+      throw explainSocketError(err);
+    }
+  }
+  binding = { ...raw, Socket: Socket as unknown as NativeBinding['Socket'] };
   return binding;
 }

@@ -23,6 +23,8 @@ import {
 } from './services';
 import { after } from './timers';
 
+const EMPTY = Buffer.alloc(0);
+
 /** Default limit on a request's size (ServerOptions.maxRequestBytes). */
 export const DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
@@ -68,14 +70,25 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   private held: Array<{ data: Uint8Array; more: boolean }> = [];
   private afterRequest: Array<() => void> = [];
   private error: Error | undefined; // the error that ended the call
-  /** @internal */ readonly finished: Promise<Error | undefined>;
-  private resolveFinished!: (e: Error | undefined) => void;
+  private done = false;
+  private finishedPromise: Promise<Error | undefined> | undefined; // made when first asked for
+  private resolveFinished: ((e: Error | undefined) => void) | undefined;
 
   /** @internal */
-  constructor(private readonly call: Call, private readonly maxRequestBytes: number) {
-    this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+  constructor(private readonly call: Call, private readonly maxRequestBytes: number,
+    /** @internal told when the call has ended */
+    private readonly onfinish?: (call: IncomingCall) => void) {
     call.ondata = (chunk, end) => this.onData(chunk, end);
     call.ondone = (error) => this.onDone(error);
+  }
+
+  /** @internal settles with the error that ended the call (undefined for a clean end) once it has ended */
+  get finished(): Promise<Error | undefined> {
+    if (!this.finishedPromise) {
+      this.finishedPromise = this.done ? Promise.resolve(this.error)
+        : new Promise((resolve) => (this.resolveFinished = resolve));
+    }
+    return this.finishedPromise;
   }
 
   /** Aborted when the call ends before the handler is done (peer abort, server close). */
@@ -150,6 +163,19 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     return this.call.isDone;
   }
 
+  /**
+   * @internal the reply a handler returned: end(reply) without the promise
+   * (a failure is the call's, reported where the call ends).
+   */
+  endWith(reply: Uint8Array | undefined): void {
+    if (this.error || this.replyEnded || !this.received) {
+      this.end(reply).catch(() => {});
+      return;
+    }
+    this.replyEnded = true;
+    this.call.write(reply ?? EMPTY, false);
+  }
+
   private send(chunk: Uint8Array, more: boolean): Promise<void> {
     const refused = writeError(chunk, this.error, this.replyEnded);
     if (refused) return Promise.reject(refused);
@@ -194,7 +220,9 @@ export class IncomingCall implements AsyncIterable<Buffer> {
       this.controller?.abort(error);
     }
     this.held = [];
-    this.resolveFinished(error);
+    this.done = true;
+    this.resolveFinished?.(error);
+    this.onfinish?.(this);
   }
 }
 
@@ -213,14 +241,34 @@ interface ServerEvents {
   close: [];
 }
 
-/** Kernels measured to break server-side upgrade (see README, Kernel support). */
-export function upgradeWarning(kernelRelease = release()): string | undefined {
+/**
+ * The version of the running rxrpc module when it is the fixed one this
+ * project builds (kernel/: /sys/module/rxrpc/version reads "upgrade-fix.N";
+ * Debian's own module has no version file), or undefined.
+ */
+export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string | undefined {
+  try {
+    const version = readFileSync(file, 'utf8').trim();
+    return /^upgrade-fix\.\d+$/.test(version) ? version : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why server-side upgrade is not to be relied on with this kernel, or
+ * undefined: Linux 6.1 to 7.3 were measured to break it (see README, Kernel
+ * support), unless the running rxrpc module is the fixed one.
+ */
+export function upgradeWarning(kernelRelease = release(), fixed: string | undefined = fixedModuleVersion()): string | undefined {
+  if (fixed !== undefined) return undefined;
   const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
   if (!m) return undefined;
   const version = Number(m[1]) * 1000 + Number(m[2]);
   if (version <= 7003) {
     return `kernel ${kernelRelease}: server-side service upgrade was measured broken on Linux 6.1 to 7.3 ` +
-      '(probes are aborted with RX_PROTOCOL_ERROR or answered on the original service)';
+      '(probes are aborted with RX_PROTOCOL_ERROR or answered on the original service); ' +
+      'the fixed rxrpc module (kernel/ in the rxrpc package sources) repairs it';
   }
   return undefined;
 }
@@ -366,14 +414,17 @@ export class Server extends EventEmitter<ServerEvents> {
     return this;
   }
 
+  private readonly forgetCall = (call: IncomingCall): void => {
+    this.calls.delete(call);
+  };
+
   private onCall(call: Call): void {
     if (!this.listening) {
       call.abort(RX_CALL_DEAD);
       return;
     }
-    const incoming = new IncomingCall(call, this.maxRequestBytes);
+    const incoming = new IncomingCall(call, this.maxRequestBytes, this.forgetCall);
     this.calls.add(incoming);
-    void incoming.finished.then(() => this.calls.delete(incoming));
     let result: ReturnType<Handler>;
     try {
       result = this.handler(incoming);
@@ -399,7 +450,7 @@ export class Server extends EventEmitter<ServerEvents> {
         }
         if (call.isDone) return;
         // A returned body is the reply; returning nothing ends it empty.
-        incoming.end(reply as Uint8Array | undefined).catch(() => {});
+        incoming.endWith(reply as Uint8Array | undefined);
       },
       (err) => this.fail(incoming, err),
     );

@@ -78,17 +78,24 @@ function isMappedV4(address: string): boolean {
   return flat.length === 8 && flat.slice(0, 5).every((w) => Number.parseInt(w, 16) === 0) && Number.parseInt(flat[5], 16) === 0xffff;
 }
 
+const isWhole = (v: unknown, min: number, max: number): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+
 export function checkDestination(value: unknown, argument = 'destination'): Destination & { family: 'IPv4' | 'IPv6' } {
   checkObject(value, argument, 'an object { address, port }');
   const d = value as Destination;
-  const family = checkAddress(d.address, `${argument}.address`);
-  const port = checkPort(d.port, `${argument}.port`);
+  // A known address and a valid port need no argument names (they are built only to be thrown).
+  const known = typeof d.address === 'string' ? families.get(d.address) : undefined;
+  const family = known ?? checkAddress(d.address, `${argument}.address`);
+  const port = isWhole(d.port, 1, 65535) ? d.port : checkPort(d.port, `${argument}.port`);
   return { address: d.address, port, family };
 }
 
 export function checkServiceDestination(value: unknown, argument = 'destination'): ServiceDestination & { family: 'IPv4' | 'IPv6' } {
   const d = checkDestination(value, argument);
-  return { ...d, service: checkService((value as ServiceDestination).service, `${argument}.service`) };
+  const s = (value as ServiceDestination).service;
+  const service = isWhole(s, 1, 65535) ? s : checkService(s, `${argument}.service`);
+  return { address: d.address, port: d.port, family: d.family, service };
 }
 
 /** Two different service IDs, the upgrade from one to the other. */

@@ -10,7 +10,7 @@ import {
   SO_SNDBUF, SOL_RXRPC, SOL_SOCKET,
 } from './constants';
 import {
-  decodeControl, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, MessageKind, RxAddress, SendControl,
+  decodeControlAt, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, MessageKind, RxAddress, SendControl,
 } from './codec';
 import {
   checkBytes, checkObject, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError,
@@ -30,7 +30,7 @@ export interface RawSocketOptions {
   batch?: number;
   /** Bytes of call data read per wakeup at most. Default 256 KiB. */
   batchBytes?: number;
-  /** The native binding (tests pass a fake). */
+  /** @internal The native binding (tests pass a fake). */
   binding?: NativeBinding;
 }
 
@@ -92,10 +92,22 @@ interface RawSocketEvents {
 
 const EMPTY = Buffer.alloc(0);
 
-interface Pending {
-  resolve: (n: number) => void;
-  reject: (e: Error) => void;
-  handle: { rest: Buffer | undefined };
+/**
+ * @internal Completion of a send handed to a thread (RawSocket.submit):
+ * `error` when the kernel took nothing (EAGAIN is not an error: `sent` is
+ * then -EAGAIN), `rest` the thread's copy of what it did not take.
+ */
+export type SubmitDone = (sent: number, error: Error | undefined, rest: Buffer | undefined) => void;
+
+const SOCKADDR_SIZE = 36;
+/** Encoded targets kept per socket at most (a client calls the same few peers again and again). */
+const TARGET_CACHE_MAX = 1024;
+const CMSG_CALL_ID = 24; // one control message: a 16-byte header and the 8-byte call id
+const MAX_CALL_ID = Number.MAX_SAFE_INTEGER;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function isPort(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff;
 }
 
 function socketClosed(): Error {
@@ -128,21 +140,8 @@ function checkInt(argument: string, value: unknown, min: number, max: number): n
   return value;
 }
 
-/**
- * The arguments of one sendmsg, checked and encoded: a target that is given
- * must be an address (null is not "none"), `more` a boolean.
- */
-function encodeSend(control: SendControl, data: Uint8Array | null | undefined, options: SendOptions) {
-  checkObject(options, 'options');
-  if (data !== undefined && data !== null) checkBytes(data, 'data');
-  const more = checkBoolean(options.more, 'options.more');
-  return {
-    name: options.target === undefined ? null : encodeSockaddr(options.target, 'options.target'),
-    control: encodeControl(control),
-    data: data ?? null,
-    flags: more ? MSG_MORE : 0,
-  };
-}
+/** A flag left out or false (what the reused control buffers stand for). */
+const unset = (flag: unknown) => flag === undefined || flag === false;
 
 function u32(value: number): Buffer {
   const b = Buffer.alloc(4);
@@ -160,10 +159,23 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   private readonly controlOffset: number;
   private readonly controlSize: number;
   private readonly nameSize: number;
-  private readonly pendingAsync = new Map<number, Pending>();
+  private readonly pendingAsync = new Map<number, SubmitDone>();
+  private readonly metaBuffer: Buffer;
+  /** Encoded sendmsg targets by address, then by port * 65536 + service. */
+  private readonly targets = new Map<string, Map<number, Buffer>>();
+  private targetCount = 0;
+  /**
+   * Control buffers for the two common sends, filled in place for each one:
+   * a call id alone, and a call id with RXRPC_CHARGE_ACCEPT. Reusing them is
+   * safe because the kernel (send) or the addon (sendmsgAsync, which copies
+   * what it hands to a thread) is done with the bytes when the call returns.
+   */
+  private readonly controlCallId: Buffer | undefined;
+  private readonly controlCharge: Buffer | undefined;
   private nextToken = 1;
   private closed = false;
-  private lastName = Buffer.alloc(36);
+  private readonly lastName = Buffer.alloc(SOCKADDR_SIZE);
+  private lastNameLength = -1;
   private lastPeer: ReceivedMessage['peer'] | undefined;
 
   constructor(options: RawSocketOptions = {}) {
@@ -189,6 +201,11 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     this.nameSize = binding.RECORD_NAME_SIZE;
     this.meta = new Uint8Array(batch * this.recordSize);
     this.metaView = new DataView(this.meta.buffer);
+    this.metaBuffer = Buffer.from(this.meta.buffer, this.meta.byteOffset, this.meta.length);
+    if (LITTLE_ENDIAN) {
+      this.controlCallId = encodeControl({ callId: 0 });
+      this.controlCharge = encodeControl({ callId: 0, chargeAccept: true });
+    }
     this.native = new binding.Socket(
       family === 'IPv4' ? AF_INET : AF_INET6,
       this.meta,
@@ -266,8 +283,64 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
    */
   send(control: SendControl, data?: Uint8Array, options: SendOptions = {}): number {
     if (this.closed) throw socketClosed();
-    const a = encodeSend(control, data, options);
-    return this.native.sendmsg(a.name, a.control, a.data, a.flags);
+    checkObject(options, 'options');
+    if (data !== undefined && data !== null) checkBytes(data, 'data');
+    const more = checkBoolean(options.more, 'options.more');
+    return this.native.sendmsg(
+      options.target === undefined ? null : this.targetOf(options.target, 'options.target'),
+      this.controlOf(control),
+      data ?? null,
+      more ? MSG_MORE : 0,
+    );
+  }
+
+  /**
+   * The encoded sockaddr of a target, from the socket's cache when it was
+   * seen before (only well-typed values are looked up; anything else goes
+   * through encodeSockaddr, which checks it and throws, naming `argument`).
+   * Not to be changed: the same buffer serves every send to that target.
+   */
+  private targetOf(target: RxAddress, argument: string): Buffer {
+    if (typeof target === 'object' && target !== null && typeof target.address === 'string' &&
+        isPort(target.port) && isPort(target.service)) {
+      let byPort = this.targets.get(target.address);
+      const key = target.port * 0x10000 + target.service;
+      const hit = byPort?.get(key);
+      if (hit) return hit;
+      const encoded = encodeSockaddr(target, argument);
+      if (this.targetCount >= TARGET_CACHE_MAX) {
+        this.targets.clear();
+        this.targetCount = 0;
+        byPort = undefined;
+      }
+      if (!byPort) this.targets.set(target.address, (byPort = new Map()));
+      byPort.set(key, encoded);
+      this.targetCount++;
+      return encoded;
+    }
+    return encodeSockaddr(target, argument);
+  }
+
+  /**
+   * The control buffer of one send: a reused one for the common cases (see
+   * controlCallId), encodeControl otherwise. Only flags that are left out or
+   * booleans take the reused buffers; anything else goes to encodeControl,
+   * which refuses it.
+   */
+  private controlOf(control: SendControl): Buffer {
+    const scratch = this.controlCallId;
+    if (scratch && typeof control === 'object' && control !== null && control.abort === undefined && unset(control.exclusive) &&
+        unset(control.upgrade) && control.txLength === undefined && control.timeouts === undefined &&
+        (control.chargeAccept === true || unset(control.chargeAccept))) {
+      const id = control.callId;
+      if (typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= MAX_CALL_ID) {
+        const buf = control.chargeAccept === true ? this.controlCharge! : scratch;
+        buf.writeUInt32LE(id % 0x100000000, 16);
+        buf.writeUInt32LE(Math.floor(id / 0x100000000), 20);
+        return buf;
+      }
+    }
+    return encodeControl(control);
   }
 
   /** The same sendmsg made on a starter thread of the socket, where it may sleep (a first send). Bad arguments reject. */
@@ -318,8 +391,8 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       sent.catch(() => {});
       return { sent, rest: undefined, interrupt: () => false };
     }
-    const a = encodeSend(control, data, options);
-    const token = this.nextToken++;
+    checkObject(options, 'options');
+    const more = checkBoolean(options.more, 'options.more') === true;
     const handle = { rest: undefined as Buffer | undefined };
     let resolve!: (n: number) => void;
     let reject!: (e: Error) => void;
@@ -327,13 +400,41 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       resolve = res;
       reject = rej;
     });
-    this.native.sendmsgAsync(token, a.name, a.control, a.data, a.flags, blocking);
-    this.pendingAsync.set(token, { resolve, reject, handle });
+    const token = this.submit(control, data, options.target, more, blocking, (n, error, rest) => {
+      handle.rest = rest;
+      if (error) reject(error);
+      else resolve(n);
+    }, 'options.target');
     return {
       sent,
       get rest() { return handle.rest; },
-      interrupt: () => !this.closed && this.pendingAsync.has(token) && this.native.interrupt(token),
+      interrupt: () => this.interruptSend(token),
     };
+  }
+
+  /**
+   * @internal handOff without promises, for the layers above: hands one
+   * sendmsg to a starter thread (a first send, `blocking` false) or a bulk
+   * thread, and returns its token. `done` follows once, from the event loop,
+   * unless the socket closes first (then it gets ERR_SOCKET_CLOSED).
+   * Encoding errors throw here; nothing is sent then.
+   */
+  submit(control: SendControl, data: Uint8Array | undefined, target: RxAddress | undefined, more: boolean,
+    blocking: boolean, done: SubmitDone, targetArgument = 'target'): number {
+    if (this.closed) throw socketClosed();
+    if (data !== undefined && data !== null) checkBytes(data, 'data');
+    // A target that is given must be an address: null is not "none".
+    const name = target === undefined ? null : this.targetOf(target, targetArgument);
+    const ctl = this.controlOf(control);
+    const token = this.nextToken++;
+    this.native.sendmsgAsync(token, name, ctl, data ?? null, more ? MSG_MORE : 0, blocking);
+    this.pendingAsync.set(token, done);
+    return token;
+  }
+
+  /** @internal interrupt() of a submitted send: false when it is over, or could not be woken */
+  interruptSend(token: number): boolean {
+    return !this.closed && this.pendingAsync.has(token) && this.native.interrupt(token);
   }
 
   /** Closes the socket; pending sendAsync promises reject with ERR_SOCKET_CLOSED. Idempotent. */
@@ -346,7 +447,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     }
     const pending = [...this.pendingAsync.values()];
     this.pendingAsync.clear();
-    for (const p of pending) p.reject(socketClosed());
+    for (const done of pending) done(-1, socketClosed(), undefined);
     process.nextTick(() => this.emit('close'));
   }
 
@@ -371,12 +472,11 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   }
 
   private onSendDone(token: number, result: number, error: Error | undefined, rest: Buffer | undefined): void {
-    const p = this.pendingAsync.get(token);
-    if (!p) return;
+    const done = this.pendingAsync.get(token);
+    if (!done) return;
     this.pendingAsync.delete(token);
-    p.handle.rest = rest;
-    if (error && result !== -EAGAIN) p.reject(error);
-    else p.resolve(result);
+    if (error && result !== -EAGAIN) done(result, error, rest);
+    else done(result, undefined, rest);
   }
 
   private onRecv(count: number, data: Buffer | undefined, error: Error | undefined): void {
@@ -389,7 +489,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       const length = view.getInt32(rec + RECORD_DATA_LENGTH, true);
       const nameLength = view.getInt32(rec + RECORD_NAME_LENGTH, true);
       const controlLength = view.getInt32(rec + RECORD_CONTROL_LENGTH, true);
-      const control = this.meta.subarray(rec + this.controlOffset, rec + this.controlOffset + this.controlSize);
+      const controlStart = rec + this.controlOffset;
       let message: ReceivedMessage;
       try {
         if (flags & MSG_CTRUNC) {
@@ -401,23 +501,27 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
         if (offset < 0 || length < 0 || offset + length > all.length) {
           throw new MalformedError('message record', `data ${offset}+${length} outside the ${all.length}-byte batch`);
         }
-        const ctl = decodeControl(control, controlLength);
-        const name = this.meta.subarray(rec + this.nameOffset, rec + this.nameOffset + nameLength);
-        const peer = this.peerOf(name);
+        if (controlLength > this.controlSize || controlLength < 0) {
+          throw new MalformedError('control messages', `length ${controlLength} exceeds the ${this.controlSize} bytes given`);
+        }
+        const ctl = decodeControlAt(view, controlStart, controlLength);
+        const nameStart = rec + this.nameOffset;
+        const peer = this.peerOf(nameStart, nameLength);
         message = {
           callId: ctl.callId,
           kind: ctl.kind,
           code: ctl.code,
-          data: all.subarray(offset, offset + length),
+          data: length === 0 ? EMPTY : all.subarray(offset, offset + length),
           end: (flags & MSG_EOR) !== 0,
           more: (flags & MSG_MORE) !== 0,
-          service: name[2] | (name[3] << 8),
+          service: nameLength >= 4 ? this.meta[nameStart + 2] | (this.meta[nameStart + 3] << 8) : 0,
           peer,
           unknown: ctl.unknown,
         };
       } catch (err) {
         const malformed = err instanceof MalformedError ? err : new MalformedError('message', String(err));
         // The call it belongs to, when its id can still be read, must hear of it.
+        const control = this.meta.subarray(controlStart, controlStart + this.controlSize);
         const callId = findCallId(control, Math.min(Math.max(controlLength, 0), control.length));
         if (callId === undefined) {
           emitError(this, malformed);
@@ -434,10 +538,18 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   }
 
   // Consecutive messages mostly come from one peer: decode its address once.
-  private peerOf(name: Uint8Array): ReceivedMessage['peer'] {
-    if (this.lastPeer && name.length === this.lastName.length && this.lastName.equals(name)) return this.lastPeer;
-    const d = decodeSockaddr(name);
-    this.lastName = Buffer.from(name);
+  // The service (bytes 2-3) is not part of the peer: calls to both services
+  // of a server share the decoded address.
+  private peerOf(start: number, length: number): ReceivedMessage['peer'] {
+    const last = this.lastPeer;
+    if (last && length === this.lastNameLength && length >= 4 &&
+        this.metaBuffer.compare(this.lastName, 4, length, start + 4, start + length) === 0 &&
+        this.metaBuffer[start] === this.lastName[0] && this.metaBuffer[start + 1] === this.lastName[1]) {
+      return last;
+    }
+    const d = decodeSockaddr(this.meta.subarray(start, start + length));
+    this.metaBuffer.copy(this.lastName, 0, start, start + length);
+    this.lastNameLength = length;
     this.lastPeer = { family: d.family, address: d.address, port: d.port };
     return this.lastPeer;
   }

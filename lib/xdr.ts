@@ -46,6 +46,16 @@ export class XdrWriter {
     return this.push(b);
   }
 
+  /** A signed 64-bit integer (hyper, afs_int64). */
+  i64(value: bigint | number): this {
+    if (typeof value !== 'number' && typeof value !== 'bigint') throw new InvalidArgTypeError('i64', 'of type bigint or number', value);
+    const v = BigInt(typeof value === 'number' ? checkInt('i64', value, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER) : value);
+    if (v < -(1n << 63n) || v >= 1n << 63n) throw new OutOfRangeError('i64', 'from -2^63 to 2^63-1', value);
+    const b = Buffer.alloc(8);
+    b.writeBigInt64BE(v);
+    return this.push(b);
+  }
+
   bool(value: boolean): this {
     if (typeof value !== 'boolean') throw new InvalidArgTypeError('bool', 'of type boolean', value);
     return this.u32(value ? 1 : 0);
@@ -143,6 +153,11 @@ export class XdrReader {
 
   u64(): bigint {
     return this.buf.readBigUInt64BE(this.take(8, 'u64'));
+  }
+
+  /** A signed 64-bit integer (hyper, afs_int64). */
+  i64(): bigint {
+    return this.buf.readBigInt64BE(this.take(8, 'i64'));
   }
 
   bool(): boolean {

@@ -54,7 +54,6 @@
 #include <atomic>
 #include <deque>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -271,7 +270,13 @@ struct Worker {
 // when it finally leaves the kernel.
 struct Shared {
   uv_mutex_t mutex;
+  // `cond`: a send left the kernel, a job finished, a thread exited (what
+  // interrupt() and close() wait for). Idle threads wait on their own kind's
+  // condition variable and are woken one at a time, one per job: waking them
+  // all for every first send cost a context switch per idle thread.
   uv_cond_t cond;
+  uv_cond_t start_work;
+  uv_cond_t bulk_work;
   int fd = -1;
   bool stopping = false;       // close() began: run nothing more, deliver nothing
   bool fd_left_open = false;   // close() left the fd to the last thread
@@ -280,19 +285,27 @@ struct Shared {
   std::deque<SendJob*> bulk_jobs;
   std::vector<SendJob*> running;
   std::vector<SendJob*> done;
-  std::set<std::string> busy;  // destinations a starter is sending to
+  // The first sends starters are running: their destinations are busy. At
+  // most kMaxStarters, reserved up front: the threads allocate nothing.
+  std::vector<const SendJob*> busy;
   size_t starters = 0, idle_starters = 0;
   size_t bulk_threads = 0, idle_bulk = 0;
   int refs = 1;                // the socket and every live thread
 
   Shared() {
+    busy.reserve(kMaxStarters);
+    running.reserve(kMaxStarters + kMaxBulkThreads);
     uv_mutex_init(&mutex);
     uv_cond_init(&cond);
+    uv_cond_init(&start_work);
+    uv_cond_init(&bulk_work);
   }
   ~Shared() {
     for (SendJob* j : start_jobs) delete j;
     for (SendJob* j : bulk_jobs) delete j;
     for (SendJob* j : done) delete j;
+    uv_cond_destroy(&bulk_work);
+    uv_cond_destroy(&start_work);
     uv_cond_destroy(&cond);
     uv_mutex_destroy(&mutex);
   }
@@ -307,22 +320,45 @@ struct Shared {
       return job;
     }
     for (auto it = start_jobs.begin(); it != start_jobs.end(); ++it) {
-      if (busy.count((*it)->name) != 0) continue;
+      if (IsBusy((*it)->name)) continue;
       SendJob* job = *it;
       start_jobs.erase(it);
-      busy.insert(job->name);
+      busy.push_back(job);
       return job;
     }
     return nullptr;
   }
 
-  // Queued first sends that a starter could take now: one per destination
-  // that no starter is sending to.
-  size_t RunnableStarts() const {
-    std::set<std::string> seen;
-    for (const SendJob* j : start_jobs)
-      if (busy.count(j->name) == 0) seen.insert(j->name);
-    return seen.size();
+  bool IsBusy(const std::string& name) const {
+    for (const SendJob* j : busy)
+      if (j->name == name) return true;
+    return false;
+  }
+
+  // Whether more than `n` queued first sends could be taken by starters now
+  // (one per destination that no starter is sending to). Stops counting at
+  // n + 1: with many calls queued for one peer this is called per send.
+  // No allocation: it also runs on the threads, whose malloc arenas would grow.
+  bool MoreRunnableStartsThan(size_t n) const {
+    if (n >= kMaxStarters) return true;  // beyond what a socket may spawn or wake anyway
+    const std::string* seen[kMaxStarters + 1];
+    size_t count = 0;
+    for (const SendJob* j : start_jobs) {
+      if (IsBusy(j->name)) continue;
+      bool known = false;
+      for (size_t i = 0; i < count && !known; i++) known = *seen[i] == j->name;
+      if (known) continue;
+      seen[count++] = &j->name;
+      if (count > n) return true;
+    }
+    return false;
+  }
+
+  // Wakes every thread (close()).
+  void WakeAll() {
+    uv_cond_broadcast(&cond);
+    uv_cond_broadcast(&start_work);
+    uv_cond_broadcast(&bulk_work);
   }
 
   // Drops one reference; the caller holds the mutex, which is released.
@@ -395,7 +431,7 @@ void WorkerMain(void* arg) {
       if (job != nullptr) break;
       size_t& idle = self->bulk ? s->idle_bulk : s->idle_starters;
       idle++;
-      uv_cond_wait(&s->cond, &s->mutex);
+      uv_cond_wait(self->bulk ? &s->bulk_work : &s->start_work, &s->mutex);
       idle--;
     }
     if (s->stopping) break;
@@ -403,7 +439,7 @@ void WorkerMain(void* arg) {
     s->running.push_back(job);
     RunJob(s, job);
     s->running.erase(std::find(s->running.begin(), s->running.end(), job));
-    if (!job->blocking) s->busy.erase(job->name);
+    if (!job->blocking) s->busy.erase(std::find(s->busy.begin(), s->busy.end(), job));
     job->finished = true;
     if (s->stopping) {
       delete job;  // after close() nothing reaches JavaScript
@@ -411,7 +447,10 @@ void WorkerMain(void* arg) {
     }
     s->done.push_back(job);
     uv_async_send(s->async);
-    uv_cond_broadcast(&s->cond);  // a destination came free; interrupt() may wait on `finished`
+    uv_cond_broadcast(&s->cond);  // interrupt() may wait on `finished`
+    // This thread takes the next job itself; a destination that came free may
+    // also make a job runnable for a starter that is idle.
+    if (!job->blocking && s->idle_starters > 0 && s->MoreRunnableStartsThan(1)) uv_cond_signal(&s->start_work);
   }
   self->exited = true;
   uv_cond_broadcast(&s->cond);
@@ -476,6 +515,7 @@ class Socket : public Napi::ObjectWrap<Socket> {
   Shared* shared_ = nullptr;
   std::vector<std::unique_ptr<Worker>> workers_;  // JS thread only
   size_t in_flight_ = 0;  // handed to a thread and not yet delivered (JS thread only)
+  std::vector<SendJob*> delivering_;  // completions being delivered (JS thread only)
   std::unique_ptr<Napi::AsyncContext> context_;
   Napi::FunctionReference on_recv_;
   Napi::FunctionReference on_send_done_;
@@ -791,7 +831,7 @@ Napi::Value Socket::SendMsgAsync(const Napi::CallbackInfo& info) {
     if (!spawned && s->bulk_threads == 0) s->bulk_jobs.pop_back();
   } else {
     s->start_jobs.push_back(job);
-    if (s->RunnableStarts() > s->idle_starters && s->starters < kMaxStarters) spawned = Spawn(false);
+    if (s->starters < kMaxStarters && s->MoreRunnableStartsThan(s->idle_starters)) spawned = Spawn(false);
     if (!spawned && s->starters == 0) s->start_jobs.pop_back();
   }
   if (!spawned && (blocking ? s->bulk_threads : s->starters) == 0) {
@@ -802,7 +842,7 @@ Napi::Value Socket::SendMsgAsync(const Napi::CallbackInfo& info) {
     s->done.push_back(job);
     uv_async_send(s->async);
   }
-  uv_cond_broadcast(&s->cond);
+  uv_cond_signal(blocking ? &s->bulk_work : &s->start_work);
   uv_mutex_unlock(&s->mutex);
   in_flight_++;
   UpdateRefs();
@@ -865,7 +905,7 @@ bool Socket::StopThreads() {
   if (s == nullptr) return true;
   uv_mutex_lock(&s->mutex);
   s->stopping = true;
-  uv_cond_broadcast(&s->cond);
+  s->WakeAll();
   uint64_t deadline = uv_hrtime() + kInterruptLimitMs * 1000000;
   bool all_exited;
   for (;;) {
@@ -922,14 +962,29 @@ void Socket::OnAsync(uv_async_t* handle) {
 }
 
 void Socket::DeliverSendResults() {
-  std::vector<SendJob*> done;
+  // The two lists trade places, keeping their capacity: the threads append
+  // to the one in Shared without allocating once both have grown.
+  std::vector<SendJob*>& done = delivering_;
   uv_mutex_lock(&shared_->mutex);
   done.swap(shared_->done);
   uv_mutex_unlock(&shared_->mutex);
+  // Whatever happens below, the list is empty again afterwards.
+  struct Clear {
+    std::vector<SendJob*>& list;
+    ~Clear() {
+      for (SendJob* j : list) delete j;
+      list.clear();
+    }
+  } clear{done};
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
+  // One callback scope for the whole batch: promises and nextTicks run once
+  // after the last completion instead of after each one.
+  std::unique_ptr<Napi::CallbackScope> batch;
+  if (done.size() > 1 && context_) batch.reset(new Napi::CallbackScope(env, *context_));
   for (size_t i = 0; i < done.size(); i++) {
     std::unique_ptr<SendJob> job(done[i]);
+    done[i] = nullptr;
     if (closed_) continue;  // close() has already forgotten every job
     in_flight_--;
     Napi::Value error = job->result < 0 ? ErrnoError(env, job->err, "sendmsg") : env.Undefined();
@@ -998,6 +1053,17 @@ void Socket::ReadBatch() {
   Napi::HandleScope scope(env);
   Napi::Value data = Napi::Buffer<uint8_t>::Copy(env, data_.data(), used);
   Napi::Value error = err != 0 ? ErrnoError(env, err, "recvmsg") : env.Undefined();
+  // Send completions already waiting go first, in the same callback scope:
+  // one entry into JavaScript (and one run of promises) for both. They may
+  // close the socket; the batch is copied out already, and Invoke checks.
+  uv_mutex_lock(&shared_->mutex);
+  bool completions = !shared_->done.empty();
+  uv_mutex_unlock(&shared_->mutex);
+  std::unique_ptr<Napi::CallbackScope> both;
+  if (completions && context_) {
+    both.reset(new Napi::CallbackScope(env, *context_));
+    DeliverSendResults();
+  }
   Invoke(on_recv_, {Napi::Number::New(env, static_cast<double>(count)), data, error});
 }
 

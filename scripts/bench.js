@@ -1,11 +1,20 @@
 #!/usr/bin/env node
 // npm run bench [-- --smoke] [--json] [--kernel bookworm[,...]] [--memory-calls N] [--only small,memory]
+//                 [--wall-clock | --icount SHIFT] [--svg DIR]
 //
 // The Node binding against the C reference (scripts/bench/rxbench.c) on the
 // same kernel: builds the TypeScript and rxbench on this host, then runs the
 // whole suite (scripts/bench/suite.ts) in one boot of each kernel VM -- or
 // directly where this kernel has AF_RXRPC -- and prints the table (or the
-// report as JSON with --json). Progress goes to stderr.
+// report as JSON with --json, its targets list included). Progress goes to
+// stderr. The scaling plot of each kernel is written as DIR/scaling-KERNEL.svg
+// (default build/bench).
+//
+// The guest's clock counts instructions (QEMU -icount shift=SHIFT, default
+// 3: one instruction is 8 ns of guest time, about the speed of emulation
+// here, and an idle guest jumps to its next timer), so that other VMs and
+// builds on the host do not move the figures; --wall-clock runs the guest on
+// real time instead.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -20,6 +29,13 @@ const smoke = argv.includes('--smoke');
 const kernels = (option('--kernel') || process.env.RXRPC_KERNEL || 'bookworm').split(',');
 const memoryCalls = option('--memory-calls');
 const only = option('--only');
+const wallClock = argv.includes('--wall-clock');
+const shift = option('--icount') ?? '3';
+const svgDir = option('--svg') ?? path.join(root, 'build', 'bench');
+if (!/^\d+$/.test(shift) || Number(shift) > 10) {
+  log(`bench: --icount takes a shift from 0 to 10, not ${shift}`);
+  process.exit(2);
+}
 const log = (line) => process.stderr.write(`${line}\n`);
 
 function build() {
@@ -39,9 +55,14 @@ function runOne(kernel, rxbench, direct) {
   const file = path.join(out, 'report.json');
   const guest = [process.execPath, path.join(root, 'build', 'scripts', 'bench', 'guest.js'), rxbench, '--out', file,
     ...(smoke ? ['--smoke'] : []), ...(memoryCalls ? ['--memory-calls', memoryCalls] : []), ...(only ? ['--only', only] : [])];
-  const cmd = direct ? guest : ['bash', path.join(root, 'scripts', 'vm', 'run.sh'), '--kernel', kernel, '--timeout', '2400', '--out', out, '--', ...guest];
+  const cmd = direct ? guest : ['bash', path.join(root, 'scripts', 'vm', 'run.sh'), '--kernel', kernel, '--timeout', '3600', '--out', out, '--', ...guest];
   log(direct ? 'running on this kernel' : `booting the ${kernel} kernel VM`);
-  const r = spawnSync(cmd[0], cmd.slice(1), { cwd: root, stdio: ['ignore', 2, 2] });
+  const env = { ...process.env };
+  if (!direct && !wallClock) {
+    env.RXRPC_VM_QEMU_ARGS = `-icount shift=${shift},sleep=off`;
+    env.RXRPC_BENCH_CLOCK = `instructions (QEMU -icount shift=${shift}: 1 instruction = ${2 ** Number(shift)} ns)`;
+  }
+  const r = spawnSync(cmd[0], cmd.slice(1), { cwd: root, stdio: ['ignore', 2, 2], env });
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch {
@@ -53,12 +74,18 @@ function runOne(kernel, rxbench, direct) {
 
 try {
   const rxbench = build();
-  const { formatReport, targets } = require(path.join(root, 'build', 'scripts', 'bench', 'report.js'));
+  const { formatReport, targets, scalingSvg } = require(path.join(root, 'build', 'scripts', 'bench', 'report.js'));
   const direct = !process.env.RXRPC_VM_KERNEL && hostHasRxrpc();
   const reports = [];
   for (const kernel of direct ? ['host'] : kernels) {
     const report = runOne(kernel, rxbench, direct);
     reports.push({ suite: kernel, ...report, targets: targets(report) });
+    if (report.rows.some((r) => r.workload.startsWith('scale-'))) {
+      fs.mkdirSync(svgDir, { recursive: true });
+      const svg = path.join(svgDir, `scaling-${kernel}.svg`);
+      fs.writeFileSync(svg, scalingSvg(report));
+      log(`scaling plot: ${svg}`);
+    }
     if (!json) console.log(`\n${formatReport(report)}`);
   }
   if (json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));

@@ -1,8 +1,12 @@
 #!/usr/bin/env node
-// Builds the native addon from source on Linux. Elsewhere the package still
-// installs, and require('rxrpc') explains that AF_RXRPC needs Linux.
+// The package's install script: builds the native addon from source on Linux
+// (into build/Release, with node-gyp). It builds only the addon; the
+// TypeScript is compiled before packing (dist/) or, in a checkout, by prepare.
+// Elsewhere the package still installs, and creating a socket explains that
+// AF_RXRPC needs Linux.
 'use strict';
 const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const path = require('node:path');
 
 if (process.platform !== 'linux') {
@@ -10,21 +14,35 @@ if (process.platform !== 'linux') {
   process.exit(0);
 }
 
-// The project's pinned node-gyp when it is installed (development); otherwise
-// the one npm hands to install scripts.
-let gyp;
-try {
-  gyp = require.resolve('node-gyp/bin/node-gyp.js');
-} catch {
-  gyp = process.env.npm_config_node_gyp;
+const root = path.join(__dirname, '..');
+
+// node-gyp: the project's pinned one in a checkout (a devDependency, under
+// this package's own node_modules); otherwise the one npm hands to install
+// scripts, as it does in a project that depends on rxrpc.
+function findGyp() {
+  try {
+    const own = require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] });
+    if (own.startsWith(path.join(root, 'node_modules') + path.sep)) return own;
+  } catch {
+    // not a checkout with devDependencies
+  }
+  return process.env.npm_config_node_gyp;
 }
+
+const gyp = findGyp();
 if (!gyp) {
-  console.error('rxrpc: node-gyp not found; run this through npm or install node-gyp');
+  console.error('rxrpc: node-gyp not found; install the package with npm (which provides node-gyp) or install node-gyp');
   process.exit(1);
 }
-const root = path.join(__dirname, '..');
 // An already configured tree is rebuilt incrementally; --rebuild starts afresh.
-const configured = require('node:fs').existsSync(path.join(root, 'build', 'Makefile'));
+const configured = fs.existsSync(path.join(root, 'build', 'Makefile'));
 const verb = configured && !process.argv.includes('--rebuild') ? 'build' : 'rebuild';
 const r = spawnSync(process.execPath, [gyp, verb], { cwd: root, stdio: 'inherit' });
-process.exit(r.status === null ? 1 : r.status);
+const status = r.status === null ? 1 : r.status;
+if (status !== 0) {
+  console.error(
+    'rxrpc: building the native addon failed (see above). It is built from source at install time and ' +
+      'needs python3, make and a C++ compiler (g++); on Debian or Ubuntu: apt-get install python3 make g++.',
+  );
+}
+process.exit(status);

@@ -7,6 +7,8 @@
 //   RXRPC_KERNELS   comma-separated kernels (default: all of scripts/vm/kernels)
 //   RXRPC_HOST_ONLY=1  skip the VM (the summary then says so and fails)
 //   JEST_ARGS       extra jest arguments for both runs (e.g. a test name filter)
+// It sets RXRPC_PACK_DIR for both runs: where scripts/pack-test.js installed
+// the packed package (out/pack-test), for the tests of the installed copy.
 'use strict';
 const { spawnSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -70,6 +72,16 @@ async function main() {
     console.log('0 passed, 1 failed');
     process.exit(1);
   }
+
+  // The package as a user gets it, packed and installed once for the tests of
+  // the installed copy on the host and in each VM (which see out/ read-only).
+  step('pack: npm pack, then npm ci of the tarball in a fresh project');
+  const packDir = path.join(root, 'out', 'pack-test');
+  const pack = require('./pack-test.js').packAndInstall(packDir);
+  console.log(pack.ok
+    ? `packed in ${pack.packSeconds} s, installed in ${pack.installSeconds} s into ${pack.consumer}`
+    : `pack: ${pack.error}\n(the tests of the installed package fail with this)`);
+  process.env.RXRPC_PACK_DIR = packDir;
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rxrpc-test-'));
   step('host: unit tests');

@@ -93,6 +93,13 @@ export class FakeKernel {
   readonly sockets: FakeSocket[] = [];
   /** When set, the first sendmsg of each new call waits this many ms on the "sender thread". */
   startDelay = 0;
+  /**
+   * For profiling the library (scripts/bench/profile.ts): answers and thread
+   * completions without a delay follow on setImmediate instead of a 1 ms
+   * timer, and answered calls are forgotten, so the fake costs little and
+   * holds nothing per call. Off in the tests.
+   */
+  immediate = false;
   /** When set, a non-blocking sendmsg of an existing call takes at most this many bytes (0: EAGAIN). */
   window: number | undefined;
   /** A blocking sendmsg (bulk thread) takes everything after this many ms, or half of it when interrupted. */
@@ -190,6 +197,7 @@ export class FakeKernel {
     }
     if (data) call.chunks.push(Buffer.from(data));
     if (!more && !call.server) this.answer(call);
+    if (!more && call.server && this.immediate) this.calls.delete(key); // the reply is complete
     return bytes;
   }
 
@@ -199,9 +207,10 @@ export class FakeKernel {
     const answer: PeerAnswer = peer ? peer(request) : { abort: -1 };
     if ('silent' in answer) return;
     const from = { service: 'reply' in answer ? answer.service ?? call.target.service : call.target.service, address: call.target.address, port: call.target.port };
-    setTimeout(() => {
+    this.later(answer.delay ?? 0, () => {
       if (call.done || call.socket.closed) return;
       call.done = true;
+      if (this.immediate) this.calls.delete(`${call.socket.id}|${call.callId}`);
       this.log.push(`answer call ${call.socket.id}/${call.callId}`);
       const id = Buffer.alloc(8);
       id.writeBigUInt64LE(BigInt(call.callId));
@@ -212,7 +221,16 @@ export class FakeKernel {
         code.writeInt32LE(answer.abort);
         call.socket.deliver(Buffer.alloc(0), MSG_EOR, encodeSockaddr(from), Buffer.concat([cmsg(RXRPC_USER_CALL_ID, id), cmsg(RXRPC_ABORT, code)]));
       }
-    }, answer.delay ?? 0);
+    });
+  }
+
+  /** @internal runs `fn` after `ms` (see `immediate`) */
+  later(ms: number, fn: () => void): NodeJS.Timeout | undefined {
+    if (this.immediate && ms === 0) {
+      setImmediate(fn);
+      return undefined;
+    }
+    return setTimeout(fn, ms);
   }
 }
 
@@ -265,8 +283,10 @@ export class FakeSocket implements NativeSocket {
 
   sendmsgAsync(token: number, name: Uint8Array | null, control: Uint8Array | null, data: Uint8Array | null, flags: number,
     blocking?: boolean): void {
-    // The addon copies what it hands to a thread: so does the fake.
+    // The addon copies what it hands to a thread (name, control and data): so does the fake.
     data = data ? Buffer.from(data) : null;
+    name = name ? Buffer.from(name) : null;
+    control = control ? Buffer.from(control) : null;
     if (blocking) {
       this.pendingAsync++;
       const finish = (taken: number) => {
@@ -294,6 +314,7 @@ export class FakeSocket implements NativeSocket {
     const hangs = target !== undefined && this.kernel.startHangs.has(`${target.address}|${target.port}`);
     const finish = (interrupted: boolean) => {
       const job = this.starting.get(token);
+      if (!job) return; // already finished (an interrupt raced an immediate completion)
       if (job?.timer) clearTimeout(job.timer);
       this.starting.delete(token);
       this.pendingAsync--;
@@ -320,7 +341,7 @@ export class FakeSocket implements NativeSocket {
         this.done(token, -1, err as Error, data);
       }
     };
-    this.starting.set(token, { timer: hangs ? undefined : setTimeout(() => finish(false), this.kernel.startDelay), finish });
+    this.starting.set(token, { timer: hangs ? undefined : this.kernel.later(this.kernel.startDelay, () => finish(false)), finish });
   }
 
   interrupt(token: number): boolean {

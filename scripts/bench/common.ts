@@ -7,13 +7,21 @@
 /** Which implementation plays a side: the C reference, the binding (Endpoint), or the Client/Server API. */
 export type Impl = 'c' | 'binding' | 'api';
 
+/**
+ * Small calls keep `inflight` calls running; with `ports` and `endpoints`,
+ * call number k in flight goes from local endpoint k mod endpoints (each a
+ * socket bound to a private UDP port; a Client or Endpoint of its own) to
+ * server port `port + (k / endpoints) mod ports`. Without them, one client
+ * socket and one server port (the C client's socket unbound, as before).
+ */
 export type Workload =
-  | { kind: 'small'; inflight: number; seconds: number; warmup: number }
-  | { kind: 'upload' | 'download'; size: number; seconds: number }
-  | { kind: 'upgrade'; calls: number }
+  | { kind: 'small'; inflight: number; seconds: number; warmup: number; ports?: number; endpoints?: number }
+  | { kind: 'upload' | 'download'; size: number; seconds: number; minCalls?: number }
+  | { kind: 'upgrade'; calls: number; fresh?: boolean }
   | { kind: 'memory'; inflight: number; checkpoints: number[] };
 
 export interface Job {
+  /** The server's first port; a workload with `ports` uses the ones after it too. */
   port: number;
   /** The server binds `service` (upgradeable) and `service + 1`; workloads call `service + 1`, probes `service`. */
   service: number;
@@ -32,6 +40,14 @@ export interface Figures {
   mbps?: number;
   /** Bulk: throughput of the median call, MB/s. */
   mbps_median?: number;
+  /** Bulk: of the slowest and the fastest call, MB/s. */
+  mbps_min?: number;
+  mbps_max?: number;
+  /** Bulk: each call's duration, ms. */
+  call_ms?: number[];
+  /** Small calls: the client's resident size (and Node's V8 heap in use after a GC) with the calls still in flight, MB. */
+  rss_inflight_mb?: number;
+  heap_inflight_mb?: number;
   upgraded?: number;
   original?: number;
   aborted?: number;

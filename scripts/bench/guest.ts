@@ -3,6 +3,9 @@
  * report as JSON to FILE (or stdout); progress goes to stderr.
  *
  *   node build/scripts/bench/guest.js RXBENCH [--smoke] [--memory-calls N] [--only small,memory] [--out FILE]
+ *     [--pairs c/c,api/c] [--rounds N] [--inflight 1,64] [--fresh 0|1]
+ *
+ * --pairs, --rounds and --inflight narrow a run to what a change is measured on.
  */
 import { writeFileSync } from 'node:fs';
 import { FULL, runSuite, SMOKE } from './suite';
@@ -18,8 +21,15 @@ if (memoryCalls) {
 }
 const out = option('--out');
 const only = option('--only')?.split(',');
+const pairs = option('--pairs')?.split(',');
+const rounds = option('--rounds');
+if (rounds) parameters.small.rounds = Number(rounds);
+const fresh = option('--fresh');
+if (fresh !== undefined) parameters.upgrade.fresh = fresh === '1';
+const inflight = option('--inflight');
+if (inflight) parameters.small.inflight = inflight.split(',').map(Number);
 
-runSuite({ rxbench: argv[0], smoke, parameters, only }).then(
+runSuite({ rxbench: argv[0], smoke, parameters, only, pairs }).then(
   (report) => {
     const json = `${JSON.stringify(report)}\n`;
     if (out) writeFileSync(out, json);

@@ -10,60 +10,123 @@ import { Endpoint } from '../../lib/endpoint';
 import { RxAbortError } from '../../lib/errors';
 import { ADDRESS, errorKey, Figures, Impl, Job, percentile, request } from './common';
 
+type Done = (err: Error | undefined, bytes: number, service: number) => void;
+
 /** One call through either implementation. */
 interface Caller {
-  /** Starts a call; `done` gets the error, the bytes of the reply and the service that answered. */
-  call(body: Buffer, done: (err: Error | undefined, bytes: number, service: number) => void, upgrade?: boolean): void;
+  /**
+   * Starts call number `slot` of those in flight (its local endpoint and
+   * server port follow from it; see Workload); `done` gets the error, the
+   * bytes of the reply and the service that answered.
+   */
+  call(body: Buffer, done: Done, upgrade?: boolean, slot?: number, probedService?: boolean): void;
   close(): void;
 }
 
-function bindingCaller(job: Job): Caller {
-  const endpoint = new Endpoint();
-  endpoint.on('error', () => {});
+/** How a workload spreads its calls: local endpoints (0: one unbound socket), server ports. */
+interface Spread {
+  endpoints: number;
+  ports: number;
+  /** Upgrade probes each from a new local endpoint (a fresh client). */
+  fresh: boolean;
+}
+
+function spreadOf(job: Job): Spread {
+  const w = job.workload;
   return {
-    call(body, done, upgrade = false) {
-      const service = upgrade ? job.service : job.service + 1;
-      let bytes = 0;
-      let c;
-      try {
-        c = endpoint.startCall({ service, address: ADDRESS, port: job.port }, body, false, { upgrade, exclusive: upgrade });
-      } catch (err) {
-        done(err as Error, 0, 0);
-        return;
-      }
-      const call = c;
-      call.ondata = (chunk) => (bytes += chunk.length);
-      call.ondone = (err) => done(err, bytes, call.service);
-    },
-    close: () => endpoint.close(),
+    endpoints: w.kind === 'small' ? w.endpoints ?? 0 : 0,
+    ports: w.kind === 'small' ? w.ports ?? 1 : 1,
+    fresh: w.kind === 'upgrade' && w.fresh === true,
   };
 }
 
-function apiCaller(job: Job, maxCallsPerPeer: number): Caller {
-  const client = new Client({ maxCallsPerPeer });
-  client.on('error', () => {});
-  const destination = { address: ADDRESS, port: job.port };
+/** The server port of call number `slot`. */
+const portOf = (job: Job, spread: Spread, slot: number) => job.port + (Math.floor(slot / Math.max(spread.endpoints, 1)) % spread.ports);
+
+/** An Endpoint of its own, bound to a private UDP port (as Client binds its lanes). */
+function privateEndpoint(): Endpoint {
+  const endpoint = new Endpoint();
+  endpoint.on('error', () => {});
+  for (let attempt = 0; ; attempt++) {
+    try {
+      endpoint.raw.bind({ service: 0, address: '0.0.0.0', port: 49152 + Math.floor(Math.random() * 16384) });
+      return endpoint;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EADDRINUSE' || attempt > 50) throw err;
+    }
+  }
+}
+
+function bindingCaller(job: Job, spread: Spread): Caller {
+  const endpoints = spread.endpoints === 0 ? [new Endpoint()] : Array.from({ length: spread.endpoints }, privateEndpoint);
+  for (const e of endpoints) e.on('error', () => {});
+  const start = (endpoint: Endpoint, port: number, body: Buffer, done: Done, upgrade: boolean, probedService = false) => {
+    const service = upgrade || probedService ? job.service : job.service + 1;
+    let bytes = 0;
+    let c;
+    try {
+      c = endpoint.startCall({ service, address: ADDRESS, port }, body, false, upgrade ? { upgrade, exclusive: upgrade } : undefined);
+    } catch (err) {
+      done(err as Error, 0, 0);
+      return;
+    }
+    const call = c;
+    call.ondata = (chunk) => (bytes += chunk.length);
+    call.ondone = (err) => done(err, bytes, call.service);
+  };
   return {
-    call(body, done, upgrade = false) {
-      if (upgrade) {
-        client.probe(destination, { service: job.service, upgradeTo: job.service + 1, request: body, timeout: 30000 }).then(
-          // A probe the server aborted resolves with a fallback; count it as aborted, as the other clients do.
-          (r) => (r.abortCode !== undefined ? done(new RxAbortError(r.abortCode), 0, 0) : done(undefined, r.reply?.length ?? 0, r.service)),
-          (err: Error) => done(err, 0, 0),
-        );
+    call(body, done, upgrade = false, slot = 0, probedService = false) {
+      if (upgrade && spread.fresh) {
+        const fresh = privateEndpoint();
+        start(fresh, job.port, body, (err, bytes, service) => {
+          fresh.close();
+          done(err, bytes, service);
+        }, true);
         return;
       }
-      client.call({ ...destination, service: job.service + 1 }, body).then(
+      start(endpoints[slot % endpoints.length], portOf(job, spread, slot), body, done, upgrade, probedService);
+    },
+    close: () => endpoints.forEach((e) => e.close()),
+  };
+}
+
+function apiCaller(job: Job, spread: Spread, inflight: number): Caller {
+  // As many calls at once per (client, server port) as the workload keeps there: none wait in the Client.
+  const perPeer = Math.max(1, Math.ceil(inflight / (Math.max(spread.endpoints, 1) * spread.ports)));
+  // No reply limit: the bulk workloads download 16 MiB (the default limit is 4 MiB).
+  const clients = Array.from({ length: Math.max(spread.endpoints, 1) }, () => new Client({ maxCallsPerPeer: perPeer, maxReplyBytes: Infinity }));
+  for (const c of clients) c.on('error', () => {});
+  const probe = (client: Client, body: Buffer, done: Done) => {
+    client.probe({ address: ADDRESS, port: job.port }, { service: job.service, upgradeTo: job.service + 1, request: body, timeout: 30000 }).then(
+      // A probe the server aborted resolves with a fallback; count it as aborted, as the other clients do.
+      (r) => (r.abortCode !== undefined ? done(new RxAbortError(r.abortCode), 0, 0) : done(undefined, r.reply?.length ?? 0, r.service)),
+      (err: Error) => done(err, 0, 0),
+    );
+  };
+  return {
+    call(body, done, upgrade = false, slot = 0, probedService = false) {
+      if (upgrade) {
+        if (!spread.fresh) return probe(clients[0], body, done);
+        const fresh = new Client();
+        fresh.on('error', () => {});
+        return probe(fresh, body, (err, bytes, service) => {
+          fresh.close();
+          done(err, bytes, service);
+        });
+      }
+      const service = probedService ? job.service : job.service + 1;
+      clients[slot % clients.length].call({ address: ADDRESS, port: portOf(job, spread, slot), service }, body).then(
         (r) => done(undefined, r.data.length, r.service),
         (err: Error) => done(err, 0, 0),
       );
     },
-    close: () => client.close(),
+    close: () => clients.forEach((c) => c.close()),
   };
 }
 
 function makeCaller(impl: Impl, job: Job, inflight: number): Caller {
-  return impl === 'binding' ? bindingCaller(job) : apiCaller(job, inflight);
+  const spread = spreadOf(job);
+  return impl === 'binding' ? bindingCaller(job, spread) : apiCaller(job, spread, inflight);
 }
 
 /** Resident size and live heap in MB, after a full GC when the worker runs with --expose-gc. */
@@ -80,10 +143,10 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
   const cpu = process.cpuUsage();
   let completed = 0; // calls ended, warm-up included
   const caller: Caller = {
-    call: (body, done, upgrade) => inner.call(body, (err, bytes, service) => {
+    call: (body, done, upgrade, slot, probedService) => inner.call(body, (err, bytes, service) => {
       completed++;
       done(err, bytes, service);
-    }, upgrade),
+    }, upgrade, slot, probedService),
     close: () => inner.close(),
   };
   let failures: Record<string, number> = {};
@@ -101,7 +164,7 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
   };
   /** Calls one at a time, `count` of them; resolves with their latencies in ms. */
   const serial = (body: Buffer, count: number, upgrade = false,
-    check: (err: Error | undefined, service: number) => void = (err) => err && failed(err)) =>
+    check: (err: Error | undefined, service: number) => void = (err) => err && failed(err), probedService = false) =>
     new Promise<number[]>((resolve) => {
       const latencies: number[] = [];
       const next = () => {
@@ -111,11 +174,14 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
           latencies.push(performance.now() - t0);
           check(err, service);
           next();
-        }, upgrade);
+        }, upgrade, 0, probedService);
       };
       next();
     });
-  const warmUp = () => serial(request(4, 4), 3).then(() => {
+  // Three plain calls first. Before probes they go to the probed service:
+  // the endpoint the probes leave from (the Client's lane for that service)
+  // has then talked to the server, as the C client's socket has.
+  const warmUp = () => serial(request(4, 4), 3, false, undefined, w.kind === 'upgrade').then(() => {
     errors = 0;
     failures = {};
   });
@@ -129,7 +195,8 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
         let end = Infinity;
         const latencies: number[] = [];
         let active = 0;
-        const start = () => {
+        let inflightMemory: { rss: number; heap: number } | undefined;
+        const start = (slot: number) => {
           active++;
           const t0 = performance.now();
           caller.call(body, (err) => {
@@ -141,17 +208,19 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
             }
             if (err) failed(err);
             else if (t >= begin && t < end) latencies.push(t - t0);
-            if (t < end) start();
-            else if (active === 0) {
+            if (t < end) start(slot);
+            else if (!inflightMemory) inflightMemory = memoryMb(); // the others are still in flight
+            if (t >= end && active === 0) {
               const calls = latencies.length;
               resolve(finish({
                 calls, seconds: w.seconds, rate: calls / w.seconds,
                 p50_ms: percentile(latencies, 0.5), p99_ms: percentile(latencies, 0.99),
+                rss_inflight_mb: inflightMemory?.rss, heap_inflight_mb: inflightMemory?.heap,
               }));
             }
-          });
+          }, false, slot);
         };
-        for (let i = 0; i < w.inflight; i++) start();
+        for (let i = 0; i < w.inflight; i++) start(i);
       });
 
     case 'upload':
@@ -160,6 +229,7 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
       const body = upload ? request(w.size, 4) : request(4, w.size);
       return warmUp().then(() => new Promise((resolve) => {
         const durations: number[] = [];
+        let tries = 0;
         const t0 = performance.now();
         const next = () => {
           const started = performance.now();
@@ -169,8 +239,11 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
             else failed(new Error(`short reply: ${bytes} bytes`));
             const elapsed = (performance.now() - t0) / 1000;
             const calls = durations.length;
-            if (elapsed < w.seconds || calls < 1) return next();
-            resolve(finish({ calls, seconds: elapsed, mbps: (calls * w.size) / 1e6 / elapsed, p50_ms: percentile(durations, 0.5) }));
+            tries++;
+            const minCalls = w.minCalls ?? 1;
+            if (elapsed < w.seconds || (calls < minCalls && tries < 4 * minCalls)) return next();
+            const callMs = [...durations];
+            resolve(finish({ calls, seconds: elapsed, mbps: (calls * w.size) / 1e6 / elapsed, p50_ms: percentile(durations, 0.5), call_ms: callMs }));
           });
         };
         next();
@@ -218,6 +291,18 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
         for (let i = 0; i < w.inflight && i < total; i++) start();
       });
   }
+}
+
+// From the command line (profiling one workload): IMPL PORT SERVICE WORKLOAD-JSON; prints the figures.
+if (require.main === module && !process.send) {
+  const [impl, port, service, workload] = process.argv.slice(2);
+  runJob(impl as 'binding' | 'api', { port: Number(port), service: Number(service), workload: JSON.parse(workload) as Job['workload'] }).then(
+    (figures) => console.log(JSON.stringify(figures)),
+    (err: Error) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }
 
 // As a forked worker: { impl, job } in, { figures } or { error } out.

@@ -4,7 +4,8 @@
  * once on an Endpoint ('binding') and once with Server ('api'). Both bind
  * `service` and `service + 1` with the upgrade between them.
  *
- * Run as a forked worker: startServers() with the ports from argv, then
+ * Run as a forked worker: BINDING_PORT API_PORT SERVICE BACKLOG [PORTS] from
+ * argv (each kind listens on PORTS consecutive ports from its first), then
  * { ready } over IPC; it exits when the parent goes.
  */
 import { Endpoint } from '../../lib/endpoint';
@@ -51,7 +52,8 @@ export function bindingServer(port: number, service: number, backlog: number): E
 
 export function apiServer(port: number, service: number, backlog: number): Server {
   const server = new Server(
-    { address: ADDRESS, port, services: [service, service + 1], upgrade: { from: service, to: service + 1 }, backlog },
+    // No request limit: the bulk workloads upload 16 MiB (the default limit is 4 MiB).
+    { address: ADDRESS, port, services: [service, service + 1], upgrade: { from: service, to: service + 1 }, backlog, maxRequestBytes: Infinity },
     async (call) => {
       const head = new Head();
       for await (const chunk of call) head.add(chunk);
@@ -63,10 +65,19 @@ export function apiServer(port: number, service: number, backlog: number): Serve
   return server;
 }
 
-if (require.main === module && process.send) {
-  const [bindingPort, apiPort, service, backlog] = process.argv.slice(2).map(Number);
-  bindingServer(bindingPort, service, backlog);
-  apiServer(apiPort, service, backlog);
-  process.send({ ready: true });
-  process.on('disconnect', () => process.exit(0));
+if (require.main === module) {
+  const [bindingPort, apiPort, service, backlog, ports = 1] = process.argv.slice(2).map(Number);
+  for (let i = 0; i < ports; i++) {
+    bindingServer(bindingPort + i, service, backlog);
+    apiServer(apiPort + i, service, backlog);
+  }
+  if (process.send) {
+    process.send({ ready: true });
+    process.on('disconnect', () => process.exit(0));
+  } else {
+    // From the command line (profiling): runs until stdin closes.
+    console.log(JSON.stringify({ ready: true }));
+    process.stdin.resume();
+    process.stdin.on('end', () => process.exit(0));
+  }
 }

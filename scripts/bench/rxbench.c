@@ -1,8 +1,17 @@
 // rxbench: the C reference for the rxrpc benchmark, written against the raw
 // AF_RXRPC socket API (linux/rxrpc.h).
 //
-//   rxbench server --port P [--service S] [--backlog N]
-//   rxbench client --port P [--service S] --workload small|upload|download|upgrade|memory [options]
+//   rxbench server --port P [--ports N] [--service S] [--backlog N]
+//   rxbench client --port P [--ports N] [--endpoints E] [--service S]
+//                  --workload small|upload|download|upgrade|memory [options]
+//
+// --ports N: the server listens on N sockets, ports P to P+N-1; the client
+// spreads its calls over them. --endpoints E: the client makes its calls
+// from E sockets of its own, each bound to a private UDP port (a local
+// endpoint of its own: the kernel gives each (local endpoint, peer) pair 16
+// calls at once); without it, one unbound socket. Call number k in flight
+// keeps endpoint k mod E and port (k / E) mod N. --fresh (upgrade): every
+// probe from a new socket bound to a new private port, as a fresh client.
 //
 // Wire protocol of the benchmark: the first 4 bytes of a request (big-endian)
 // are the number of reply bytes the server sends back; the rest of the
@@ -182,6 +191,7 @@ static int receive(int fd, uint8_t *buf, size_t size, struct message *m) {
 struct call;
 struct job {
   struct job *next;
+  int fd;
   struct call *call;
   struct sockaddr_rxrpc target;
   int has_target;
@@ -194,10 +204,9 @@ static struct {
   pthread_mutex_t lock;
   pthread_cond_t wake;
   struct job *head, *tail;
-  int fd;
   int notify;  // eventfd: a first send failed
   void (*done)(struct job *, ssize_t, int);
-} sender = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, -1, -1, NULL};
+} sender = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, -1, NULL};
 
 static void *sender_loop(void *arg) {
   (void)arg;
@@ -209,15 +218,14 @@ static void *sender_loop(void *arg) {
     if (sender.head == NULL) sender.tail = NULL;
     pthread_mutex_unlock(&sender.lock);
     // Blocking: sleeps for a channel or the transmit window, never spins.
-    ssize_t n = send_call(sender.fd, job->has_target ? &job->target : NULL, &job->ctl, job->data, job->len, 0);
+    ssize_t n = send_call(job->fd, job->has_target ? &job->target : NULL, &job->ctl, job->data, job->len, 0);
     sender.done(job, n, n < 0 ? errno : 0);
     free(job);
   }
   return NULL;
 }
 
-static void sender_start(int fd, void (*done)(struct job *, ssize_t, int)) {
-  sender.fd = fd;
+static void sender_start(void (*done)(struct job *, ssize_t, int)) {
   sender.done = done;
   sender.notify = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (sender.notify < 0) die("eventfd");
@@ -241,6 +249,8 @@ static void sender_post(struct job *job) {
 // A server call. It is freed once both its terminal message has been read and
 // the sender thread is done with it (lock: sender.lock).
 struct call {
+  int fd;  // the socket the call is on
+  int slot;  // client: which of the calls in flight (its endpoint and port)
   uint8_t head[4];
   size_t got;
   int seen, request_done;
@@ -274,6 +284,7 @@ static void server_sent(struct job *job, ssize_t n, int err) {
 
 static void charge(int fd) {
   struct call *c = calloc(1, sizeof *c);
+  c->fd = fd;
   struct control ctl;
   control_init(&ctl, (unsigned long)c);
   control_flag(&ctl, RXRPC_CHARGE_ACCEPT);
@@ -292,6 +303,7 @@ static void reply(int fd, struct call *c) {
   if (n == (ssize_t)want) return;
   if (n < 0 && errno != EAGAIN) return;  // the terminal message follows
   struct job *job = calloc(1, sizeof *job);
+  job->fd = fd;
   job->call = c;
   job->ctl = ctl;
   job->data = payload + (n > 0 ? n : 0);
@@ -300,46 +312,59 @@ static void reply(int fd, struct call *c) {
   sender_post(job);
 }
 
-static int server(uint16_t port, uint16_t service, int backlog) {
-  int fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
-  if (fd < 0) die("socket");
-  for (int i = 0; i < 2; i++) {
-    struct sockaddr_rxrpc srx = address(service + i, port);
-    if (bind(fd, (struct sockaddr *)&srx, sizeof srx) < 0) die("bind %u", service + i);
+#define MAX_SOCKETS 128
+
+static int server(uint16_t port, int ports, uint16_t service, int backlog) {
+  int fds[MAX_SOCKETS];
+  struct pollfd pfd[MAX_SOCKETS + 1];
+  for (int p = 0; p < ports; p++) {
+    int fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
+    if (fd < 0) die("socket");
+    for (int i = 0; i < 2; i++) {
+      struct sockaddr_rxrpc srx = address(service + i, port + p);
+      if (bind(fd, (struct sockaddr *)&srx, sizeof srx) < 0) die("bind %u port %u", service + i, port + p);
+    }
+    uint16_t upgrade[2] = {service, service + 1};
+    if (setsockopt(fd, SOL_RXRPC, RXRPC_UPGRADEABLE_SERVICE, upgrade, sizeof upgrade) < 0) die("upgradeable service");
+    if (listen(fd, backlog) < 0) die("listen %d", backlog);
+    for (int i = 0; i < backlog; i++) charge(fd);
+    fds[p] = fd;
+    pfd[p] = (struct pollfd){fd, POLLIN, 0};
   }
-  uint16_t upgrade[2] = {service, service + 1};
-  if (setsockopt(fd, SOL_RXRPC, RXRPC_UPGRADEABLE_SERVICE, upgrade, sizeof upgrade) < 0) die("upgradeable service");
-  if (listen(fd, backlog) < 0) die("listen %d", backlog);
-  for (int i = 0; i < backlog; i++) charge(fd);
-  sender_start(fd, server_sent);
-  printf("{\"ready\":true,\"port\":%u,\"services\":[%u,%u],\"backlog\":%d}\n", port, service, service + 1, backlog);
+  pfd[ports] = (struct pollfd){STDIN_FILENO, POLLIN, 0};
+  sender_start(server_sent);
+  printf("{\"ready\":true,\"port\":%u,\"ports\":%d,\"services\":[%u,%u],\"backlog\":%d}\n", port, ports, service,
+         service + 1, backlog);
   fflush(stdout);
 
   uint8_t *buf = malloc(RECV_BUFFER);
-  struct pollfd pfd[2] = {{fd, POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
   for (;;) {
-    if (poll(pfd, 2, -1) < 0 && errno != EINTR) die("poll");
-    if (pfd[1].revents) {
+    if (poll(pfd, ports + 1, -1) < 0 && errno != EINTR) die("poll");
+    if (pfd[ports].revents) {
       char b[64];
       if (read(STDIN_FILENO, b, sizeof b) <= 0) return 0;  // the launcher went away
     }
-    struct message m;
-    while (receive(fd, buf, RECV_BUFFER, &m)) {
-      struct call *c = (struct call *)m.id;
-      if (c == NULL) continue;
-      if (!c->seen) c->seen = 1, charge(fd);  // a new call: keep the pool full
-      if (m.kind != 0 || (m.flags & MSG_EOR)) {  // terminal: ACK, ABORT, errors
-        pthread_mutex_lock(&sender.lock);
-        c->ended = 1;
-        if (!c->sending) free(c);
-        pthread_mutex_unlock(&sender.lock);
-        continue;
+    for (int p = 0; p < ports; p++) {
+      if (!pfd[p].revents) continue;
+      int fd = fds[p];
+      struct message m;
+      while (receive(fd, buf, RECV_BUFFER, &m)) {
+        struct call *c = (struct call *)m.id;
+        if (c == NULL) continue;
+        if (!c->seen) c->seen = 1, charge(fd);  // a new call: keep the pool full
+        if (m.kind != 0 || (m.flags & MSG_EOR)) {  // terminal: ACK, ABORT, errors
+          pthread_mutex_lock(&sender.lock);
+          c->ended = 1;
+          if (!c->sending) free(c);
+          pthread_mutex_unlock(&sender.lock);
+          continue;
+        }
+        if (c->request_done) continue;  // empty messages after the request carry nothing
+        for (ssize_t i = 0; i < m.len && c->got + i < 4; i++) c->head[c->got + i] = buf[i];
+        c->got += m.len;
+        // The last data of the request comes without MSG_MORE.
+        if (!(m.flags & MSG_MORE)) c->request_done = 1, reply(fd, c);
       }
-      if (c->request_done) continue;  // empty messages after the request carry nothing
-      for (ssize_t i = 0; i < m.len && c->got + i < 4; i++) c->head[c->got + i] = buf[i];
-      c->got += m.len;
-      // The last data of the request comes without MSG_MORE.
-      if (!(m.flags & MSG_MORE)) c->request_done = 1, reply(fd, c);
     }
   }
 }
@@ -372,7 +397,10 @@ static double percentile(struct stats *s, double p) {
 }
 
 static struct {
-  int fd;
+  int fds[MAX_SOCKETS];  // the local endpoints
+  int endpoints;
+  int ports;  // server ports from target's port on
+  int fresh;  // upgrade: a new local endpoint for every probe
   struct sockaddr_rxrpc target;
   const uint8_t *request;
   size_t request_len;
@@ -380,10 +408,14 @@ static struct {
   int active;
   long errors;
   long completed;  // calls ended, warm-up included
+  int next_fd;
 } client;
 
 static volatile long first_send_failures;
 static volatile int first_send_errno;
+// The slots of calls whose first send failed, for the poll loop to restart (lock: sender.lock).
+static int failed_slots[4096];
+static int failed_slot_count;
 
 // Failed calls by what ended them: the control message type (0: the first
 // sendmsg failed, with its errno) and its code.
@@ -427,17 +459,38 @@ static void client_sent(struct job *job, ssize_t n, int err) {
   first_send_errno = err;
   // The call never started: the poll loop replaces it. Its record is kept:
   // a late terminal message may still name it.
+  pthread_mutex_lock(&sender.lock);
+  if (failed_slot_count < 4096) failed_slots[failed_slot_count++] = job->call->slot;
+  pthread_mutex_unlock(&sender.lock);
   __atomic_add_fetch(&first_send_failures, 1, __ATOMIC_SEQ_CST);
   uint64_t one = 1;
   if (write(sender.notify, &one, sizeof one) < 0) die("eventfd write");
 }
 
-static void start_call(void) {
+// A socket bound to a private UDP port: a local endpoint of its own (port 0
+// would share the kernel's one anonymous endpoint).
+static int private_socket(void) {
+  int fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
+  if (fd < 0) die("socket");
+  for (int attempt = 0;; attempt++) {
+    struct sockaddr_rxrpc local = address(0, 49152 + (uint16_t)(random() % 16384));
+    local.transport.sin.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (bind(fd, (struct sockaddr *)&local, sizeof local) == 0) return fd;
+    if (errno != EADDRINUSE || attempt > 50) die("bind a private port");
+  }
+}
+
+// Starts call number `slot` of those in flight: its endpoint and port follow from it.
+static void start_call_slot(int slot) {
   struct call *c = calloc(1, sizeof *c);
   struct job *job = calloc(1, sizeof *job);
   c->started = now();
+  c->slot = slot;
+  c->fd = client.fds[slot % client.endpoints];
+  job->fd = c->fd;
   job->call = c;
   job->target = client.target;
+  job->target.transport.sin.sin_port = htons(ntohs(client.target.transport.sin.sin_port) + (slot / client.endpoints) % client.ports);
   job->has_target = 1;
   control_init(&job->ctl, (unsigned long)c);
   if (client.upgrade) {
@@ -450,9 +503,12 @@ static void start_call(void) {
   sender_post(job);
 }
 
+static void start_call(void) { start_call_slot(0); }
+
 // Outcome of a finished client call.
 struct outcome {
   struct call *call;
+  int slot;
   int ok;
   int32_t abort;
   uint16_t service;
@@ -462,27 +518,36 @@ struct outcome {
 static int next_outcome(struct outcome *o, double deadline, uint8_t *buf) {
   for (;;) {
     struct message m;
-    while (receive(client.fd, buf, RECV_BUFFER, &m)) {
-      struct call *c = (struct call *)m.id;
-      if (c == NULL) continue;
-      if (m.kind == 0) {
-        c->received += m.len;
-        if (m.len > 0) c->service = m.service;
-        if (!(m.flags & MSG_EOR)) continue;
+    for (int e = 0; e < client.endpoints; e++) {
+      // Round-robin from where the last outcome came from, so that no endpoint starves.
+      int fd = client.fds[(client.next_fd + e) % client.endpoints];
+      while (receive(fd, buf, RECV_BUFFER, &m)) {
+        struct call *c = (struct call *)m.id;
+        if (c == NULL) continue;
+        if (m.kind == 0) {
+          c->received += m.len;
+          if (m.len > 0) c->service = m.service;
+          if (!(m.flags & MSG_EOR)) continue;
+        }
+        client.next_fd = (client.next_fd + e) % client.endpoints;
+        client.active--;
+        client.completed++;
+        o->call = c;
+        o->slot = c->slot;
+        o->ok = m.kind == 0;
+        o->abort = m.kind == RXRPC_ABORT ? m.code : 0;
+        o->service = c->service;
+        if (!o->ok) failed(m.kind, m.code);
+        return 1;
       }
-      client.active--;
-      client.completed++;
-      o->call = c;
-      o->ok = m.kind == 0;
-      o->abort = m.kind == RXRPC_ABORT ? m.code : 0;
-      o->service = c->service;
-      if (!o->ok) failed(m.kind, m.code);
-      return 1;
     }
     if (first_send_failures > 0) {
       __atomic_sub_fetch(&first_send_failures, 1, __ATOMIC_SEQ_CST);
       client.active--;
       failed(0, first_send_errno);
+      pthread_mutex_lock(&sender.lock);
+      o->slot = failed_slot_count > 0 ? failed_slots[--failed_slot_count] : 0;
+      pthread_mutex_unlock(&sender.lock);
       o->call = NULL;
       o->ok = 0;
       o->abort = 0;
@@ -494,9 +559,11 @@ static int next_outcome(struct outcome *o, double deadline, uint8_t *buf) {
       if (left <= 0) return 0;
       timeout = (int)(left * 1000) + 1;
     }
-    struct pollfd pfd[2] = {{client.fd, POLLIN, 0}, {sender.notify, POLLIN, 0}};
-    if (poll(pfd, 2, timeout) < 0 && errno != EINTR) die("poll");
-    if (pfd[1].revents) {
+    struct pollfd pfd[MAX_SOCKETS + 1];
+    for (int e = 0; e < client.endpoints; e++) pfd[e] = (struct pollfd){client.fds[e], POLLIN, 0};
+    pfd[client.endpoints] = (struct pollfd){sender.notify, POLLIN, 0};
+    if (poll(pfd, client.endpoints + 1, timeout) < 0 && errno != EINTR) die("poll");
+    if (pfd[client.endpoints].revents) {
       uint64_t v;
       if (read(sender.notify, &v, sizeof v) < 0 && errno != EAGAIN) die("eventfd read");
     }
@@ -522,6 +589,7 @@ struct options {
   size_t size;
   long checkpoint[8];
   int checkpoints;
+  long min_calls;
 };
 
 // Small calls: `inflight` calls kept running; rate and latency of the calls
@@ -530,20 +598,22 @@ static void run_small(struct options *o, uint8_t *buf) {
   make_request(4, 4);
   struct stats s = {0};
   double begin = 0, end = 0;  // the window opens `warmup` seconds after the first call ended
-  for (int i = 0; i < o->inflight; i++) start_call();
+  for (int i = 0; i < o->inflight; i++) start_call_slot(i);
   struct outcome out;
+  double rss_inflight = 0;
   while (client.active > 0) {
     if (!next_outcome(&out, 0, buf)) break;
     double t = now();
     if (begin == 0) begin = t + o->warmup, end = begin + o->seconds;
     if (out.ok && t >= begin && t < end) stats_add(&s, t - out.call->started);
     if (out.call) free(out.call);
-    if (t < end) start_call();
+    if (t < end) start_call_slot(out.slot);
+    else if (rss_inflight == 0) rss_inflight = rss_mb();  // the others are still in flight
   }
   printf("{\"workload\":\"small\",\"inflight\":%d,\"seconds\":%.3f,\"calls\":%zu,\"rate\":%.1f,"
-         "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"errors\":%ld",
+         "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"errors\":%ld,\"rss_inflight_mb\":%.3f",
          o->inflight, o->seconds, s.n, s.n / o->seconds, percentile(&s, 0.5) * 1e3, percentile(&s, 0.99) * 1e3,
-         client.errors);
+         client.errors, rss_inflight);
 }
 
 static void warm_up(uint8_t *buf) {
@@ -565,17 +635,23 @@ static void run_bulk(struct options *o, uint8_t *buf, int upload) {
   struct stats s = {0};
   struct outcome out;
   double t0 = now(), t;
+  long tries = 0;
   do {
     start_call();
     next_outcome(&out, 0, buf);
+    tries++;
     if (out.ok && (upload || out.call->received == o->size)) calls++, stats_add(&s, now() - out.call->started);
     else if (out.ok) failed(SHORT_REPLY, (int)out.call->received);
     if (out.call) free(out.call);
     t = now();
-  } while (t - t0 < o->seconds || calls < 1);
+  } while (t - t0 < o->seconds || (calls < o->min_calls && tries < 4 * o->min_calls));
   printf("{\"workload\":\"%s\",\"size\":%zu,\"calls\":%ld,\"elapsed\":%.3f,\"mbps\":%.2f,\"p50_ms\":%.3f,\"errors\":%ld",
          upload ? "upload" : "download", o->size, calls, t - t0, calls * (double)o->size / 1e6 / (t - t0),
          percentile(&s, 0.5) * 1e3, client.errors);
+  // Each call's time, in the order they ended (the spread of the row).
+  printf(",\"call_ms\":[");
+  for (size_t i = 0; i < s.n; i++) printf("%s%.3f", i ? "," : "", s.lat[i] * 1e3);
+  printf("]");
 }
 
 // Upgrade probes one at a time, each on a new connection: latency and outcomes.
@@ -589,9 +665,14 @@ static void run_upgrade(struct options *o, uint8_t *buf) {
   long upgraded = 0, original = 0, aborted = 0;
   struct outcome out;
   for (long i = 0; i < o->calls; i++) {
+    // A fresh probe's time includes making its socket, as a new Client's does.
+    double t0 = now();
+    int fresh = client.fresh ? private_socket() : -1;
+    if (fresh >= 0) client.fds[0] = fresh;
     start_call();
     next_outcome(&out, 0, buf);
-    if (out.call) stats_add(&s, now() - out.call->started);
+    if (fresh >= 0) close(fresh);
+    if (out.call) stats_add(&s, now() - (fresh >= 0 ? t0 : out.call->started));
     if (out.ok) *(out.service == asked ? &original : &upgraded) += 1;
     else if (out.abort) aborted++;
     if (out.call) free(out.call);
@@ -624,10 +705,17 @@ static void run_memory(struct options *o, uint8_t *buf) {
 }
 
 static int run_client(uint16_t port, uint16_t service, struct options *o) {
-  client.fd = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
-  if (client.fd < 0) die("socket");
+  srandom((unsigned)getpid() ^ (unsigned)(now() * 1e6));
+  if (client.endpoints == 0) {
+    client.endpoints = 1;
+    client.fds[0] = socket(AF_RXRPC, SOCK_DGRAM | SOCK_CLOEXEC, PF_INET);
+    if (client.fds[0] < 0) die("socket");
+  } else {
+    for (int e = 0; e < client.endpoints; e++) client.fds[e] = private_socket();
+  }
+  if (client.ports == 0) client.ports = 1;
   client.target = address(service, port);
-  sender_start(client.fd, client_sent);
+  sender_start(client_sent);
   uint8_t *buf = malloc(RECV_BUFFER);
   double cpu = cpu_seconds();
   if (!strcmp(o->workload, "small")) run_small(o, buf);
@@ -652,7 +740,8 @@ int main(int argc, char **argv) {
   }
   uint16_t port = 0, service = 4100;
   int backlog = 31;
-  struct options o = {"small", 1, 3, 0.5, 20, 1 << 20, {0}, 0};
+  struct options o = {"small", 1, 3, 0.5, 20, 1 << 20, {0}, 0, 1};
+  int ports = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     const char *k = argv[i], *v = argv[i + 1];
     if (!strcmp(k, "--port")) port = atoi(v);
@@ -664,6 +753,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--warmup")) o.warmup = atof(v);
     else if (!strcmp(k, "--calls")) o.calls = atol(v);
     else if (!strcmp(k, "--size")) o.size = strtoul(v, NULL, 10);
+    else if (!strcmp(k, "--min-calls")) o.min_calls = atol(v);
+    else if (!strcmp(k, "--ports")) ports = atoi(v);
+    else if (!strcmp(k, "--endpoints")) client.endpoints = atoi(v);
+    else if (!strcmp(k, "--fresh")) client.fresh = atoi(v);
     else if (!strcmp(k, "--checkpoints")) {
       for (char *p = (char *)v; *p && o.checkpoints < 8; p += *p == ',')
         o.checkpoint[o.checkpoints++] = strtol(p, &p, 10);
@@ -674,7 +767,9 @@ int main(int argc, char **argv) {
   }
   errno = 0;
   if (port == 0) die("--port is required");
-  if (!strcmp(argv[1], "server")) return server(port, service, backlog);
+  if (ports < 1 || ports > MAX_SOCKETS || client.endpoints < 0 || client.endpoints > MAX_SOCKETS) die("bad --ports or --endpoints");
+  if (!strcmp(argv[1], "server")) return server(port, ports, service, backlog);
+  client.ports = ports;
   if (!strcmp(argv[1], "client")) {
     if (o.inflight < 1 || (!strcmp(o.workload, "memory") && o.checkpoints == 0)) die("bad options");
     return run_client(port, service + (strcmp(o.workload, "upgrade") ? 1 : 0), &o);

@@ -33,10 +33,33 @@ export const PAIRINGS: Pairing[] = [
 
 export interface Parameters {
   small: { inflight: number[]; seconds: number; warmup: number; rounds: number };
-  /** Bulk calls one at a time: for at least `seconds` (and one call) per round. */
-  bulk: Array<{ size: number; seconds: number; rounds: number }>;
-  upgrade: { calls: number };
+  /** Bulk calls one at a time: for at least `seconds` and `minCalls` calls (default 1) per round. */
+  bulk: Array<{ size: number; seconds: number; rounds: number; minCalls?: number }>;
+  /**
+   * Upgrade probes, made the same way by every client: from a local endpoint
+   * that has made plain calls to the probed service of that server first (the
+   * warm-up), or with `fresh`, each from a new local endpoint (a new client).
+   */
+  upgrade: { calls: number; fresh: boolean };
   memory: { inflight: number; checkpoints: number[] };
+  /**
+   * How cost grows: small calls at each number in flight (spread over server
+   * ports and local endpoints, see spreadFor), and `peersInflight` calls
+   * spread over each number of local endpoints (peers of the server), for
+   * the pairings named (client/server).
+   */
+  scale: { inflight: number[]; peers: number[]; peersInflight: number; peersPorts: number; seconds: number; warmup: number; pairs: string[] };
+}
+
+/**
+ * Server ports and local endpoints for `inflight` calls: at most 16 calls per
+ * server port (its accept pool holds 31) and at most 8 per (local endpoint,
+ * server port), half the 16 calls the kernel lets such a pair have at once,
+ * so that neither limit is the wall being measured.
+ */
+export function spreadFor(inflight: number): { ports: number; endpoints: number } {
+  const ports = Math.min(64, Math.max(1, Math.ceil(inflight / 16)));
+  return { ports, endpoints: Math.max(1, Math.ceil(inflight / (8 * ports))) };
 }
 
 /**
@@ -47,16 +70,21 @@ export interface Parameters {
  */
 export const FULL: Parameters = {
   small: { inflight: [1, 16, 64], seconds: 2, warmup: 0.5, rounds: 2 },
-  bulk: [{ size: 1 << 20, seconds: 1.5, rounds: 2 }, { size: 16 << 20, seconds: 0, rounds: 1 }],
-  upgrade: { calls: 10 },
+  bulk: [{ size: 1 << 20, seconds: 1.5, rounds: 2, minCalls: 3 }, { size: 16 << 20, seconds: 0, rounds: 1, minCalls: 3 }],
+  upgrade: { calls: 10, fresh: false },
   memory: { inflight: 16, checkpoints: [1000, 10000, 100000] },
+  scale: {
+    inflight: [1, 4, 16, 64, 256, 1024], peers: [1, 10, 30, 100], peersInflight: 100, peersPorts: 8, seconds: 1.5, warmup: 0.5,
+    pairs: ['c/c', 'binding/c', 'api/c', 'c/api', 'api/api'],
+  },
 };
 
 export const SMOKE: Parameters = {
   small: { inflight: [1, 16, 64], seconds: 0.5, warmup: 0.2, rounds: 1 },
-  bulk: [{ size: 64 << 10, seconds: 0, rounds: 1 }, { size: 256 << 10, seconds: 0, rounds: 1 }],
-  upgrade: { calls: 2 },
+  bulk: [{ size: 64 << 10, seconds: 0, rounds: 1 }, { size: 256 << 10, seconds: 0, rounds: 1, minCalls: 3 }],
+  upgrade: { calls: 2, fresh: false },
   memory: { inflight: 16, checkpoints: [20, 100] },
+  scale: { inflight: [1, 64], peers: [4], peersInflight: 16, peersPorts: 2, seconds: 0.3, warmup: 0.1, pairs: ['c/c', 'api/c', 'api/api'] },
 };
 
 export interface Row extends Pairing {
@@ -78,6 +106,8 @@ export interface Report {
   memory: Array<{ client: Impl; figures: Figures }>;
   /** Wall-clock seconds the suite took. */
   seconds: number;
+  /** What the guest's clock counts, when it is not real time (RXRPC_BENCH_CLOCK, set by bench.js with --icount). */
+  clock?: string;
 }
 
 export interface SuiteOptions {
@@ -87,6 +117,8 @@ export interface SuiteOptions {
   rxbench: string;
   /** Run only the workloads whose names start with one of these (small, upload, download, upgrade, memory). */
   only?: string[];
+  /** Run only these pairings ('client/server', e.g. 'api/c'); C/C always runs, as the reference. */
+  pairs?: string[];
   basePort?: number;
   service?: number;
   log?: (line: string) => void;
@@ -127,11 +159,20 @@ function merge(list: Figures[], workload: Workload): Figures {
     out.rate = out.calls / out.seconds!;
     out.p50_ms = mean('p50_ms');
     out.p99_ms = mean('p99_ms');
+    if (list[0].rss_inflight_mb !== undefined) out.rss_inflight_mb = mean('rss_inflight_mb');
+    if (list[0].heap_inflight_mb !== undefined) out.heap_inflight_mb = mean('heap_inflight_mb');
   } else if (workload.kind === 'upload' || workload.kind === 'download') {
     out.mbps = (out.calls * workload.size) / 1e6 / out.seconds!;
-    // The median call of the rounds: a long stall in one call (kernel retransmission) moves it little.
-    const medians = list.map((f) => f.p50_ms ?? 0).filter((v) => v > 0);
-    if (medians.length) out.mbps_median = workload.size / 1e3 / percentile(medians, 0.5);
+    // Every call of every round: the median call (a long stall in one call,
+    // kernel retransmission, moves it little) and the spread.
+    const calls = list.flatMap((f) => f.call_ms ?? (f.p50_ms ? [f.p50_ms] : [])).filter((v) => v > 0);
+    if (calls.length) {
+      const size = workload.size / 1e3;
+      out.call_ms = calls;
+      out.mbps_median = size / percentile([...calls], 0.5);
+      out.mbps_min = size / Math.max(...calls);
+      out.mbps_max = size / Math.min(...calls);
+    }
   } else if (workload.kind === 'upgrade') {
     Object.assign(out, { p50_ms: mean('p50_ms'), p99_ms: mean('p99_ms'), upgraded: sum('upgraded'), original: sum('original'), aborted: sum('aborted') });
   }
@@ -141,12 +182,13 @@ function merge(list: Figures[], workload: Workload): Figures {
 function cArgs(w: Workload): string[] {
   switch (w.kind) {
     case 'small':
-      return ['--inflight', w.inflight, '--seconds', w.seconds, '--warmup', w.warmup].map(String);
+      return ['--inflight', w.inflight, '--seconds', w.seconds, '--warmup', w.warmup,
+        ...(w.ports ? ['--ports', w.ports] : []), ...(w.endpoints ? ['--endpoints', w.endpoints] : [])].map(String);
     case 'upload':
     case 'download':
-      return ['--size', w.size, '--seconds', w.seconds].map(String);
+      return ['--size', w.size, '--seconds', w.seconds, '--min-calls', w.minCalls ?? 1].map(String);
     case 'upgrade':
-      return ['--calls', String(w.calls)];
+      return ['--calls', String(w.calls), '--fresh', w.fresh ? '1' : '0'];
     case 'memory':
       return ['--inflight', String(w.inflight), '--checkpoints', w.checkpoints.join(',')];
   }
@@ -159,7 +201,7 @@ function jobTimeout(w: Workload): number {
       return (w.warmup + w.seconds) * 1000 + 60000;
     case 'upload':
     case 'download':
-      return w.seconds * 1000 + 300000;
+      return w.seconds * 1000 + 300000 * (w.minCalls ?? 1);
     case 'upgrade':
       return w.calls * 30000 + 30000;
     case 'memory':
@@ -244,11 +286,12 @@ function cpuOf(pid: number): number {
   }
 }
 
-async function startServers(rxbench: string, basePort: number, service: number, backlog: number): Promise<Servers> {
-  const ports: Record<Impl, number> = { c: basePort, binding: basePort + 1, api: basePort + 2 };
-  const c = spawn(rxbench, ['server', '--port', String(ports.c), '--service', String(service), '--backlog', String(backlog)],
-    { stdio: ['pipe', 'pipe', 'inherit'] });
-  const node = fork(join(__dirname, 'node-server.js'), [ports.binding, ports.api, service, backlog].map(String),
+/** Each server listens on `count` consecutive ports from its first. */
+async function startServers(rxbench: string, basePort: number, service: number, backlog: number, count: number): Promise<Servers> {
+  const ports: Record<Impl, number> = { c: basePort, binding: basePort + count, api: basePort + 2 * count };
+  const c = spawn(rxbench, ['server', '--port', String(ports.c), '--ports', String(count), '--service', String(service),
+    '--backlog', String(backlog)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const node = fork(join(__dirname, 'node-server.js'), [ports.binding, ports.api, service, backlog, count].map(String),
     { stdio: ['ignore', 2, 2, 'ipc'] });
   const close = () => {
     c.stdin!.end();
@@ -279,7 +322,10 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const service = options.service ?? 4100;
   const backlog = Math.min(31, raiseBacklog());
-  const servers = await startServers(options.rxbench, options.basePort ?? 18400, service, backlog);
+  const wantedEarly = (name: string) => !options.only || options.only.some((prefix) => name.startsWith(prefix));
+  const scaling = wantedEarly('scale') || wantedEarly('peers');
+  const serverPorts = scaling ? Math.max(params.scale.peersPorts, ...params.scale.inflight.map((n) => spreadFor(n).ports)) : 1;
+  const servers = await startServers(options.rxbench, options.basePort ?? 18400, service, backlog, serverPorts);
   let worker = new NodeClient();
   const rows: Row[] = [];
   const memory: Report['memory'] = [];
@@ -297,19 +343,22 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     }
   };
 
+  const pairings = PAIRINGS.filter((p) => !options.pairs || (p.client === 'c' && p.server === 'c') ||
+    options.pairs.includes(`${p.client}/${p.server}`));
   const wanted = (name: string) => !options.only || options.only.some((prefix) => name.startsWith(prefix));
-  const measure = async (name: string, workload: Workload, rounds: number) => {
+  const measure = async (name: string, workload: Workload, rounds: number, only = pairings) => {
     if (!wanted(name)) return;
-    const results = PAIRINGS.map(() => [] as Figures[]);
+    const pairings = only;
+    const results = pairings.map(() => [] as Figures[]);
     for (let r = 0; r < rounds; r++) {
-      const order = PAIRINGS.map((_, i) => i);
+      const order = pairings.map((_, i) => i);
       if (r % 2 === 1) order.reverse();
       for (const i of order) {
-        const p = PAIRINGS[i];
+        const p = pairings[i];
         results[i].push(await run(p.client, p.server, workload));
       }
     }
-    PAIRINGS.forEach((p, i) => rows.push({ ...p, workload: name, figures: merge(results[i], workload) }));
+    pairings.forEach((p, i) => rows.push({ ...p, workload: name, figures: merge(results[i], workload) }));
     log(`${name}: done (${Math.round((Date.now() - started) / 1000)} s)`);
   };
 
@@ -329,10 +378,19 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     }
     for (const b of params.bulk) {
       for (const kind of ['upload', 'download'] as const) {
-        await measure(`${kind}-${sizeName(b.size)}`, { kind, size: b.size, seconds: b.seconds }, b.rounds);
+        await measure(`${kind}-${sizeName(b.size)}`, { kind, size: b.size, seconds: b.seconds, minCalls: b.minCalls }, b.rounds);
       }
     }
-    await measure('upgrade', { kind: 'upgrade', calls: params.upgrade.calls }, 1);
+    await measure('upgrade', { kind: 'upgrade', calls: params.upgrade.calls, fresh: params.upgrade.fresh }, 1);
+    const sc = params.scale;
+    const scalePairs = pairings.filter((p) => sc.pairs.includes(`${p.client}/${p.server}`));
+    for (const inflight of sc.inflight) {
+      await measure(`scale-${inflight}`, { kind: 'small', inflight, seconds: sc.seconds, warmup: sc.warmup, ...spreadFor(inflight) }, 1, scalePairs);
+    }
+    for (const peers of sc.peers) {
+      await measure(`peers-${peers}`, { kind: 'small', inflight: Math.max(sc.peersInflight, peers), seconds: sc.seconds, warmup: sc.warmup,
+        ports: sc.peersPorts, endpoints: peers }, 1, scalePairs);
+    }
     worker.close();
     const m: Workload = { kind: 'memory', ...params.memory };
     for (const client of wanted('memory') ? (['c', 'binding', 'api'] as const) : []) {
@@ -362,5 +420,6 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     rows,
     memory,
     seconds: (Date.now() - started) / 1000,
+    ...(process.env.RXRPC_BENCH_CLOCK ? { clock: process.env.RXRPC_BENCH_CLOCK } : {}),
   };
 }

@@ -14,6 +14,9 @@
 #              the same path in the guest (default: a fresh temporary one,
 #              removed afterwards if left empty); also in $RXRPC_VM_OUT
 #
+# RXRPC_VM_QEMU_ARGS: extra QEMU arguments, split on spaces (the benchmark
+# passes "-icount shift=N,sleep=off" for a clock that counts instructions).
+#
 # COMMAND runs as root in the caller's working directory with the caller's
 # PATH, HOME=/tmp/home, TMPDIR=/tmp, RXRPC_VM_KERNEL=<guest uname -r>, and CI,
 # RXRPC_*, JEST_* and NODE_* passed through; the host is read-only except for
@@ -108,6 +111,8 @@ qemu=(
   -chardev "stdio,id=hvc0,signal=off" -device "virtconsole,chardev=hvc0"
   -chardev "file,id=hvc1,path=${ctl//,/,,}/notes" -device "virtconsole,chardev=hvc1"
 )
+# shellcheck disable=SC2206 # split on spaces, as documented
+[[ -z ${RXRPC_VM_QEMU_ARGS:-} ]] || qemu+=(${RXRPC_VM_QEMU_ARGS})
 # hvc1 reaches our stderr through a FIFO and cat, which write through our own
 # stderr (reopening it would clobber a log file that stdout shares). Holding
 # the FIFO open here lets cat start at once and end only after QEMU.

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { Client } from '../../lib/client';
-import { RX_CALL_DEAD, RX_USER_ABORT, RXGEN_OPCODE } from '../../lib/constants';
+import { RX_CALL_DEAD, RX_CALL_TIMEOUT, RX_USER_ABORT, RXGEN_OPCODE } from '../../lib/constants';
 import { RxAbortError } from '../../lib/errors';
 import { IncomingCall, Server } from '../../lib/server';
 import { freshPort } from './helpers';
@@ -126,6 +126,22 @@ describe('Client and Server through the kernel', () => {
     await expect(p).rejects.toMatchObject({ name: 'AbortError' });
     for (let i = 0; i < 50 && !seen; i++) await new Promise((r) => setTimeout(r, 100));
     expect(seen).toMatchObject({ abortCode: RX_USER_ABORT });
+  });
+
+  test('a timeout after the whole request was sent reaches the handler: its signal fires with RX_CALL_TIMEOUT', async () => {
+    let seen: unknown;
+    let requestComplete = false;
+    const server = serve({ services: 80 }, async (c) => {
+      await c.request();
+      requestComplete = c.requestComplete;
+      await new Promise((resolve) => c.signal.addEventListener('abort', () => resolve((seen = c.signal.reason))));
+    });
+    const p = client.call({ address, port: server.port, service: 80 }, Buffer.from('x'), { timeout: 300 });
+    await expect(p).rejects.toMatchObject({ name: 'TimeoutError' });
+    // Measured: the server hears of it after 0.5 s (6.12, 7.3) to a few seconds (6.1).
+    for (let i = 0; i < 100 && !seen; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(requestComplete).toBe(true);
+    expect(seen).toMatchObject({ abortCode: RX_CALL_TIMEOUT });
   });
 
   test('graceful close lets a call in progress finish, then aborts a stuck one with RX_CALL_DEAD', async () => {

@@ -3,72 +3,24 @@
  * probed and queried through the library. ubik ignores 127.x addresses, so
  * the guest gets 198.18.0.1 on lo, a matching hostname and /etc/hosts.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { probeVL, VL_NOENT } from '../../lib/afs';
 import { Client } from '../../lib/client';
 import { RXGEN_OPCODE } from '../../lib/constants';
-import { decodeAddrs, decodeStats, getAddrsRequest, getEntryByNameNRequest, getStatsRequest, probeRequest } from '../vl';
+import {
+  decodeAddrs, decodeStats, getAddrsRequest, getEntryByNameNRequest, getStatsRequest, probeRequest, startVlserver, VL_ADDRESS, Vlserver,
+} from '../vl';
 
-const VL_ADDRESS = '198.18.0.1';
-const UNOQUORUM = 5376;
 const dest = { address: VL_ADDRESS, port: 7003, service: 52 };
-const dir = '/tmp/openafs';
-let vlserver: ChildProcess | undefined;
+let vlserver: Vlserver | undefined;
 let quorumSeconds = 0;
 
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8' });
-}
-
 beforeAll(async () => {
-  mkdirSync(`${dir}/server`, { recursive: true });
-  mkdirSync(`${dir}/db`, { recursive: true });
-  writeFileSync(`${dir}/server/ThisCell`, 'test.rxrpc\n');
-  writeFileSync(`${dir}/server/CellServDB`, `>test.rxrpc #test cell\n${VL_ADDRESS} #vl.test\n`);
-  writeFileSync(`${dir}/hosts`, `127.0.0.1 localhost\n${VL_ADDRESS} vl.test\n`);
-  sh('ip', ['addr', 'add', `${VL_ADDRESS}/32`, 'dev', 'lo']);
-  sh('hostname', ['vl.test']);
-  sh('mount', ['--bind', `${dir}/hosts`, '/etc/hosts']);
-  const started = Date.now();
-  vlserver = spawn('/usr/lib/openafs/vlserver', [
-    '-noauth', '-config', `${dir}/server`, '-database', `${dir}/db/vldb`, '-logfile', `${dir}/VLLog`,
-  ], { stdio: 'ignore' });
-  // Wait for ubik to elect itself (a few seconds under emulation).
-  for (;;) {
-    let debug = '';
-    try {
-      debug = sh('udebug', [VL_ADDRESS, '7003']);
-    } catch {
-      // not answering yet
-    }
-    if (debug.includes('I am sync site')) break;
-    if (vlserver.exitCode !== null || Date.now() - started > 90000) {
-      throw new Error(`vlserver did not reach quorum: exit ${vlserver.exitCode}\n${debug}`);
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  quorumSeconds = (Date.now() - started) / 1000;
-  // The first transactions after the election can still be refused with
-  // ubik's UNOQUORUM (5376) while the new database is set up: wait them out.
-  const client = new Client();
-  try {
-    for (;;) {
-      try {
-        await client.call(dest, getStatsRequest(), { timeout: 20000 });
-        break;
-      } catch (err) {
-        if ((err as { abortCode?: number }).abortCode !== UNOQUORUM || Date.now() - started > 90000) throw err;
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
-  } finally {
-    client.close();
-  }
+  vlserver = await startVlserver('/tmp/openafs');
+  quorumSeconds = vlserver.quorumSeconds;
 }, 120000);
 
-afterAll(() => {
-  vlserver?.kill();
+afterAll(async () => {
+  await vlserver?.stop();
 });
 
 describe('OpenAFS vlserver', () => {

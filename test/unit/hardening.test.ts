@@ -188,6 +188,18 @@ describe('how a call sends, and what holds it up', () => {
     expect(kernel.sent.find((s) => s.callId === call.id)!.bytes).toBe(100);
   });
 
+  test('a call whose small sends were all taken whole still sends a later 64 KiB chunk on a bulk thread', async () => {
+    kernel.peer(A.address, A.port, () => ({ reply: Buffer.from('ok') }));
+    const call = ep.startCall({ ...A, service: 9 }, Buffer.alloc(32, 1), true);
+    const done = new Promise((r) => (call.ondone = r));
+    await tick();
+    expect(call.sendMode).toBeUndefined();
+    call.write(Buffer.alloc(BULK_MIN, 2), false);
+    await expect(done).resolves.toBeUndefined();
+    expect(call.sendMode).toBe('bulk');
+    expect(kernel.sent.filter((s) => s.callId === call.id).map((s) => s.blocking)).toEqual([false, true]);
+  });
+
   test('the rest of a cut-short first send is the call\'s own copy: the caller may reuse its buffer at once', async () => {
     const got: Buffer[] = [];
     kernel.peer(A.address, A.port, ({ data }) => {

@@ -1,5 +1,8 @@
 import { RX_USER_ABORT } from '../../lib/constants';
-import { Server, upgradeWarning } from '../../lib/server';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixedModuleVersion, Server, upgradeWarning } from '../../lib/server';
 import { FakeKernel } from '../fake-kernel';
 
 describe('server-side upgrade warning', () => {
@@ -10,6 +13,22 @@ describe('server-side upgrade warning', () => {
 
   test.each(['7.4.0', '8.0.1-amd64', 'not-a-version'])('does not warn on %s', (release) => {
     expect(upgradeWarning(release)).toBeUndefined();
+  });
+
+  test('does not warn where the running rxrpc module is the fixed one', () => {
+    expect(upgradeWarning('6.1.0-57-amd64', 'upgrade-fix.1')).toBeUndefined();
+    expect(upgradeWarning('6.1.0-57-amd64', undefined)).toMatch(/measured broken/);
+  });
+
+  test('the fixed module is recognised by its version file, and nothing else is', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rxrpc-sysfs-'));
+    const file = join(dir, 'version');
+    expect(fixedModuleVersion(file)).toBeUndefined(); // Debian's module: no version file
+    writeFileSync(file, 'upgrade-fix.3\n');
+    expect(fixedModuleVersion(file)).toBe('upgrade-fix.3');
+    writeFileSync(file, '2.0\n');
+    expect(fixedModuleVersion(file)).toBeUndefined();
+    rmSync(dir, { recursive: true });
   });
 });
 
