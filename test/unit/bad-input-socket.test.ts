@@ -107,6 +107,11 @@ describe('bad input: RawSocket methods', () => {
     ['callId 2**53', { callId: 2 ** 53 }, Buffer.from('x'), {}, RANGE, 2 ** 53],
     ['abort 0', { callId: 1, abort: 0 }, undefined, {}, RANGE, 0],
     ['timeouts [1.5]', { callId: 1, timeouts: [1.5] }, Buffer.from('x'), {}, RANGE, 1.5],
+    // Flags the reused control buffers could take for "left out" or "true": they must be refused instead.
+    ['chargeAccept "yes"', { callId: 1, chargeAccept: 'yes' }, undefined, {}, TYPE, 'yes'],
+    ['chargeAccept 1', { callId: 1, chargeAccept: 1 }, undefined, {}, TYPE, 1],
+    ['exclusive 0', { callId: 1, exclusive: 0 }, Buffer.from('x'), {}, TYPE, 0],
+    ['upgrade null', { callId: 1, upgrade: null }, Buffer.from('x'), {}, TYPE, null],
     ['data a string', { callId: 1 }, 'text', {}, TYPE, 'text'],
     ['data a number', { callId: 1 }, 5, {}, TYPE, 5],
     ['data a Uint16Array', { callId: 1 }, new Uint16Array(2), {}, TYPE, new Uint16Array(2)],
