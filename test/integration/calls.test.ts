@@ -1,5 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { release } from 'node:os';
+import { RX_CALL_TIMEOUT } from '../../lib/constants';
 import { Endpoint } from '../../lib/endpoint';
+import { fixedModuleVersion } from '../../lib/server';
 import { freshPort, raiseMaxBacklog, request, serve } from './helpers';
 
 const ADDRESS = '127.0.0.1';
@@ -38,6 +41,53 @@ describe('calls through the kernel', () => {
       expect(client.stats.bulkSends).toBeGreaterThan(0);
       expect(server.stats.bulkSends).toBeGreaterThan(0);
       expect(client.stats.partialSends + client.stats.sendAgain).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  test("a request paused for 600 ms between packets: completes where the kernel keeps the 1 s request timeout, aborted by the server's kernel where it takes 250 jiffies as ms", async () => {
+    // Linux 6.12 and 7.x initialise next_req_timo as 1 * HZ and read it as
+    // milliseconds: 250 ms with Debian's HZ=250 (1 s on 6.1, where it is
+    // jiffies throughout). The fixed module (upgrade-fix.2 and later) has it in ms.
+    const [major, minor] = release().split('.').map(Number);
+    const fixed = Number(/\d+$/.exec(fixedModuleVersion() ?? '')?.[0] ?? 0);
+    const shortTimeout = major * 1000 + minor >= 6012 && fixed < 2;
+    const port = freshPort();
+    const server = new Endpoint();
+    server.raw.bind({ service: 1240, address: ADDRESS, port });
+    server.listen(4);
+    let serverSaw: unknown = 'nothing';
+    server.on('call', (call) => {
+      let bytes = 0;
+      call.ondata = (part, end) => {
+        bytes += part.length;
+        if (!end) return;
+        serverSaw = bytes;
+        call.write(Buffer.from('ok'), false);
+      };
+      call.ondone = (err) => {
+        if (err) serverSaw = err;
+      };
+    });
+    try {
+      // 8 KiB fills whole packets, which go out at once; the rest follows after the pause.
+      const call = client.startCall({ service: 1240, address: ADDRESS, port }, Buffer.alloc(8192, 1), true);
+      const outcome = new Promise<Error | undefined>((resolve) => {
+        call.ondata = () => {};
+        call.ondone = resolve;
+      });
+      const pause = setTimeout(() => call.isDone || call.write(Buffer.alloc(100, 2), false), 600);
+      const err = await outcome;
+      clearTimeout(pause);
+      for (let i = 0; i < 30 && serverSaw === 'nothing'; i++) await new Promise((r) => setTimeout(r, 100));
+      if (shortTimeout) {
+        expect(err).toMatchObject({ name: 'RxAbortError', abortCode: RX_CALL_TIMEOUT });
+        expect(serverSaw).toMatchObject({ abortCode: RX_CALL_TIMEOUT });
+      } else {
+        expect(err).toBeUndefined();
+        expect(serverSaw).toBe(8292);
+      }
     } finally {
       server.close();
     }
