@@ -444,7 +444,13 @@ export function findCallId(bytes: Uint8Array, length?: number): number | undefin
   return undefined;
 }
 
-/** True for the kinds after which the kernel forgets the call id. */
-export function isTerminal(kind: MessageKind): boolean {
+const KINDS: ReadonlySet<unknown> = new Set(['data', 'ack', 'abort', 'net-error', 'local-error', 'busy', 'new-call', 'malformed']);
+
+/** True for the kinds after which the kernel forgets the call id ('malformed' included: its call cannot go on). */
+export function isTerminal(kind: MessageKind | 'malformed'): boolean {
+  if (!KINDS.has(kind)) {
+    if (typeof kind !== 'string') throw new InvalidArgTypeError('kind', 'of type string', kind);
+    throw new InvalidArgValueError('kind', `must be one of ${[...KINDS].join(', ')}`, kind);
+  }
   return kind !== 'data' && kind !== 'new-call';
 }

@@ -247,6 +247,7 @@ interface ServerEvents {
  * Debian's own module has no version file), or undefined.
  */
 export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string | undefined {
+  if (typeof file !== 'string' || file === '') throw new InvalidArgTypeError('file', 'a non-empty string', file);
   try {
     const version = readFileSync(file, 'utf8').trim();
     return /^upgrade-fix\.\d+$/.test(version) ? version : undefined;
@@ -261,6 +262,8 @@ export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string |
  * support), unless the running rxrpc module is the fixed one.
  */
 export function upgradeWarning(kernelRelease = release(), fixed: string | undefined = fixedModuleVersion()): string | undefined {
+  if (typeof kernelRelease !== 'string') throw new InvalidArgTypeError('kernelRelease', 'of type string', kernelRelease);
+  if (fixed !== undefined && typeof fixed !== 'string') throw new InvalidArgTypeError('fixed', 'a string or undefined', fixed);
   if (fixed !== undefined) return undefined;
   const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
   if (!m) return undefined;

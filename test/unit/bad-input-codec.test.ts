@@ -5,8 +5,9 @@
  * the reader; a malformed body is a MalformedError, never garbage.
  */
 import {
-  decodeControl, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, formatIp, parseIp,
+  decodeControl, decodeSockaddr, encodeControl, encodeSockaddr, findCallId, formatIp, isTerminal, parseIp,
 } from '../../lib/codec';
+import { errnoName, errnoNumber } from '../../lib/errno';
 import { RXRPC_ABORT, RXRPC_USER_CALL_ID, SOL_RXRPC } from '../../lib/constants';
 import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, show } from '../../lib/errors';
 import { XdrReader, XdrWriter } from '../../lib/xdr';
@@ -318,6 +319,32 @@ describe('bad input: control-message codecs', () => {
     const other = cmsg(RXRPC_USER_CALL_ID, id(3));
     other.writeInt32LE(SOL_RXRPC + 1, 8);
     expect(findCallId(Buffer.concat([other, cmsg(RXRPC_USER_CALL_ID, id(9))]))).toBe(9);
+  });
+});
+
+describe('bad input: errnoName, errnoNumber, isTerminal', () => {
+  test.each<Case>([
+    ['errnoName(null)', () => errnoName(null as never), TYPE, null],
+    ['errnoName("EAGAIN")', () => errnoName('EAGAIN' as never), TYPE, 'EAGAIN'],
+    ['errnoName(11n)', () => errnoName(11n as never), TYPE, 11n],
+    ['errnoName(1.5)', () => errnoName(1.5), RANGE, 1.5],
+    ['errnoName(NaN)', () => errnoName(NaN), RANGE, NaN],
+    ['errnoName(Infinity)', () => errnoName(Infinity), RANGE, Infinity],
+    ['errnoNumber(11)', () => errnoNumber(11 as never), TYPE, 11],
+    ['errnoNumber(null)', () => errnoNumber(null as never), TYPE, null],
+    ['isTerminal(null)', () => isTerminal(null as never), TYPE, null],
+    ['isTerminal(1)', () => isTerminal(1 as never), TYPE, 1],
+    ['isTerminal("end")', () => isTerminal('end' as never), VALUE, 'end'],
+    ['isTerminal("")', () => isTerminal('' as never), VALUE, ''],
+    ['isTerminal("DATA")', () => isTerminal('DATA' as never), VALUE, 'DATA'],
+  ])('%s throws', (_what, fn, [cls, code], value) => {
+    expectError(thrown(fn), cls, code, value);
+  });
+
+  test("errnoName takes Node's negative errno as well as the kernel's positive one; unknown values stay E<n>", () => {
+    expect([errnoName(11), errnoName(-11), errnoName(0), errnoName(-200), errnoName(41)]).toEqual(['EAGAIN', 'EAGAIN', 'E0', 'E-200', 'E41']);
+    expect([errnoNumber('EAGAIN'), errnoNumber('EWOULDBLOCK'), errnoNumber('')]).toEqual([11, undefined, undefined]);
+    expect(['data', 'new-call', 'ack', 'malformed'].map((k) => isTerminal(k as never))).toEqual([false, false, true, true]);
   });
 });
 

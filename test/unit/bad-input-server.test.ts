@@ -9,7 +9,7 @@ import { RX_CALL_DEAD, RX_USER_ABORT, RXGEN_OPCODE, RXGEN_SS_UNMARSHAL } from '.
 import {
   InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError,
 } from '../../lib/errors';
-import { IncomingCall, Server, ServerOptions } from '../../lib/server';
+import { fixedModuleVersion, IncomingCall, Server, ServerOptions, upgradeWarning } from '../../lib/server';
 import { FakeKernel, FakeSocket } from '../fake-kernel';
 import {
   abortsOf, detachedView, ErrorClass, expectError, guardProcess, NO_VALUE, rejection, rejectsAtOnce, thrown, until, withBinding,
@@ -425,6 +425,27 @@ describe('bad input: Server.close(options)', () => {
     expect(server.unref()).toBe(server);
     await server[Symbol.asyncDispose]();
     expect(kernel.sockets[0].closed).toBe(true);
+  });
+});
+
+describe('bad input: fixedModuleVersion, upgradeWarning', () => {
+  test.each<[string, () => unknown, readonly [ErrorClass, string], unknown]>([
+    ['fixedModuleVersion(null)', () => fixedModuleVersion(null as never), TYPE, null],
+    ['fixedModuleVersion("")', () => fixedModuleVersion(''), TYPE, ''],
+    ['fixedModuleVersion(a Buffer)', () => fixedModuleVersion(Buffer.from('/x') as never), TYPE, Buffer.from('/x')],
+    ['upgradeWarning(null)', () => upgradeWarning(null as never), TYPE, null],
+    ['upgradeWarning(6.1)', () => upgradeWarning(6.1 as never), TYPE, 6.1],
+    ['upgradeWarning("6.1.0", 1)', () => upgradeWarning('6.1.0', 1 as never), TYPE, 1],
+    ['upgradeWarning("6.1.0", null)', () => upgradeWarning('6.1.0', null as never), TYPE, null],
+  ])('%s throws (it would read or judge the wrong thing silently)', (_what, fn, [cls, code], value) => {
+    expectError(thrown(fn), cls, code, value);
+  });
+
+  test('good arguments still give their answers', () => {
+    expect(fixedModuleVersion('/nonexistent/rxrpc/version')).toBeUndefined();
+    expect(upgradeWarning('6.1.0-57-amd64', undefined)).toMatch(/^kernel 6\.1\.0-57-amd64: /);
+    expect(upgradeWarning('6.1.0-57-amd64', 'upgrade-fix.1')).toBeUndefined();
+    expect(upgradeWarning('7.4.0', undefined)).toBeUndefined();
   });
 });
 
