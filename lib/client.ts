@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import {
   RX_CALL_TIMEOUT, RX_INVALID_OPERATION, RX_PROTOCOL_ERROR, RX_USER_ABORT, RXGEN_CC_UNMARSHAL, RXGEN_OPCODE,
 } from './constants';
+import { formatIp, parseIp } from './codec';
 import { Call, Endpoint, EndpointClosedError } from './endpoint';
 import {
   AbortError, checkAbortCode, checkBytes, checkObject, emitError, InvalidArgTypeError, isErrnoError, OutOfRangeError,
@@ -132,8 +133,8 @@ interface ClientEvents {
   close: [];
 }
 
-// The key of a destination in the maps below, made once per destination
-// (schedule() looks it up for every call).
+// The key of a destination in the maps below, made once per spelling of its
+// address (schedule() looks it up for every call). Its address was checked.
 const destKeys = new Map<string, Map<number, string>>();
 let destKeyCount = 0;
 const destKey = (d: Destination): string => {
@@ -146,7 +147,8 @@ const destKey = (d: Destination): string => {
     byPort = undefined;
   }
   if (!byPort) destKeys.set(d.address, (byPort = new Map()));
-  const key = `${d.address}|${d.port}`;
+  // One peer, one key: '::1', '0::1' and '0:0:0:0:0:0:0:1' share their slots and what probes learned.
+  const key = `${d.address.includes(':') ? formatIp(parseIp(d.address)) : d.address}|${d.port}`;
   byPort.set(d.port, key);
   destKeyCount++;
   return key;

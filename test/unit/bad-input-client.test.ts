@@ -16,7 +16,8 @@ import {
 } from '../../lib/errors';
 import { FakeKernel } from '../fake-kernel';
 import {
-  detachedView, ErrorClass, expectError, guardProcess, NO_VALUE, nothingSent, rejection, rejectsAtOnce, revokedProxy, thrown, throwingGetters, until,
+  detachedView, ErrorClass, expectError, guardProcess, NO_VALUE, nothingSent, rejection, rejectsAtOnce, revokedProxy, thrown, throwingGetters, turn,
+  until,
 } from './bad-input-harness';
 
 const lastTest = guardProcess();
@@ -559,6 +560,36 @@ describe('bad input: Client methods', () => {
     await client.probe(PEER, { service: 52, request: Buffer.alloc(4) });
     client.forget(undefined);
     expect(client.learnedService(PEER, 52)).toBeUndefined();
+  });
+});
+
+describe('bad input: one peer under several spellings of its IPv6 address', () => {
+  const V6 = { address: '::1', port: 17004 };
+  const SPELLINGS = ['0:0:0:0:0:0:0:1', '0::1', '::0001', '0000:0000::0:1'];
+
+  test.each(SPELLINGS)('a probe learned for ::1 is learned for %s, and forget() under that spelling forgets it', async (other) => {
+    kernel.peer(V6.address, V6.port, () => ({ reply: Buffer.from([0, 0, 0, 0]) }));
+    await client.probe(V6, { service: 52, request: Buffer.alloc(4) });
+    expect(client.learnedService({ address: other, port: V6.port }, 52)).toMatchObject({ service: 52 });
+    client.forget({ address: other, port: V6.port });
+    expect(client.learnedService(V6, 52)).toBeUndefined();
+  });
+
+  test('maxCallsPerPeer counts the calls to every spelling of one address', async () => {
+    kernel.peer(V6.address, V6.port, ({ data }) => (data.toString() === 'hang' ? { silent: true } : { reply: Buffer.from('ok') }));
+    const controller = new AbortController();
+    const first = client.call({ ...V6, service: 52 }, Buffer.from('hang'), { signal: controller.signal });
+    first.catch(() => {});
+    await until(() => kernel.requests.length === 1);
+    const second = client.call({ address: '0:0:0:0:0:0:0:1', port: V6.port, service: 52 }, Buffer.from('next'));
+    second.catch(() => {}); // awaited below; a failed expectation before that must not leave it unhandled
+    for (let i = 0; i < 5; i++) await turn();
+    // The second waits for the peer's one slot: it has not reached the kernel, nor a starter thread.
+    expect(kernel.requests).toHaveLength(1);
+    expect(kernel.sockets.map((sock) => sock.starting.size)).not.toContain(1);
+    controller.abort();
+    await expect(second).resolves.toMatchObject({ data: Buffer.from('ok') });
+    expect(kernel.requests).toHaveLength(2);
   });
 });
 
