@@ -1,4 +1,5 @@
 {
+  "variables": { "rxrpc_sanitize%": 0 },
   "targets": [
     {
       "target_name": "rxrpc",
@@ -9,7 +10,11 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "conditions": [
-        ["OS!='linux'", { "type": "none", "sources": [] }]
+        ["OS!='linux'", { "type": "none", "sources": [] }],
+        ["rxrpc_sanitize==1", {
+          "cflags": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"],
+          "ldflags": ["-fsanitize=address,undefined"]
+        }]
       ]
     }
   ]

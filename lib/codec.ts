@@ -119,16 +119,22 @@ export function formatIp(bytes: Uint8Array): string {
 }
 
 /**
- * The bytes and length a decoder is given: a Uint8Array, and a whole number
- * of bytes (all of them when left out). A length beyond the bytes is left to
- * the decoder, which says what it was decoding.
+/**
+ * The bytes to decode: a Uint8Array that is not a view of a detached
+ * ArrayBuffer, and `length` of them (all when left out), checked to be a
+ * whole number within `bytes` (a DataView given a negative or fractional
+ * length would throw an untyped RangeError, or read nothing). A length
+ * beyond the bytes is malformed, or with `clamp` cut to what there is.
  */
-function checkLength(bytes: unknown, length: unknown): number {
+function checkSpan(what: string, bytes: unknown, length: unknown, clamp = false): number {
   checkBytes(bytes, 'bytes');
-  if (length === undefined) return (bytes as Uint8Array).length;
+  const all = (bytes as Uint8Array).length;
+  if (length === undefined) return all;
   if (typeof length !== 'number') throw new InvalidArgTypeError('length', 'of type number', length);
-  if (!Number.isSafeInteger(length) || length < 0) throw new OutOfRangeError('length', 'a whole number of bytes', length);
-  return length;
+  if (!Number.isInteger(length) || length < 0) throw new OutOfRangeError('length', 'a non-negative integer', length);
+  if (length <= all) return length;
+  if (clamp) return all;
+  throw new MalformedError(what, `length ${length} exceeds the ${all} bytes given`);
 }
 
 /** Encodes a struct sockaddr_rxrpc for bind() or as a sendmsg target. */
@@ -162,8 +168,7 @@ export function encodeSockaddr(addr: RxAddress, argument = 'address'): Buffer {
  * what is trusted; both must agree.
  */
 export function decodeSockaddr(bytes: Uint8Array, length?: number): DecodedRxAddress {
-  length = checkLength(bytes, length);
-  if (length > bytes.length) throw new MalformedError('sockaddr_rxrpc', `length ${length} exceeds the ${bytes.length} bytes given`);
+  length = checkSpan('sockaddr_rxrpc', bytes, length);
   if (length < 8 + SOCKADDR_IN_SIZE) {
     throw new MalformedError('sockaddr_rxrpc', `${length} bytes is too short (need at least ${8 + SOCKADDR_IN_SIZE})`);
   }
@@ -334,10 +339,7 @@ export interface ReceivedControl {
  * the buffer, or a known message with the wrong size is malformed.
  */
 export function decodeControl(bytes: Uint8Array, length?: number): ReceivedControl {
-  length = checkLength(bytes, length);
-  if (length > bytes.length) {
-    throw new MalformedError('control messages', `length ${length} exceeds the ${bytes.length} bytes given`);
-  }
+  length = checkSpan('control messages', bytes, length);
   return decodeControlAt(new DataView(bytes.buffer, bytes.byteOffset, length), 0, length);
 }
 
@@ -429,7 +431,7 @@ export function decodeControlAt(view: DataView, start: number, length: number): 
  * can still be found in it; undefined otherwise.
  */
 export function findCallId(bytes: Uint8Array, length?: number): number | undefined {
-  const end = Math.min(checkLength(bytes, length), bytes.length);
+  const end = checkSpan('control messages', bytes, length, true);
   const view = new DataView(bytes.buffer, bytes.byteOffset, end);
   for (let off = 0; off + CMSG_HDR <= end; ) {
     const len = Number(view.getBigUint64(off, LE));

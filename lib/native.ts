@@ -108,9 +108,11 @@ export function loadNative(): NativeBinding {
   if (binding) return binding;
   if (process.platform !== 'linux') throw unsupportedPlatform(process.platform);
   let raw: NativeBinding;
+  // RXRPC_ADDON names another build of the addon: the sanitized one (scripts/sanitize.js).
+  const file = process.env.RXRPC_ADDON;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    raw = require('bindings')('rxrpc') as NativeBinding;
+    raw = (file ? require(file) : require('bindings')('rxrpc')) as NativeBinding;
   } catch (err) {
     // bindings' own error for a file it could not find; a file that fails to load is Node's ERR_DLOPEN_FAILED.
     if (err instanceof Error && /Could not locate the bindings file/.test(err.message)) throw addonNotBuilt(err);

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // npm run conformance [-- --json] [--n N] [--kernels a,b]: how each kernel of
 // the matrix behaves as an upgrading server, measured with this library's
-// client and server (scripts/conformance-run.ts), one VM boot per kernel.
+// client and server (scripts/conformance-run.ts), one VM boot per kernel:
+// Debian's stock rxrpc module and the fixed one built from kernel/ ("+fix",
+// built on first use by scripts/kernel/build-module.sh, progress on stderr).
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -16,7 +18,8 @@ const opt = (name, fallback) => {
 };
 const json = argv.includes('--json');
 const n = Number(opt('--n', '50'));
-const kernels = opt('--kernels', process.env.RXRPC_KERNELS || 'bookworm,bookworm-backports,trixie-backports').split(',');
+const STOCK = ['bookworm', 'bookworm-backports', 'trixie-backports'];
+const kernels = opt('--kernels', process.env.RXRPC_KERNELS || [...STOCK, ...STOCK.map((k) => `${k}+fix`)].join(',')).split(',');
 const runner = path.join(root, 'build', 'scripts', 'conformance-run.js');
 const log = (...a) => (json ? console.error(...a) : console.log(...a));
 
@@ -44,12 +47,16 @@ if (json) {
 } else {
   const fmt = (o) => Object.entries(o).map(([k, v]) => `${v} ${k}`).join(', ') || '-';
   console.log(`\nUpgrade conformance, ${new Date().toISOString().slice(0, 10)}, ${os.arch()}, under QEMU (TCG)`);
-  console.log('| kernel | probes | upgraded | original ID | aborted | failed | control: no-upgrade server |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('| kernel | rxrpc module | probes | upgraded | original ID | aborted | failed | control: no-upgrade server | 2503 after 52, same endpoint |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of reports) {
     const u = r.upgradeServer;
     const p = r.plainServer;
-    console.log(`| ${r.kernel} (${r.suite}) | ${u.probes} | ${u.upgraded} | ${u.original} | ${fmt(u.aborted)} | ${fmt(u.failed)} | ${p.original} of ${p.probes} original |`);
+    const s = r.serviceAfterService;
+    const wrong = Object.entries(s.wrong).map(([svc, k]) => `${k} by ${svc}`);
+    const sfailed = Object.entries(s.failed).map(([what, k]) => `${k} ${what}`);
+    const services = [`${s.right} of ${s.trials} by 2503`, ...wrong, ...sfailed].join(', ');
+    console.log(`| ${r.kernel} (${r.suite}) | ${r.module} | ${u.probes} | ${u.upgraded} | ${u.original} | ${fmt(u.aborted)} | ${fmt(u.failed)} | ${p.original} of ${p.probes} original | ${services} |`);
   }
 }
 process.exit(failed ? 1 : 0);

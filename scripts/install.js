@@ -45,4 +45,10 @@ if (status !== 0) {
       'needs python3, make and a C++ compiler (g++); on Debian or Ubuntu: apt-get install python3 make g++.',
   );
 }
+// RXRPC_SANITIZE=1: the addon built with ASan and UBSan as well, in
+// build-sanitize/ (scripts/sanitize.js, a checkout only); build/ keeps the normal one.
+if (status === 0 && process.env.RXRPC_SANITIZE === '1' && fs.existsSync(path.join(__dirname, 'sanitize.js'))) {
+  const s = spawnSync(process.execPath, [path.join(__dirname, 'sanitize.js')], { stdio: 'inherit' });
+  process.exit(s.status === null ? 1 : s.status);
+}
 process.exit(status);

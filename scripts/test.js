@@ -1,10 +1,16 @@
 #!/usr/bin/env node
 // npm test: build, run the host-side unit tests, then the integration tests
-// inside a kernel VM for each kernel of the matrix (one boot per kernel), and
+// inside a kernel VM for each kernel of the matrix (one boot per kernel), then
+// the tests across two kernel VMs on one link (scripts/test-pairs.js), and
 // close with a line "N passed, N failed" totalled over everything.
 //
 // Environment:
-//   RXRPC_KERNELS   comma-separated kernels (default: all of scripts/vm/kernels)
+//   RXRPC_KERNELS   comma-separated kernels (default: MATRIX below); a kernel
+//                   name with "+fix" boots with the fixed rxrpc module (kernel/)
+//                   and runs only the tests about upgrade and service IDs
+//   RXRPC_PAIRS     kernel pairs "A:B" for the two-VM tests, or none (scripts/test-pairs.js)
+//   RXRPC_SANITIZE_KERNEL  the kernel whose run uses the addon built with ASan
+//                   and UBSan (scripts/test-sanitize.js; default bookworm), or none
 //   RXRPC_HOST_ONLY=1  skip the VM (the summary then says so and fails)
 //   JEST_ARGS       extra jest arguments for both runs (e.g. a test name filter)
 // It sets RXRPC_PACK_DIR for both runs: where scripts/pack-test.js installed
@@ -17,7 +23,21 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const jestBin = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
-const MATRIX = ['bookworm', 'bookworm-backports', 'trixie-backports'];
+// Debian's kernels with their stock rxrpc module, then one boot of each with
+// the module built from kernel/ (scripts/kernel/build-module.sh, cached under
+// ~/.cache/rxrpc-vm; 7.3's is built in a trixie root made with debootstrap).
+const MATRIX = ['bookworm', 'bookworm-backports', 'trixie-backports', 'bookworm+fix', 'bookworm-backports+fix', 'trixie-backports+fix'];
+// With the fixed module: the reproducer, kafs, a short conformance run and the
+// tests about upgrade, probes and service IDs (test files, then test names).
+// The churn test (1,000 local endpoints, about 40 s) only on 6.12, the kernel
+// whose stock module it panics and whose fixed module carries the check.
+// 'paused': the request timeout, which the fixed 6.12 and 7.x modules keep in milliseconds.
+const FIX_NAMES = 'upgrade|probe|reproducer|kafs|conformance|service ID|two services|churn|paused';
+const FIX_FILES = ['upgrade-fix', 'kafs', 'conformance', 'api', 'capture', 'upgrade-wire', 'cmsg', 'options', 'openafs', 'calls'];
+const fixTests = (kernel) => [...FIX_FILES, ...(kernel === 'bookworm-backports+fix' ? ['churn'] : [])]
+  .map((name) => `/integration/${name}\\.test\\.js$`).concat('-t', FIX_NAMES);
+// The kernel whose run includes the benchmark's smoke test (any kernel when it is not in the list).
+const BENCH_SMOKE_KERNEL = 'trixie-backports';
 const kernels = (process.env.RXRPC_KERNELS || MATRIX.join(','))
   .split(',')
   .map((k) => k.trim())
@@ -33,17 +53,7 @@ function run(cmd, args, opts = {}) {
   return r.status === null ? 1 : r.status;
 }
 
-// Reads a jest --json report; undefined when the run never wrote one.
-function readReport(file) {
-  try {
-    const r = JSON.parse(fs.readFileSync(file, 'utf8'));
-    // Suites that failed to run at all (syntax error, crash) count as failures too.
-    const broken = r.testResults.filter((t) => t.status === 'failed' && t.assertionResults.length === 0).length;
-    return { passed: r.numPassedTests, failed: r.numFailedTests + broken, skipped: r.numPendingTests + r.numTodoTests };
-  } catch {
-    return undefined;
-  }
-}
+const { readReport } = require('./jest-report');
 
 function runInVm(kernel, outDir) {
   return new Promise((resolve) => {
@@ -51,10 +61,11 @@ function runInVm(kernel, outDir) {
       path.join(root, 'scripts', 'vm', 'run.sh'),
       '--kernel', kernel, '--out', outDir, '--',
       // Note which kernel ran the tests (uname -r and Debian's package version).
-      'sh', '-c', 'echo "$RXRPC_VM_KERNEL ($(sed -n "s/.*Debian \\([^ ]*\\).*/\\1/p" /proc/version))" >"$RXRPC_VM_OUT/kernel"; exec "$@"', 'sh',
+      'sh', '-c', 'echo "$RXRPC_VM_KERNEL ($(sed -n "s/.*Debian \\([^ ]*\\).*/\\1/p" /proc/version))$(cat /sys/module/rxrpc/version 2>/dev/null | sed "s/^/, rxrpc /")" >"$RXRPC_VM_OUT/kernel"; exec "$@"', 'sh',
       process.execPath, jestBin, '--config', path.join(root, 'test', 'jest.integration.config.js'),
       // --forceExit: a handle left open by a failing test must not keep the VM up until its timeout.
-      '--ci', '--runInBand', '--forceExit', '--json', '--outputFile', path.join(outDir, 'jest.json'), ...extra,
+      '--ci', '--runInBand', '--forceExit', '--json', '--outputFile', path.join(outDir, 'jest.json'),
+      ...(kernel.endsWith('+fix') ? fixTests(kernel) : []), ...extra,
     ];
     const child = spawn('bash', args, { cwd: root, stdio: 'inherit' });
     child.on('close', (code) => resolve(code === null ? 1 : code));
@@ -98,11 +109,19 @@ async function main() {
     if (run('bash', [path.join(root, 'scripts', 'test-deps.sh')]) !== 0) {
       console.log('vm: could not install the packages the integration tests need; they will fail');
     }
+    const sanitizeKernel = process.env.RXRPC_SANITIZE_KERNEL || 'bookworm';
     for (const kernel of kernels) {
+      // The benchmark's smoke run (about a minute) on one kernel only.
+      process.env.RXRPC_BENCH_SMOKE = kernel === BENCH_SMOKE_KERNEL || !kernels.includes(BENCH_SMOKE_KERNEL) ? '1' : '0';
+      if (kernel === sanitizeKernel) {
+        // The whole suite with the sanitized addon, in this kernel's one boot.
+        results.push(await require('./test-sanitize').runSanitized({ tmp, kernel, extra, step }));
+        continue;
+      }
       step(`kernel ${kernel}: integration tests in the VM`);
       const outDir = fs.mkdtempSync(path.join(tmp, `${kernel}-`));
       const status = await runInVm(kernel, outDir);
-      const report = readReport(path.join(outDir, 'jest.json'));
+      const report = readReport(path.join(outDir, 'jest.json'), kernel.endsWith('+fix') ? new RegExp(FIX_NAMES, 'i') : undefined);
       let version = '';
       try {
         version = fs.readFileSync(path.join(outDir, 'kernel'), 'utf8').trim();
@@ -117,6 +136,8 @@ async function main() {
         results.push({ where: kernel, ...report, note: version || 'kernel version unknown' });
       }
     }
+    // Two kernels at once on one virtual link: cross-kernel and netem tests.
+    results.push(...await require('./test-pairs').runPairs({ tmp, kernels, extra, readReport, step }));
   }
 
   step(`summary (${Math.round((Date.now() - started) / 1000)} s)`);

@@ -396,10 +396,11 @@ export class FakeSocket implements NativeSocket {
    * Delivers several messages in one batch, as one wakeup of the poll watcher
    * does; `error` is a recvmsg failure after them. Each record's name and
    * control lengths are what the kernel reported: `nameLength`/`controlLength`
-   * may claim more than was written, as a corrupt record would.
+   * may claim more than was written, as a corrupt record would, and so may
+   * `dataOffset`/`dataLength` for the record's place in the batch's data.
    */
-  deliverBatch(records: Array<{ data: Buffer; flags: number; name: Buffer; control: Buffer; nameLength?: number; controlLength?: number }>,
-    error?: Error): void {
+  deliverBatch(records: Array<{ data: Buffer; flags: number; name: Buffer; control: Buffer; nameLength?: number; controlLength?: number;
+    dataOffset?: number; dataLength?: number }>, error?: Error): void {
     if (this.closed) return;
     const view = new DataView(this.meta.buffer, this.meta.byteOffset);
     const chunks: Buffer[] = [];
@@ -407,8 +408,8 @@ export class FakeSocket implements NativeSocket {
     records.forEach((r, i) => {
       const rec = i * RECORD_SIZE;
       view.setInt32(rec, r.flags, true);
-      view.setInt32(rec + 4, used, true);
-      view.setInt32(rec + 8, r.data.length, true);
+      view.setInt32(rec + 4, r.dataOffset ?? used, true);
+      view.setInt32(rec + 8, r.dataLength ?? r.data.length, true);
       view.setInt32(rec + 12, r.nameLength ?? r.name.length, true);
       view.setInt32(rec + 16, r.controlLength ?? r.control.length, true);
       this.meta.fill(0, rec + RECORD_NAME, rec + RECORD_SIZE);

@@ -6,6 +6,14 @@ module.exports = {
   rootDir: path.join(__dirname, '..'),
   roots: ['<rootDir>/build/test/integration'],
   testMatch: ['**/*.test.js'],
+  // The churn test panics Debian's stock 6.12.95 (test/integration/churn.test.ts):
+  // collected only when the VM runner loaded the fixed rxrpc module.
+  // npm test runs the benchmark's smoke test on one kernel (RXRPC_BENCH_SMOKE=0 elsewhere).
+  testPathIgnorePatterns: [
+    '/node_modules/',
+    ...(process.env.RXRPC_VM_MODULE === 'fixed' ? [] : ['/churn\\.test\\.js$']),
+    ...(process.env.RXRPC_BENCH_SMOKE === '0' ? ['/bench-smoke\\.test\\.js$'] : []),
+  ],
   transform: {},
   testEnvironment: 'node',
   cacheDirectory: '/tmp/jest-cache',

@@ -52,12 +52,23 @@ export interface Run {
   stderr: string;
 }
 
+/**
+ * The environment of the installed copy's processes: without RXRPC_ADDON,
+ * which points the checkout's library at another build of the addon (the
+ * sanitizer run sets it); the installed copy must load its own.
+ */
+function ownAddonEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (env.RXRPC_ADDON === undefined) return env;
+  const { RXRPC_ADDON: _ignored, ...rest } = env;
+  return rest;
+}
+
 /** Runs node (or another command) to completion; never rejects. */
 export function run(cwd: string, args: string[], options: { command?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(options.command ?? process.execPath, args, {
       cwd,
-      env: options.env ?? process.env,
+      env: ownAddonEnv(options.env ?? process.env),
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: options.timeout ?? 120000,
     });

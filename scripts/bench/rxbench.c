@@ -206,7 +206,9 @@ static struct {
   struct job *head, *tail;
   int notify;  // eventfd: a first send failed
   void (*done)(struct job *, ssize_t, int);
-} sender = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, -1, NULL};
+  int sending;          // a job's sendmsg is running (lock)
+  pthread_cond_t idle;  // signalled when a sendmsg has returned
+} sender = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, -1, NULL, 0, PTHREAD_COND_INITIALIZER};
 
 static void *sender_loop(void *arg) {
   (void)arg;
@@ -216,9 +218,16 @@ static void *sender_loop(void *arg) {
     struct job *job = sender.head;
     sender.head = job->next;
     if (sender.head == NULL) sender.tail = NULL;
+    sender.sending = 1;
     pthread_mutex_unlock(&sender.lock);
     // Blocking: sleeps for a channel or the transmit window, never spins.
     ssize_t n = send_call(job->fd, job->has_target ? &job->target : NULL, &job->ctl, job->data, job->len, 0);
+    int err = n < 0 ? errno : 0;
+    pthread_mutex_lock(&sender.lock);
+    sender.sending = 0;
+    pthread_cond_broadcast(&sender.idle);
+    pthread_mutex_unlock(&sender.lock);
+    errno = err;
     sender.done(job, n, n < 0 ? errno : 0);
     free(job);
   }
@@ -570,9 +579,19 @@ static int next_outcome(struct outcome *o, double deadline, uint8_t *buf) {
   }
 }
 
+// Waits until no job is queued or in sendmsg: their data may be the request
+// about to be freed. (A call's reply can come back before the sendmsg that
+// sent its request has returned; AddressSanitizer saw that buffer freed.)
+static void sender_drain(void) {
+  pthread_mutex_lock(&sender.lock);
+  while (sender.head != NULL || sender.sending) pthread_cond_wait(&sender.idle, &sender.lock);
+  pthread_mutex_unlock(&sender.lock);
+}
+
 static void make_request(size_t len, uint32_t reply) {
   if (len < 4) len = 4;
   ensure_payload(len);
+  sender_drain();
   free((void *)client.request);
   uint8_t *r = malloc(len);
   memcpy(r, payload, len);

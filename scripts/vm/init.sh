@@ -1,8 +1,9 @@
 #!/bin/sh
 # First process of the test VM (busybox sh, from the initramfs built by
-# kernel.sh). Loads the modules, mounts the host's root filesystem read-only
-# from 9p, chroots into it and runs the command that run.sh left in the ctl
-# share. Console (ttyS0): kernel log and our failures. hvc0: the command's
+# kernel.sh). Loads the modules (and replaces rxrpc with the fixed module
+# when run.sh left one in the ctl share), mounts the host's root filesystem
+# read-only from 9p, chroots into it and runs the command that run.sh left in
+# the ctl share. Console (ttyS0): kernel log and our failures. hvc0: the command's
 # output. hvc1: our notes for run.sh's stderr. /ctl/status: "exit N".
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -22,10 +23,19 @@ echo /bin/modprobe >/proc/sys/kernel/modprobe
 while read -r mod; do
   must modprobe "$mod"
 done </etc/modules
-grep -qi rxrpc /proc/net/protocols || [ -d /proc/net/rxrpc ] || fail "no AF_RXRPC in this kernel"
 
 mount9p ctl /ctl cache=none
 [ -f /ctl/vm.env ] || fail "no /ctl/vm.env"
+# The fixed rxrpc.ko replaces the stock one before any AF_RXRPC socket exists
+# (rmmod fails once one has been used). It is unsigned: it taints the kernel.
+rxrpc_note=
+if [ -f /ctl/rxrpc.ko ]; then
+  rmmod rxrpc || fail "cannot unload the stock rxrpc module"
+  insmod /ctl/rxrpc.ko || fail "cannot load the fixed rxrpc.ko (see the kernel log above)"
+  [ -f /sys/module/rxrpc/version ] || fail "the loaded rxrpc.ko has no version: not the fixed module"
+  rxrpc_note=", rxrpc $(cat /sys/module/rxrpc/version) (fixed module; taint $(cat /proc/sys/kernel/tainted))"
+fi
+grep -qi rxrpc /proc/net/protocols || [ -d /proc/net/rxrpc ] || fail "no AF_RXRPC in this kernel"
 # shellcheck source=/dev/null
 . /ctl/vm.env
 new=/newroot
@@ -44,6 +54,10 @@ fi
 must mkdir /hosttmp
 must mount --bind $new/tmp /hosttmp
 must mount -t tmpfs -o mode=1777 tmp $new/tmp
+# The initramfs's modules (the guest kernel's, not the host's) for the
+# command: modprobe -d /tmp/.vm MODULE (run.sh exports RXRPC_VM_MODULES).
+must mkdir -p $new/tmp/.vm/lib/modules
+must mount --bind /lib/modules $new/tmp/.vm/lib/modules
 case $VM_CWD in
   /tmp/?*)
     top=${VM_CWD#/tmp/}
@@ -68,7 +82,7 @@ exec 4>/dev/hvc0 5>/dev/hvc1 || fail "cannot open the virtio console"
 must stty -F /dev/hvc0 raw -echo
 must stty -F /dev/hvc1 raw -echo
 version=$(uname -v | sed -n 's/.*Debian \([^ ]*\).*/Debian \1/p')
-echo "vm: kernel $(uname -r) (${version:-$(uname -v)})" >&5
+echo "vm: kernel $(uname -r) (${version:-$(uname -v)})$rxrpc_note" >&5
 
 # The command sees a pipe rather than the console as stdout and stderr.
 {

@@ -23,40 +23,30 @@ die() { log "$*"; exit 1; }
 # 9p shares, the ciphers rxkad needs (rxrpc fails to load without them) and
 # AF_RXRPC. Newer kernels have some built in.
 modules=(virtio_pci virtio_console 9pnet_virtio 9p fcrypt pcbc rxrpc)
+# Modules put in the initramfs but not loaded: the kernel's AFS client (kafs.ko), which
+# a test loads (init.sh makes the initramfs's modules reachable from the
+# command as $RXRPC_VM_MODULES, a root for modprobe -d).
+optional=(kafs)
 
 suite=${1:-}
-mirror=http://deb.debian.org/debian
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 case $suite in
-  bookworm) dists=("$mirror bookworm" "http://deb.debian.org/debian-security bookworm-security") ;;
-  bookworm-backports | trixie-backports) dists=("$mirror $suite") ;;
+  bookworm | bookworm-backports | trixie-backports) ;;
   *) die "usage: kernel.sh bookworm|bookworm-backports|trixie-backports" ;;
 esac
 
 need busybox-static kmod cpio xz-utils zstd debian-archive-keyring
+# For run.sh --nic and tests that shape traffic: the virtio NIC, veth pairs
+# and netem.
+modules+=(virtio_net veth sch_netem)
 
 cache=${RXRPC_VM_CACHE:-$HOME/.cache/rxrpc-vm}/$suite
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
-# One kernel.sh per suite at a time: they share the apt state and the builds.
+# One kernel.sh per suite at a time: they share the apt state and the builds
+# (scripts/kernel/build-module.sh takes the same lock).
 exec 9>"$cache/.lock"
 flock -n 9 || { log "waiting for another kernel.sh"; flock 9; }
-apt=$cache/apt
-mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/parts.d"
-# Signatures are checked against Debian's archive keyring (it carries the
-# bookworm and trixie keys that sign these suites).
-for dist in "${dists[@]}"; do echo "deb [signed-by=$keyring] $dist main"; done >"$apt/sources.list"
-touch "$apt/status"
-
-# A private apt: its own sources, lists, cache and (empty) dpkg status, so the
-# host's apt configuration and state are neither used for the choice nor changed.
-apt_opts=(
-  -o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/parts.d"
-  -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null
-  -o "Dir::State::Lists=$apt/lists" -o "Dir::State::status=$apt/status"
-  -o "Dir::Cache=$apt/cache" -o APT::Architectures=amd64 -o APT::Default-Release=
-  -o "APT::Sandbox::User=$(id -un)" -o Acquire::Languages=none
-)
+debian_apt "$suite" "$cache/apt"
 
 # resolve: ask the archive which kernel linux-image-amd64 means today and
 # record "<version> <package>..." (the image and, on 7.x kernels, the
@@ -139,7 +129,7 @@ log "building initramfs for $release"
 depmod -b root "$release"
 mods=initrd/lib/modules/$release
 mkdir -p "$mods" initrd/bin initrd/etc initrd/proc initrd/sys initrd/dev initrd/newroot initrd/ctl
-for mod in "${modules[@]}"; do
+for mod in "${modules[@]}" "${optional[@]}"; do
   # Built-in modules need no loading, and one that modprobe cannot find is
   # skipped (7.x has no fcrypt or pcbc; its rxrpc pulls in libdes instead).
   # The guest checks that the 9p shares and AF_RXRPC really work.
@@ -154,7 +144,9 @@ for mod in "${modules[@]}"; do
       *) cp "$path" "$mods/$rel" ;;
     esac
   done <<<"$deps"
-  if grep -q '^insmod' <<<"$deps"; then echo "$mod" >>initrd/etc/modules; fi
+  if grep -q '^insmod' <<<"$deps" && [[ " ${modules[*]} " == *" $mod "* ]]; then
+    echo "$mod" >>initrd/etc/modules
+  fi
 done
 touch initrd/etc/modules "$mods"/modules.{order,builtin,builtin.modinfo}
 cp root/lib/modules/"$release"/modules.builtin* "$mods" 2>/dev/null || true

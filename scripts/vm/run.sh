@@ -5,7 +5,10 @@
 # Usage: scripts/vm/run.sh [--kernel SUITE] [--timeout SECONDS] [--mem MB]
 #                          [--smp N] [--out DIR] -- COMMAND [ARGS...]
 #
-#   --kernel   bookworm (default), bookworm-backports or trixie-backports
+#   --kernel   bookworm (default), bookworm-backports or trixie-backports;
+#              with "+fix" (bookworm+fix, ...) the kernel's rxrpc module is
+#              replaced at boot by one built with the patches in kernel/
+#              (scripts/kernel/build-module.sh, built on first use, cached)
 #   --timeout  seconds before the VM is killed (default 1800)
 #   --mem      guest memory in MB (default 2048)
 #   --smp      virtual CPUs (default 1: under emulation a second one made
@@ -13,12 +16,18 @@
 #   --out      a host directory the command may write to, mounted writable at
 #              the same path in the guest (default: a fresh temporary one,
 #              removed afterwards if left empty); also in $RXRPC_VM_OUT
+#   --nic      a virtio-net NIC on this QEMU network backend, the value of a
+#              -netdev option without its id (e.g. dgram,local.type=inet,...);
+#              the guest sees eth0, down and without an address
+#   --mac      the NIC's MAC address (default 52:54:00:12:34:56)
 #
 # RXRPC_VM_QEMU_ARGS: extra QEMU arguments, split on spaces (the benchmark
 # passes "-icount shift=N,sleep=off" for a clock that counts instructions).
 #
 # COMMAND runs as root in the caller's working directory with the caller's
-# PATH, HOME=/tmp/home, TMPDIR=/tmp, RXRPC_VM_KERNEL=<guest uname -r>, and CI,
+# PATH, HOME=/tmp/home, TMPDIR=/tmp, RXRPC_VM_KERNEL=<guest uname -r>,
+# RXRPC_VM_MODULE=stock|fixed (which rxrpc.ko was loaded), RXRPC_VM_MODULES
+# (a root for "modprobe -d" holding the guest kernel's modules), and CI,
 # RXRPC_*, JEST_* and NODE_* passed through; the host is read-only except for
 # --out, /tmp is a fresh tmpfs. Its stdin is empty; its stdout and stderr
 # stream to our stdout. A line "vm: kernel <release> (Debian <version>)" goes
@@ -35,9 +44,10 @@ die() {
   echo "vm: $*" >&2
   exit 125
 }
-usage() { die "usage: run.sh [--kernel SUITE] [--timeout S] [--mem MB] [--smp N] [--out DIR] -- COMMAND [ARGS...]"; }
+usage() { die "usage: run.sh [--kernel SUITE] [--timeout S] [--mem MB] [--smp N] [--out DIR] [--nic NETDEV [--mac MAC]] -- COMMAND [ARGS...]"; }
 
 suite=bookworm timeout=1800 mem=2048 smp=1 out=
+nic= mac=52:54:00:12:34:56
 while (($#)); do
   case $1 in
     --kernel) suite=${2:-} ;;
@@ -45,6 +55,8 @@ while (($#)); do
     --mem) mem=${2:-} ;;
     --smp) smp=${2:-} ;;
     --out) out=${2:-} ;;
+    --nic) nic=${2:-} ;;
+    --mac) mac=${2:-} ;;
     --) shift; break ;;
     *) usage ;;
   esac
@@ -54,8 +66,16 @@ done
 (($#)) || usage
 for n in "$timeout" "$mem" "$smp"; do [[ $n =~ ^[1-9][0-9]*$ ]] || usage; done
 
+module=stock
+if [[ $suite == *+fix ]]; then
+  suite=${suite%+fix} module=fixed
+fi
 need qemu-system-x86
 kernel=$("$here/kernel.sh" "$suite") || die "cannot prepare the $suite kernel"
+if [[ $module == fixed ]]; then
+  fixed=$("$here/../kernel/build-module.sh" "$suite") ||
+    die "cannot build the fixed rxrpc module for $suite (see build-module.sh above)"
+fi
 image=$kernel/vmlinuz
 [[ -f $kernel/vmlinux ]] && image=$kernel/vmlinux
 
@@ -77,6 +97,8 @@ trap cleanup EXIT
 q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 cwd=$(pwd -P)
 printf 'VM_OUT=%s\nVM_CWD=%s\n' "$(q "$out")" "$(q "$cwd")" >"$ctl/vm.env"
+# init.sh loads this one in place of the kernel's rxrpc.ko.
+[[ $module == stock ]] || cp "$fixed/rxrpc.ko" "$ctl/rxrpc.ko"
 {
   echo 'exec 3<&-'
   for name in $(compgen -e); do
@@ -84,7 +106,8 @@ printf 'VM_OUT=%s\nVM_CWD=%s\n' "$(q "$out")" "$(q "$cwd")" >"$ctl/vm.env"
       CI | RXRPC_* | JEST_* | NODE_*) printf 'export %s=%s\n' "$name" "$(q "${!name}")" ;;
     esac
   done
-  printf 'export PATH=%s RXRPC_VM_OUT=%s\n' "$(q "$PATH")" "$(q "$out")"
+  printf 'export PATH=%s RXRPC_VM_OUT=%s RXRPC_VM_MODULE=%s RXRPC_VM_MODULES=/tmp/.vm\n' \
+    "$(q "$PATH")" "$(q "$out")" "$module"
   cat <<'EOF'
 export HOME=/tmp/home TMPDIR=/tmp RXRPC_VM_KERNEL="$(uname -r)"
 mkdir -p "$HOME"
@@ -111,6 +134,7 @@ qemu=(
   -chardev "stdio,id=hvc0,signal=off" -device "virtconsole,chardev=hvc0"
   -chardev "file,id=hvc1,path=${ctl//,/,,}/notes" -device "virtconsole,chardev=hvc1"
 )
+[[ -z $nic ]] || qemu+=(-netdev "$nic,id=net0" -device "virtio-net-pci,netdev=net0,mac=$mac")
 # shellcheck disable=SC2206 # split on spaces, as documented
 [[ -z ${RXRPC_VM_QEMU_ARGS:-} ]] || qemu+=(${RXRPC_VM_QEMU_ARGS})
 # hvc1 reaches our stderr through a FIFO and cat, which write through our own

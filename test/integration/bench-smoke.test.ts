@@ -1,20 +1,9 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { formatReport, scalingSvg, targets } from '../../scripts/bench/report';
 import { PAIRINGS, Report, runSuite, SMOKE, sizeName } from '../../scripts/bench/suite';
-
-const root = join(__dirname, '..', '..', '..');
+import { cProgram } from './helpers';
 
 /** rxbench as `npm run bench` builds it on the host, or compiled here when that one is missing or stale. */
-function rxbench(): string {
-  const source = join(root, 'scripts', 'bench', 'rxbench.c');
-  const built = join(root, 'build', 'bench', 'rxbench');
-  if (existsSync(built) && statSync(built).mtimeMs >= statSync(source).mtimeMs) return built;
-  const binary = '/tmp/rxbench';
-  execFileSync('gcc', ['-O2', '-pthread', '-o', binary, source], { stdio: 'inherit' });
-  return binary;
-}
+const rxbench = () => cProgram('scripts/bench/rxbench.c', 'build/bench/rxbench', ['-pthread']);
 
 describe('benchmark smoke run (every workload, every pairing, tiny counts)', () => {
   let report: Report;

@@ -21,6 +21,16 @@ interface Packet {
 }
 
 /**
+ * The environment for tshark: without LD_PRELOAD, which the sanitizer run
+ * (scripts/test-sanitize.js) sets to ASan's runtime for every process; with
+ * it, tshark captures nothing (measured on Debian 12's tshark 4.0).
+ */
+function withoutPreload(): NodeJS.ProcessEnv {
+  const { LD_PRELOAD: _ignored, ...env } = process.env;
+  return env;
+}
+
+/**
  * Live capture and Rx decoding of one UDP port. It is ready only once a
  * marker datagram sent to the port has come through: "Capturing on ..." is
  * printed a moment before the capture filter is in place.
@@ -29,7 +39,7 @@ async function startCapture(port: number): Promise<{ packets: Packet[]; stop: ()
   const tshark = spawn('tshark', [
     '-i', 'lo', '-l', '-f', `udp port ${port}`, '-d', `udp.port==${port},rx`, '-T', 'fields', '-E', 'separator=,',
     '-e', 'udp.srcport', '-e', 'udp.dstport', '-e', 'rx.type', '-e', 'rx.userstatus', '-e', 'rx.serviceid', '-e', 'rx.seq',
-  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  ], { stdio: ['ignore', 'pipe', 'ignore'], env: withoutPreload() });
   const packets: Packet[] = [];
   let buffered = '';
   tshark.stdout!.on('data', (d: Buffer) => {

@@ -1,7 +1,26 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Call, Endpoint } from '../../lib/endpoint';
 
 const MAX_BACKLOG = '/proc/sys/net/rxrpc/max_backlog';
+
+/** The project's root (the tests run from build/test/integration). */
+export const root = join(__dirname, '..', '..', '..');
+
+/**
+ * A C program of the project (path from the root) as the host's build made it
+ * (built, from the root), or compiled into /tmp here when that one is missing
+ * or older than its source.
+ */
+export function cProgram(source: string, built: string, flags: string[] = []): string {
+  const src = join(root, source);
+  const bin = join(root, built);
+  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
+  const binary = join('/tmp', src.replace(/^.*\/|\.c$/g, ''));
+  execFileSync('gcc', ['-O2', ...flags, '-o', binary, src], { stdio: 'inherit' });
+  return binary;
+}
 
 /**
  * Raises net.rxrpc.max_backlog (default 10) to the kernel's limit of 31 and

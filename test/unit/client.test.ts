@@ -123,6 +123,16 @@ describe('Client on a fake kernel', () => {
     await expect(client.call({ ...A, service: 52 }, req)).rejects.toMatchObject({ name: 'RxAbortError', abortCode: RXGEN_OPCODE });
   });
 
+  test('a call whose sendmsg reports ESHUTDOWN (already ended in the kernel) rejects with the abort code that follows', async () => {
+    // Seen across two kernels: a server resets a call whose request paused
+    // for a second (RX_CALL_DEAD); the client's next sendmsg finds the call
+    // complete (ESHUTDOWN) before its terminal ABORT has been read.
+    kernel.peer(A.address, A.port, () => ({ reply: Buffer.from('x') }));
+    kernel.failStart = { code: 'ESHUTDOWN', errno: 108, abort: RX_CALL_DEAD };
+    await expect(client.call({ ...A, service: 52 }, req)).rejects.toMatchObject({ name: 'RxAbortError', abortCode: RX_CALL_DEAD });
+    expect(kernel.sent.filter((s) => s.abort !== undefined)).toEqual([]);
+  });
+
   test('a first sendmsg that fails otherwise rejects with the errno at once', async () => {
     kernel.peer(A.address, A.port, () => ({ reply: Buffer.from('x') }));
     kernel.failStart = { code: 'ECONNREFUSED', errno: 111 };

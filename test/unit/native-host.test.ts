@@ -1,4 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RawSocket } from '../../lib/socket';
 
 // Whether this kernel offers AF_RXRPC right now (the module may be built in or loaded).
@@ -49,5 +52,34 @@ describe('native addon on this host', () => {
     } finally {
       Object.defineProperty(process, 'platform', platform);
     }
+  });
+});
+
+describe('RXRPC_ADDON: another build of the addon (the sanitizer run uses it)', () => {
+  const native = require.resolve('../../lib/native');
+  const load = (file: string) => spawnSync(process.execPath, ['-e', `
+    try {
+      require(${JSON.stringify(native)}).loadNative();
+      console.log(require('node:fs').readFileSync('/proc/self/maps', 'utf8').includes(process.env.RXRPC_ADDON) ? 'loaded' : 'another');
+    }
+    catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message.split('\\n')[0] })); }`], {
+    encoding: 'utf8', env: { ...process.env, RXRPC_ADDON: file },
+  }).stdout.trim();
+
+  test('a file that exists is loaded instead of build/Release', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rxrpc-addon-'));
+    try {
+      const copy = join(dir, 'rxrpc.node');
+      copyFileSync(join(__dirname, '..', '..', 'Release', 'rxrpc.node'), copy);
+      expect(load(copy)).toBe('loaded');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a file that does not exist fails with MODULE_NOT_FOUND naming it', () => {
+    expect(JSON.parse(load('/nonexistent/rxrpc.node'))).toEqual({
+      code: 'MODULE_NOT_FOUND', message: expect.stringContaining('/nonexistent/rxrpc.node'),
+    });
   });
 });
