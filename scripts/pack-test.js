@@ -96,7 +96,8 @@ function packAndInstall(dir = path.join(root, 'out', 'pack-test')) {
         resolved: spec,
         integrity: packed.integrity,
         hasInstallScript: true,
-        ...pick(pkg, ['license', 'dependencies', 'peerDependencies', 'peerDependenciesMeta', 'engines']),
+        // npm ci links node_modules/.bin/rxrpc from this entry's bin.
+        ...pick(pkg, ['license', 'bin', 'dependencies', 'peerDependencies', 'peerDependenciesMeta', 'engines']),
       },
       ...lockedClosure(lock, [...Object.keys(pkg.dependencies ?? {}), '@types/node']),
     };

@@ -105,12 +105,13 @@ export interface Vlserver {
 /**
  * Starts Debian's OpenAFS vlserver (-noauth) on VL_ADDRESS:7003 with a fresh
  * database in `dir`, and waits until ubik has elected it and it answers.
+ * `extraArgs` go on its command line (-enable_process_stats for RXSTATS).
  */
-export async function startVlserver(dir: string): Promise<Vlserver> {
+export async function startVlserver(dir: string, extraArgs: readonly string[] = []): Promise<Vlserver> {
   setUpCell(dir);
   const started = Date.now();
   const vlserver = spawn('/usr/lib/openafs/vlserver', [
-    '-noauth', '-config', `${dir}/server`, '-database', `${dir}/db/vldb`, '-logfile', `${dir}/VLLog`,
+    '-noauth', '-config', `${dir}/server`, '-database', `${dir}/db/vldb`, '-logfile', `${dir}/VLLog`, ...extraArgs,
   ], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => vlserver.once('exit', () => resolve()));
   const stop = async () => {

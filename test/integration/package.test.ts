@@ -2,8 +2,9 @@
 // scripts/pack-test.js installed into out/pack-test/consumer (npm test passes
 // its directory in RXRPC_PACK_DIR), loaded with require('rxrpc') from that
 // project, with the addon its install script built.
+import { release } from 'node:os';
 import { join } from 'node:path';
-import { nodeJson, packResult } from '../pack';
+import { nodeJson, packResult, run } from '../pack';
 import { freshPort } from './helpers';
 
 test('Client to Server on 127.0.0.1 through require() of the installed package', async () => {
@@ -32,4 +33,12 @@ test('Client to Server on 127.0.0.1 through require() of the installed package',
     service: 52,
     data: 're:hello',
   });
+});
+
+test('the installed rxrpc command: doctor finds AF_RXRPC usable on this kernel and exits 0', async () => {
+  const pack = packResult(false);
+  // The bin link npm made; the VM sees the project read-only, so no npx (it writes its cache and logs).
+  const r = await run(pack.consumer, [join(pack.consumer, 'node_modules', '.bin', 'rxrpc'), 'doctor', '--json']);
+  expect(r.status).toBe(0);
+  expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, command: 'doctor', kernel: { release: release() }, afRxrpc: { usable: true } });
 });

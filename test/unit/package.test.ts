@@ -25,7 +25,7 @@ describe('the tarball', () => {
     const modules = (readdirSync(join(root, 'lib'), { recursive: true }) as string[])
       .filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3));
     const expected = [
-      'package.json', 'README.md', 'binding.gyp', 'scripts/install.js',
+      'package.json', 'README.md', 'binding.gyp', 'scripts/install.js', 'bin/rxrpc.js',
       ...readdirSync(root).filter((f) => /^(LICEN[CS]E|COPYING)/i.test(f)),
       ...readdirSync(join(root, 'native')).map((f) => `native/${f}`),
       // The interfaces the package ships for the generator (the VL service's).
@@ -38,8 +38,8 @@ describe('the tarball', () => {
 
   test('package.json points every entry at a file the tarball holds', () => {
     const pkg = JSON.parse(readFileSync(join(pack.installed, 'package.json'), 'utf8'));
-    const targets = [pkg.main, pkg.types, ...JSON.stringify(pkg.exports).match(/\.\/[^"]+/g)!];
-    expect(targets.length).toBeGreaterThanOrEqual(6);
+    const targets = [pkg.main, pkg.types, ...JSON.stringify(pkg.exports).match(/\.\/[^"]+/g)!, ...Object.values(pkg.bin as object)];
+    expect(targets.length).toBeGreaterThanOrEqual(7);
     for (const target of targets) expect(statSync(join(pack.installed, target)).isFile()).toBe(true);
   });
 });
@@ -144,6 +144,53 @@ describe('the installed copy', () => {
     // The install script builds nothing there and does not fail the install.
     const install = await run(pack.installed, ['--require', stub, join('scripts', 'install.js')]);
     expect(install).toEqual({ status: 0, stdout: '', stderr: 'rxrpc: AF_RXRPC needs Linux; not building the addon on darwin.\n' });
+  });
+});
+
+describe('the installed rxrpc command', () => {
+  // As a user types it: npx finds node_modules/.bin/rxrpc and needs no network.
+  test('npx rxrpc runs the installed copy: --help, and --help of a subcommand', async () => {
+    const help = await run(pack.consumer, ['rxrpc', '--help'], { command: 'npx' });
+    expect(help).toEqual({ status: 0, stdout: expect.stringMatching(/^rxrpc \d+\.\d+\.\d+: .*\n\nUsage: rxrpc COMMAND/), stderr: '' });
+    for (const c of ['doctor', 'probe', 'call', 'serve', 'stats', 'gen']) expect(help.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+    const gen = await run(pack.consumer, ['rxrpc', 'gen', '--help'], { command: 'npx' });
+    expect(gen).toMatchObject({ status: 0, stdout: expect.stringMatching(/^rxrpc gen: .*\n\nUsage:\n +rxrpc gen FILE\.xg -o DIR/) });
+  });
+
+  test(hostHasRxrpc ? 'rxrpc doctor --json finds AF_RXRPC usable'
+    : 'rxrpc doctor --json says why AF_RXRPC is missing and exits 3, with valid JSON', async () => {
+    const r = await run(pack.consumer, ['rxrpc', 'doctor', '--json'], { command: 'npx' });
+    const doc = JSON.parse(r.stdout);
+    if (hostHasRxrpc) {
+      expect(doc.afRxrpc.usable).toBe(true);
+      return;
+    }
+    expect(r.status).toBe(3);
+    expect(doc).toMatchObject({ ok: false, command: 'doctor', afRxrpc: { usable: false, error: { code: 'EAFNOSUPPORT', errno: -97 } } });
+    expect(doc.findings[0]).toMatchObject({ id: 'af-rxrpc', level: 'error' });
+  });
+
+  test('rxrpc gen with the installed vl.xg writes TypeScript that imports rxrpc', async () => {
+    const out = join(pack.consumer, 'gen-out');
+    rmSync(out, { recursive: true, force: true });
+    const r = await run(pack.consumer, ['rxrpc', 'gen', join('node_modules', 'rxrpc', 'interfaces', 'vl.xg'), '-o', out],
+      { command: 'npx' });
+    expect(r).toEqual({ status: 0, stdout: `wrote ${join(out, 'vl.ts')}\n`, stderr: '' });
+    expect(readFileSync(join(out, 'vl.ts'), 'utf8')).toMatch(/^import .* from "rxrpc";$/m);
+  });
+
+  test('on a system other than Linux, rxrpc doctor gives the typed unsupported-platform error and exits 3', async () => {
+    const stub = join(pack.consumer, 'platform-darwin.cjs');
+    writeFileSync(stub, "Object.defineProperty(process, 'platform', { value: 'darwin' });\n");
+    const bin = join(pack.consumer, 'node_modules', '.bin', 'rxrpc');
+    const r = await run(pack.consumer, ['--require', stub, bin, 'doctor', '--json']);
+    expect(r.status).toBe(3);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({
+      ok: false,
+      afRxrpc: { usable: false, error: { code: 'ERR_RXRPC_UNSUPPORTED_PLATFORM', message: 'AF_RXRPC needs Linux; rxrpc cannot run on darwin' } },
+    });
+    expect(doc.findings).toEqual([expect.objectContaining({ id: 'af-rxrpc', action: 'run it on Linux' })]);
   });
 });
 
