@@ -4,7 +4,7 @@
  * upgraded service with the same request, which is what makes it the probe.
  */
 import { Client, ProbeResult } from './client';
-import { InvalidArgTypeError } from './errors';
+import { checkBytes, checkObject, InvalidArgTypeError, OutOfRangeError } from './errors';
 import { checkDestination, Destination } from './services';
 import { XdrReader, XdrWriter } from './xdr';
 
@@ -23,12 +23,15 @@ export const VL_NOENT = 363524;
 /** The GetCapabilities request: the opcode alone. */
 export function capabilitiesRequest(opcode: number): Buffer {
   if (typeof opcode !== 'number') throw new InvalidArgTypeError('opcode', 'of type number', opcode);
+  if (!Number.isInteger(opcode) || opcode < 0 || opcode > 0xffffffff) {
+    throw new OutOfRangeError('opcode', 'an integer from 0 to 4294967295', opcode);
+  }
   return new XdrWriter().u32(opcode).toBuffer();
 }
 
 /** The GetCapabilities reply: a counted array of capability words. */
 export function decodeCapabilities(reply: Uint8Array): number[] {
-  const r = new XdrReader(reply);
+  const r = new XdrReader(checkBytes(reply, 'reply'));
   const words = r.array((x) => x.u32(), 1024);
   r.end();
   return words;
@@ -39,11 +42,13 @@ export interface CapabilitiesProbe extends ProbeResult {
   capabilities?: number[];
 }
 
-async function probeCapabilities(client: Client, destination: Destination, kind: 'VL' | 'FS',
+/** Every check is made in here: bad arguments reject, as the probe's own failures do. */
+async function probeCapabilities(client: Client, target: unknown, kind: 'VL' | 'FS',
   options: { timeout?: number; signal?: AbortSignal }): Promise<CapabilitiesProbe> {
   if (!(client instanceof Client)) throw new InvalidArgTypeError('client', 'a Client', client);
-  if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
   const spec = AFS[kind];
+  const destination = withPort(target, spec.port);
+  checkObject(options, 'options');
   let capabilities: number[] | undefined;
   // A reply that is not a capability list is not learned: the server is not what it was taken for.
   const result: CapabilitiesProbe = await client.probeChecked(destination, {
@@ -62,18 +67,18 @@ async function probeCapabilities(client: Client, destination: Destination, kind:
 /** Probes a VL server (52 -> 2503) with VL_GetCapabilities. */
 export function probeVL(client: Client, destination: Partial<Destination> & { address: string },
   options: { timeout?: number; signal?: AbortSignal } = {}): Promise<CapabilitiesProbe> {
-  return probeCapabilities(client, withPort(destination, AFS.VL.port), 'VL', options);
+  return probeCapabilities(client, destination, 'VL', options);
 }
 
 /** Probes a file server (1 -> 2500) with FS GetCapabilities. */
 export function probeFS(client: Client, destination: Partial<Destination> & { address: string },
   options: { timeout?: number; signal?: AbortSignal } = {}): Promise<CapabilitiesProbe> {
-  return probeCapabilities(client, withPort(destination, AFS.FS.port), 'FS', options);
+  return probeCapabilities(client, destination, 'FS', options);
 }
 
+/** The destination with the service's default port when it gives none (a port of undefined included). */
 function withPort(destination: unknown, port: number): Destination {
-  if (typeof destination !== 'object' || destination === null) {
-    throw new InvalidArgTypeError('destination', 'an object { address, port? }', destination);
-  }
-  return checkDestination({ port, ...(destination as object) });
+  checkObject(destination, 'destination', 'an object { address, port? }');
+  const d = destination as Partial<Destination>;
+  return checkDestination({ address: d.address, port: d.port === undefined ? port : d.port });
 }

@@ -18,10 +18,11 @@ import { EventEmitter } from 'node:events';
 import {
   RX_CALL_TIMEOUT, RX_INVALID_OPERATION, RX_PROTOCOL_ERROR, RX_USER_ABORT, RXGEN_CC_UNMARSHAL, RXGEN_OPCODE,
 } from './constants';
+import { formatIp, parseIp } from './codec';
 import { Call, Endpoint, EndpointClosedError } from './endpoint';
 import {
-  AbortError, checkAbortCode, emitError, InvalidArgTypeError, isErrnoError, OutOfRangeError, RxAbortError, SizeLimitError,
-  TimeoutError, WrongServiceError, writeError,
+  AbortError, checkAbortCode, checkBytes, checkObject, emitError, InvalidArgTypeError, isErrnoError, OutOfRangeError,
+  RxAbortError, SizeLimitError, TimeoutError, toError, WrongServiceError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
 import { ChunkQueue } from './queue';
@@ -139,8 +140,8 @@ interface ClientEvents {
   close: [];
 }
 
-// The key of a destination in the maps below, made once per destination
-// (schedule() looks it up for every call).
+// The key of a destination in the maps below, made once per spelling of its
+// address (schedule() looks it up for every call). Its address was checked.
 const destKeys = new Map<string, Map<number, string>>();
 let destKeyCount = 0;
 const destKey = (d: Destination): string => {
@@ -153,13 +154,16 @@ const destKey = (d: Destination): string => {
     byPort = undefined;
   }
   if (!byPort) destKeys.set(d.address, (byPort = new Map()));
-  const key = `${d.address}|${d.port}`;
+  // One peer, one key: '::1', '0::1' and '0:0:0:0:0:0:0:1' share their slots and what probes learned.
+  const key = `${d.address.includes(':') ? formatIp(parseIp(d.address)) : d.address}|${d.port}`;
   byPort.set(d.port, key);
   destKeyCount++;
   return key;
 };
 const EMPTY = Buffer.alloc(0);
 const NO_CALL_OPTIONS: CallOptions = Object.freeze({});
+/** Each field of CallOptions.kernelTimeouts: its largest value and unit. */
+const KERNEL_TIMEOUT_LIMITS = [['hard', 2147483, 'seconds'], ['idle', 3600000, 'milliseconds'], ['normal', 3600000, 'milliseconds']] as const;
 
 /** A FIFO of async waiters with a limit on how many may run at once. */
 class Slots {
@@ -483,7 +487,7 @@ export class Client extends EventEmitter<ClientEvents> {
 
   constructor(options: ClientOptions = {}) {
     super();
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     this.maxCallsPerPeer = checkCount(options.maxCallsPerPeer, 'options.maxCallsPerPeer', 1, 1000) ?? 8;
     this.maxReplyBytes = checkCount(options.maxReplyBytes, 'options.maxReplyBytes', 0, Infinity) ?? DEFAULT_MAX_REPLY_BYTES;
     this.isolate = checkBoolean(options.isolateServices, 'options.isolateServices') ?? true;
@@ -506,6 +510,7 @@ export class Client extends EventEmitter<ClientEvents> {
     if (!(request instanceof Uint8Array)) return this.callIterable(destination, request, options);
     let call: ClientCall;
     try {
+      checkBytes(request, 'request');
       call = this.openCall(destination, options);
     } catch (err) {
       return Promise.reject(err);
@@ -534,7 +539,17 @@ export class Client extends EventEmitter<ClientEvents> {
     const source = iteratorOf(request);
     const call = this.openCall(destination, options);
     const reply = call.gather();
-    await feed(call, source);
+    // The call's own end (its timeout, signal, or the client closing)
+    // settles it even when the source stops yielding.
+    const feeding = feed(call, source);
+    feeding.catch(() => {}); // a source failing after the call ended has nobody to tell
+    try {
+      await Promise.race([feeding, call.result]);
+    } catch (err) {
+      // What the source threw, or a chunk it should not have yielded, ends the call (aborted if it had started).
+      call.fail(toError(err), RX_USER_ABORT);
+      throw err;
+    }
     const { service, peer } = await call.result;
     return { data: Buffer.concat(reply), service, peer };
   }
@@ -575,12 +590,10 @@ export class Client extends EventEmitter<ClientEvents> {
    */
   async probeChecked(destination: Destination, options: ProbeOptions, check: ((reply: Buffer) => void) | undefined): Promise<ProbeResult> {
     const dest = checkDestination(destination);
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     const service = checkService(options.service, 'options.service');
     const upgradeTo = options.upgradeTo === undefined ? undefined : checkService(options.upgradeTo, 'options.upgradeTo');
-    if (!(options.request instanceof Uint8Array)) {
-      throw new InvalidArgTypeError('options.request', 'a Uint8Array', options.request);
-    }
+    checkBytes(options.request, 'options.request');
     checkDuration(options.timeout, 'options.timeout');
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new InvalidArgTypeError('options.signal', 'an AbortSignal', options.signal);
@@ -614,9 +627,9 @@ export class Client extends EventEmitter<ClientEvents> {
     return this.learned.get(`${destKey(checkDestination(destination))}|${checkService(service)}`);
   }
 
-  /** Forgets probe results: for one destination, or all. */
+  /** Forgets probe results: for one destination, or all (no argument). */
   forget(destination?: Destination): void {
-    if (!destination) {
+    if (destination === undefined) {
       this.learned.clear();
       return;
     }
@@ -796,7 +809,7 @@ export class Client extends EventEmitter<ClientEvents> {
   }
 
   private checkCallOptions(options: CallOptions): void {
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     checkDuration(options.timeout, 'options.timeout');
     checkDeadline(options.deadline, 'options.deadline');
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
@@ -806,14 +819,13 @@ export class Client extends EventEmitter<ClientEvents> {
     checkBoolean(options.useLearnedService, 'options.useLearnedService');
     const k = options.kernelTimeouts;
     if (k !== undefined) {
-      if (typeof k !== 'object' || k === null) throw new InvalidArgTypeError('options.kernelTimeouts', 'an object', k);
-      if (k.hard !== undefined && (typeof k.hard !== 'number' || !Number.isInteger(k.hard) || k.hard < 0 || k.hard > 0x7fffffff / 1000)) {
-        throw new OutOfRangeError('options.kernelTimeouts.hard', 'whole seconds from 0 to 2147483', k.hard);
-      }
-      for (const name of ['idle', 'normal'] as const) {
+      checkObject(k, 'options.kernelTimeouts');
+      for (const [name, max, unit] of KERNEL_TIMEOUT_LIMITS) {
         const v = k[name];
-        if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 3600000)) {
-          throw new OutOfRangeError(`options.kernelTimeouts.${name}`, 'whole milliseconds from 0 to 3600000', v);
+        if (v === undefined) continue;
+        if (typeof v !== 'number') throw new InvalidArgTypeError(`options.kernelTimeouts.${name}`, 'of type number', v);
+        if (!Number.isInteger(v) || v < 0 || v > max) {
+          throw new OutOfRangeError(`options.kernelTimeouts.${name}`, `whole ${unit} from 0 to ${max}`, v);
         }
       }
     }
@@ -838,31 +850,27 @@ function iteratorOf(request: unknown): AsyncIterator<unknown> | Iterator<unknown
 }
 
 /**
- * Writes every chunk of `source` to the call, then ends it. A source that
- * throws (or yields something that is not a Uint8Array) aborts the call and
- * rejects with its error; a call that fails first rejects with the call's
- * error, and the source is told to stop (its return()).
+ * Writes every chunk of `source` to the call, then ends it. Rejects with what
+ * the source threw, with a TypeError for a result or chunk of the wrong kind
+ * (the source is then told to stop, its return()), or with the call's error
+ * when a write fails.
  */
 async function feed(call: ClientCall, source: AsyncIterator<unknown> | Iterator<unknown>): Promise<void> {
   for (;;) {
-    let step: IteratorResult<unknown>;
+    const step: unknown = await source.next();
+    let chunk: unknown;
     try {
-      step = await source.next();
+      checkObject(step, 'request iterator result', 'an object { value, done }');
+      const { done, value } = step as IteratorResult<unknown>; // getters of the source's own object may throw
+      if (done) break;
+      if (!(value instanceof Uint8Array)) throw new InvalidArgTypeError('request chunk', 'a Uint8Array', value);
+      chunk = value;
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      call.fail(error, RX_USER_ABORT);
+      void stop(source);
       throw err;
     }
-    if (step.done) break;
-    const chunk = step.value;
-    if (!(chunk instanceof Uint8Array)) {
-      const error = new InvalidArgTypeError('request chunk', 'a Uint8Array', chunk);
-      call.fail(error, RX_USER_ABORT);
-      void stop(source);
-      throw error;
-    }
     try {
-      await call.write(chunk);
+      await call.write(chunk as Uint8Array);
     } catch (err) {
       void stop(source);
       throw err;

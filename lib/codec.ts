@@ -11,8 +11,9 @@ import {
   RXRPC_RESPONDED, RXRPC_SET_CALL_TIMEOUT, RXRPC_TX_LENGTH, RXRPC_UPGRADE_SERVICE, RXRPC_USER_CALL_ID, SOCK_DGRAM,
   SOL_RXRPC,
 } from './constants';
-import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
+import { checkBytes, checkObject, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
 import { Challenge, decodeChallenge } from './security/rxgk';
+import { checkBoolean } from './services';
 
 const LE = endianness() === 'LE';
 
@@ -89,6 +90,10 @@ export function parseIp(address: unknown, argument = 'address'): Uint8Array {
 
 /** Formats 4 or 16 address bytes as text (RFC 5952 for IPv6). */
 export function formatIp(bytes: Uint8Array): string {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('bytes', 'a Uint8Array', bytes);
+  if (bytes.length !== 4 && bytes.length !== 16) {
+    throw new InvalidArgValueError('bytes', 'must be 4 (IPv4) or 16 (IPv6) bytes long', bytes);
+  }
   if (bytes.length === 4) return Array.from(bytes).join('.');
   if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
     return `::ffff:${Array.from(bytes.subarray(12)).join('.')}`;
@@ -116,24 +121,27 @@ export function formatIp(bytes: Uint8Array): string {
 }
 
 /**
- * The bytes to decode: `length` of them, checked to be a whole number within
- * `bytes` (a DataView given a negative or fractional length would throw an
- * untyped RangeError, or read nothing).
+/**
+ * The bytes to decode: a Uint8Array that is not a view of a detached
+ * ArrayBuffer, and `length` of them (all when left out), checked to be a
+ * whole number within `bytes` (a DataView given a negative or fractional
+ * length would throw an untyped RangeError, or read nothing). A length
+ * beyond the bytes is malformed, or with `clamp` cut to what there is.
  */
-function checkBytes(what: string, bytes: Uint8Array, length: number, clamp = false): number {
-  if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('bytes', 'a Uint8Array', bytes);
+function checkSpan(what: string, bytes: unknown, length: unknown, clamp = false): number {
+  checkBytes(bytes, 'bytes');
+  const all = (bytes as Uint8Array).length;
+  if (length === undefined) return all;
   if (typeof length !== 'number') throw new InvalidArgTypeError('length', 'of type number', length);
   if (!Number.isInteger(length) || length < 0) throw new OutOfRangeError('length', 'a non-negative integer', length);
-  if (length <= bytes.length) return length;
-  if (clamp) return bytes.length;
-  throw new MalformedError(what, `length ${length} exceeds the ${bytes.length} bytes given`);
+  if (length <= all) return length;
+  if (clamp) return all;
+  throw new MalformedError(what, `length ${length} exceeds the ${all} bytes given`);
 }
 
 /** Encodes a struct sockaddr_rxrpc for bind() or as a sendmsg target. */
-export function encodeSockaddr(addr: RxAddress): Buffer {
-  if (typeof addr !== 'object' || addr === null) {
-    throw new InvalidArgTypeError('address', 'an object { service, address, port }', addr);
-  }
+export function encodeSockaddr(addr: RxAddress, argument = 'address'): Buffer {
+  checkObject(addr, argument, 'an object { service, address, port }');
   const service = checkUint('service', addr.service, 0xffff);
   const port = checkUint('port', addr.port, 0xffff);
   const ip = ipBytes(addr.address);
@@ -161,8 +169,8 @@ export function encodeSockaddr(addr: RxAddress): Buffer {
  * The kernel may leave srx_family 0, so the transport family and length are
  * what is trusted; both must agree.
  */
-export function decodeSockaddr(bytes: Uint8Array, length = bytes?.length): DecodedRxAddress {
-  checkBytes('sockaddr_rxrpc', bytes, length);
+export function decodeSockaddr(bytes: Uint8Array, length?: number): DecodedRxAddress {
+  length = checkSpan('sockaddr_rxrpc', bytes, length);
   if (length < 8 + SOCKADDR_IN_SIZE) {
     throw new MalformedError('sockaddr_rxrpc', `${length} bytes is too short (need at least ${8 + SOCKADDR_IN_SIZE})`);
   }
@@ -220,16 +228,19 @@ export interface SendControl {
 
 const MAX_CALL_ID = Number.MAX_SAFE_INTEGER;
 
+/** A flag left out or false; anything else is checked (and a non-boolean refused) on the full path. */
+const unset = (flag: unknown) => flag === undefined || flag === false;
+
 /** Encodes the control buffer for one sendmsg. */
 export function encodeControl(ctl: SendControl): Buffer {
-  if (typeof ctl !== 'object' || ctl === null) throw new InvalidArgTypeError('control', 'an object', ctl);
+  checkObject(ctl, 'control');
   const { callId } = ctl;
   if (typeof callId !== 'number') throw new InvalidArgTypeError('callId', 'of type number', callId);
   if (!Number.isInteger(callId) || callId < 0 || callId > MAX_CALL_ID) {
     throw new OutOfRangeError('callId', `an integer from 0 to ${MAX_CALL_ID}`, callId);
   }
-  if (LE && ctl.abort === undefined && !ctl.exclusive && !ctl.upgrade && ctl.txLength === undefined &&
-      ctl.timeouts === undefined && !ctl.chargeAccept) {
+  if (LE && ctl.abort === undefined && unset(ctl.exclusive) && unset(ctl.upgrade) && ctl.txLength === undefined &&
+      ctl.timeouts === undefined && unset(ctl.chargeAccept)) {
     // The common case, a call id alone: one 24-byte control message (host order, little-endian here).
     const one = Buffer.allocUnsafe(CMSG_HDR + 8);
     one.writeUInt32LE(CMSG_HDR + 8, 0); // cmsg_len, a size_t
@@ -250,8 +261,8 @@ export function encodeControl(ctl: SendControl): Buffer {
     abort = ctl.abort >>> 0;
     parts.push([RXRPC_ABORT, 4]);
   }
-  if (ctl.exclusive) parts.push([RXRPC_EXCLUSIVE_CALL, 0]);
-  if (ctl.upgrade) parts.push([RXRPC_UPGRADE_SERVICE, 0]);
+  if (checkBoolean(ctl.exclusive, 'exclusive')) parts.push([RXRPC_EXCLUSIVE_CALL, 0]);
+  if (checkBoolean(ctl.upgrade, 'upgrade')) parts.push([RXRPC_UPGRADE_SERVICE, 0]);
   let txLength = 0n;
   if (ctl.txLength !== undefined) {
     const t = ctl.txLength;
@@ -269,11 +280,11 @@ export function encodeControl(ctl: SendControl): Buffer {
     if (!Array.isArray(ctl.timeouts) || ctl.timeouts.length < 1 || ctl.timeouts.length > 3) {
       throw new InvalidArgValueError('timeouts', 'must be an array of 1 to 3 integers [hard s, idle ms, normal ms]', ctl.timeouts);
     }
-    ctl.timeouts.forEach((t, i) => checkUint(`timeouts[${i}]`, t, 0xffffffff));
-    timeouts = ctl.timeouts;
+    // Array.from visits a sparse array's holes, which forEach would skip unchecked (and encode as 0).
+    timeouts = Array.from(ctl.timeouts as readonly unknown[], (t, i) => checkUint(`timeouts[${i}]`, t, 0xffffffff));
     parts.push([RXRPC_SET_CALL_TIMEOUT, 4 * timeouts.length]);
   }
-  if (ctl.chargeAccept) parts.push([RXRPC_CHARGE_ACCEPT, 0]);
+  if (checkBoolean(ctl.chargeAccept, 'chargeAccept')) parts.push([RXRPC_CHARGE_ACCEPT, 0]);
 
   const size = parts.reduce((n, [, len]) => n + align(CMSG_HDR + len), 0);
   const buf = Buffer.alloc(size);
@@ -342,8 +353,8 @@ export interface ReceivedControl {
  * carries RXRPC_USER_CALL_ID; a buffer without one, a header that overruns
  * the buffer, or a known message with the wrong size is malformed.
  */
-export function decodeControl(bytes: Uint8Array, length = bytes?.length): ReceivedControl {
-  checkBytes('control messages', bytes, length);
+export function decodeControl(bytes: Uint8Array, length?: number): ReceivedControl {
+  length = checkSpan('control messages', bytes, length);
   return decodeControlAt(new DataView(bytes.buffer, bytes.byteOffset, length), 0, length);
 }
 
@@ -454,8 +465,8 @@ export function decodeControlAt(view: DataView, start: number, length: number): 
  * truncated or malformed one), when a well-formed RXRPC_USER_CALL_ID message
  * can still be found in it; undefined otherwise.
  */
-export function findCallId(bytes: Uint8Array, length = bytes?.length): number | undefined {
-  const end = checkBytes('control messages', bytes, length, true);
+export function findCallId(bytes: Uint8Array, length?: number): number | undefined {
+  const end = checkSpan('control messages', bytes, length, true);
   const view = new DataView(bytes.buffer, bytes.byteOffset, end);
   for (let off = 0; off + CMSG_HDR <= end; ) {
     const len = Number(view.getBigUint64(off, LE));
@@ -470,7 +481,15 @@ export function findCallId(bytes: Uint8Array, length = bytes?.length): number | 
   return undefined;
 }
 
-/** True for the kinds after which the kernel forgets the call id. */
-export function isTerminal(kind: MessageKind): boolean {
+const KINDS: ReadonlySet<unknown> = new Set([
+  'data', 'ack', 'abort', 'net-error', 'local-error', 'busy', 'new-call', 'challenge', 'responded', 'malformed',
+]);
+
+/** True for the kinds after which the kernel forgets the call id ('malformed' included: its call cannot go on). */
+export function isTerminal(kind: MessageKind | 'malformed'): boolean {
+  if (!KINDS.has(kind)) {
+    if (typeof kind !== 'string') throw new InvalidArgTypeError('kind', 'of type string', kind);
+    throw new InvalidArgValueError('kind', `must be one of ${[...KINDS].join(', ')}`, kind);
+  }
   return kind !== 'data' && kind !== 'new-call' && kind !== 'challenge' && kind !== 'responded';
 }

@@ -34,7 +34,7 @@ import { RX_CALL_DEAD, RX_USER_ABORT } from './constants';
 import { RxAddress, SendControl } from './codec';
 import { Challenge } from './security/rxgk';
 import { errnoName } from './errno';
-import { checkAbortCode, emitError, InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
+import { checkAbortCode, checkBytes, checkObject, emitError, InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
 import { EAGAIN } from './native';
 import { RawSocket, RawSocketOptions, ReceivedMessage } from './socket';
 
@@ -153,7 +153,8 @@ export class Call {
    * does not take at once is copied: `data` is free when this returns.
    */
   write(data: Uint8Array, more: boolean): void {
-    if (!(data instanceof Uint8Array)) throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    checkBytes(data, 'data');
+    if (typeof more !== 'boolean') throw new InvalidArgTypeError('more', 'of type boolean', more);
     if (this.isDone || this.state.kind === 'ending') return;
     const item: Pending = { data, more, owned: false };
     this.queue.push(item);
@@ -264,6 +265,12 @@ export class Call {
   /** @internal a sendmsg of this call failed */
   failSend(err: Error): void {
     if (this.isDone) return;
+    // The socket closing fails the sends still on its threads (synchronously,
+    // within Endpoint.close): the call ends as every call does then.
+    if (this.endpoint.isClosed) {
+      this.finish({ ok: false, error: new EndpointClosedError() });
+      return;
+    }
     const code = (err as { code?: string }).code;
     if ((code === 'ECONNABORTED' || code === 'ESHUTDOWN') && !this.endpoint.isClosed) {
       // The call was aborted or ended in the kernel before or while the send
@@ -392,7 +399,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
 
   constructor(options: EndpointOptions = {}) {
     super();
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     if (options.socket !== undefined && !(options.socket instanceof RawSocket)) {
       throw new InvalidArgTypeError('options.socket', 'a RawSocket', options.socket);
     }
@@ -433,9 +440,10 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
    */
   startCall(target: RxAddress, first: Uint8Array, more: boolean, options: StartOptions = NO_OPTIONS): Call {
     if (this.closed) throw new EndpointClosedError('The endpoint is closed');
-    if (!(first instanceof Uint8Array)) throw new InvalidArgTypeError('first', 'a Uint8Array', first);
+    checkObject(target, 'target', 'an object { service, address, port }');
+    checkBytes(first, 'first');
     if (typeof more !== 'boolean') throw new InvalidArgTypeError('more', 'of type boolean', more);
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     if (options.upgrade !== undefined && typeof options.upgrade !== 'boolean') {
       throw new InvalidArgTypeError('options.upgrade', 'of type boolean', options.upgrade);
     }

@@ -4,6 +4,8 @@
  * number in every layer (EAGAIN, not EWOULDBLOCK; ENOTSUP, not EOPNOTSUPP).
  * native/errno-names.h has the same table; a unit test checks that they agree.
  */
+import { InvalidArgTypeError, OutOfRangeError } from './errors';
+
 const NAMES: readonly (string | undefined)[] = [
   undefined,
   'EPERM', // 1
@@ -141,13 +143,19 @@ const NAMES: readonly (string | undefined)[] = [
   'EHWPOISON', // 133
 ];
 
-/** The name of a (positive) errno value; E<n> for one this table does not know. */
+/**
+ * The name of an errno value, positive as the kernel gives it or negative as
+ * in Node's `err.errno`; E<n> for one this table does not know.
+ */
 export function errnoName(errno: number): string {
-  return (Number.isInteger(errno) && errno > 0 ? NAMES[errno] : undefined) ?? `E${errno}`;
+  if (typeof errno !== 'number') throw new InvalidArgTypeError('errno', 'of type number', errno);
+  if (!Number.isInteger(errno)) throw new OutOfRangeError('errno', 'an integer', errno);
+  return NAMES[Math.abs(errno)] ?? `E${errno}`;
 }
 
-/** The errno value of a name, or undefined. */
+/** The (positive) errno value of a name, or undefined. */
 export function errnoNumber(name: string): number | undefined {
+  if (typeof name !== 'string') throw new InvalidArgTypeError('name', 'of type string', name);
   const i = NAMES.indexOf(name);
   return i > 0 ? i : undefined;
 }

@@ -1,29 +1,61 @@
+import { types } from 'node:util';
 import { abortCodeName, toSignedCode } from './constants';
 
 const SHOW_MAX = 80;
 
-/** A value as an error message shows it: typed, and shortened when long. */
+/**
+ * A value as an error message shows it: typed, and shortened when long. It
+ * never throws and never runs a Proxy's traps: a value that cannot be looked
+ * at is shown by its type.
+ */
 export function show(value: unknown): string {
+  try {
+    return render(value);
+  } catch {
+    return `a value of type ${typeof value}`;
+  }
+}
+
+function render(value: unknown): string {
   let text: string;
   if (typeof value === 'string') {
     text = JSON.stringify(value.length > SHOW_MAX ? value.slice(0, SHOW_MAX) : value);
     return value.length > SHOW_MAX ? `${text.slice(0, -1)}..." (${value.length} characters)` : text;
   }
+  if (typeof value === 'number') return Object.is(value, -0) ? '-0' : String(value);
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
   if (typeof value === 'symbol') return value.toString();
-  if (value instanceof Uint8Array) return `${value.constructor.name}(${value.length})`;
+  if (typeof value !== 'object' || value === null) return String(value);
+  if (types.isProxy(value)) return 'Proxy';
+  if (types.isBoxedPrimitive(value)) return `[${Object.prototype.toString.call(value).slice(8, -1)}: ${render(unbox(value))}]`;
+  if (value instanceof DataView) return `DataView(${value.byteLength})`;
+  if (ArrayBuffer.isView(value)) {
+    return `${value.constructor.name}(${(value as Uint8Array).length}${isDetached(value) ? ', detached' : ''})`;
+  }
+  if (types.isAnyArrayBuffer(value)) return `${Object.prototype.toString.call(value).slice(8, -1)}(${value.byteLength})`;
+  if (value instanceof Error) return render(`${value.name}: ${value.message}`);
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'Invalid Date' : `Date(${value.toISOString()})`;
   if (Array.isArray(value) && value.length > 16) return `Array(${value.length})`;
-  if (typeof value === 'object' && value !== null) {
-    try {
-      text = JSON.stringify(value) ?? Object.prototype.toString.call(value);
-    } catch {
-      text = Object.prototype.toString.call(value);
-    }
-    return text.length > SHOW_MAX ? `${text.slice(0, SHOW_MAX)}... (${text.length} characters)` : text;
+  try {
+    text = JSON.stringify(value) ?? Object.prototype.toString.call(value);
+  } catch {
+    text = Object.prototype.toString.call(value);
   }
-  return String(value);
+  // An instance of a class says which: "EventTarget {}" rather than a bare "{}".
+  const proto = Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null;
+  const name = proto && !Array.isArray(value) ? proto.constructor?.name : undefined;
+  if (typeof name === 'string' && name !== '' && name !== 'Object' && !text.startsWith('[object')) text = `${name} ${text}`;
+  return text.length > SHOW_MAX ? `${text.slice(0, SHOW_MAX)}... (${text.length} characters)` : text;
+}
+
+/** The primitive inside a boxed one (new Number(1), new String('x')...). */
+function unbox(value: object): unknown {
+  if (types.isNumberObject(value)) return Number.prototype.valueOf.call(value);
+  if (types.isStringObject(value)) return String.prototype.valueOf.call(value);
+  if (types.isBooleanObject(value)) return Boolean.prototype.valueOf.call(value);
+  if (types.isBigIntObject(value)) return BigInt.prototype.valueOf.call(value);
+  return Symbol.prototype.valueOf.call(value);
 }
 
 /** A wrong type for an argument: Node's ERR_INVALID_ARG_TYPE. */
@@ -89,6 +121,16 @@ export class RxAbortError extends Error {
   }
 }
 
+/**
+ * A thrown value as an Error: an Error as it is; anything else (a string,
+ * undefined, an object that cannot be turned into a string) wrapped, with
+ * the value as `cause`. Making it never throws.
+ */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === 'string' ? value : show(value), { cause: value });
+}
+
 /** Fields that Node puts on its own system errors. */
 export interface ErrnoError extends Error {
   code: string;
@@ -138,6 +180,16 @@ export class SizeLimitError extends RangeError {
   }
 }
 
+/**
+ * An options or address object. Not null, and not an array: a list where
+ * one object was meant ([options]) would otherwise lose every field silently.
+ */
+export function checkObject(value: unknown, argument: string, expected = 'an object'): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidArgTypeError(argument, expected, value);
+  }
+}
+
 /** A non-zero 32-bit abort code (signed or unsigned), as the kernel accepts. */
 export function checkAbortCode(value: unknown, argument = 'code'): number {
   if (typeof value !== 'number') throw new InvalidArgTypeError(argument, 'of type number', value);
@@ -158,9 +210,41 @@ export function emitError(emitter: { listenerCount(event: 'error'): number; emit
   else process.emitWarning(err);
 }
 
+/** True for a view of an ArrayBuffer that was transferred away (structuredClone, postMessage): its bytes are gone. */
+export function isDetached(view: ArrayBufferView): boolean {
+  if (view.byteLength !== 0 || !types.isArrayBuffer(view.buffer) || view.buffer.byteLength !== 0) return false;
+  try {
+    new Uint8Array(view.buffer);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Why `value` cannot be taken as bytes, or undefined: it must be a
+ * Uint8Array, and not a view of a detached ArrayBuffer (which reads as
+ * empty: sending it would silently send nothing).
+ */
+export function bytesError(value: unknown, argument: string, expected = 'a Uint8Array'): Error | undefined {
+  if (!(value instanceof Uint8Array)) return new InvalidArgTypeError(argument, expected, value);
+  if (isDetached(value)) {
+    return new InvalidArgValueError(argument, 'is a view of a detached ArrayBuffer (its bytes were transferred away)', value);
+  }
+  return undefined;
+}
+
+/** `value` as bytes, or the error bytesError() gives. */
+export function checkBytes(value: unknown, argument: string): Uint8Array {
+  const refused = bytesError(value, argument);
+  if (refused) throw refused;
+  return value as Uint8Array;
+}
+
 /** Why a write to a call cannot be taken, or undefined when it can. */
 export function writeError(chunk: unknown, failed: Error | undefined, ended: boolean): Error | undefined {
-  if (!(chunk instanceof Uint8Array)) return new InvalidArgTypeError('chunk', 'a Uint8Array', chunk);
+  const refused = bytesError(chunk, 'chunk');
+  if (refused) return refused;
   if (failed) return failed;
   if (ended) return Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
   return undefined;

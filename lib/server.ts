@@ -13,8 +13,8 @@ import { release } from 'node:os';
 import { RX_CALL_DEAD, RX_USER_ABORT, RXGEN_SS_UNMARSHAL } from './constants';
 import { Call, Endpoint } from './endpoint';
 import {
-  checkAbortCode, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError, RxAbortError,
-  SizeLimitError, writeError,
+  bytesError, checkAbortCode, checkObject, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError,
+  OutOfRangeError, RxAbortError, show, SizeLimitError, toError, writeError,
 } from './errors';
 import { NativeBinding } from './native';
 import { ChunkQueue } from './queue';
@@ -255,6 +255,7 @@ interface ServerEvents {
  * Debian's own module has no version file), or undefined.
  */
 export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string | undefined {
+  if (typeof file !== 'string' || file === '') throw new InvalidArgTypeError('file', 'a non-empty string', file);
   try {
     const version = readFileSync(file, 'utf8').trim();
     return /^upgrade-fix\.\d+$/.test(version) ? version : undefined;
@@ -269,6 +270,8 @@ export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string |
  * support), unless the running rxrpc module is the fixed one.
  */
 export function upgradeWarning(kernelRelease = release(), fixed: string | undefined = fixedModuleVersion()): string | undefined {
+  if (typeof kernelRelease !== 'string') throw new InvalidArgTypeError('kernelRelease', 'of type string', kernelRelease);
+  if (fixed !== undefined && typeof fixed !== 'string') throw new InvalidArgTypeError('fixed', 'a string or undefined', fixed);
   if (fixed !== undefined) return undefined;
   const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
   if (!m) return undefined;
@@ -305,15 +308,20 @@ export class Server extends EventEmitter<ServerEvents> {
 
   constructor(options: ServerOptions, handler: Handler) {
     super();
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
     if (typeof handler !== 'function') throw new InvalidArgTypeError('handler', 'a function', handler);
     const family = checkAddress(options.address, 'options.address');
     const port = checkPort(options.port, 'options.port');
-    const list = typeof options.services === 'number' ? [options.services] : options.services;
-    if (!Array.isArray(list) || list.length < 1 || list.length > 2) {
-      throw new InvalidArgValueError('options.services', 'must be one service ID or two', options.services);
+    const given: unknown = options.services;
+    if (typeof given !== 'number' && !Array.isArray(given)) {
+      throw new InvalidArgTypeError('options.services', 'a service ID or an array of one or two', given);
     }
-    const services = list.map((s, i) => checkService(s, `options.services[${i}]`));
+    const list: unknown[] = typeof given === 'number' ? [given] : given;
+    if (list.length < 1 || list.length > 2) {
+      throw new InvalidArgValueError('options.services', 'must be one service ID or two', given);
+    }
+    // Array.from visits the holes of a sparse array, which map() would skip unchecked.
+    const services = Array.from(list, (s, i) => checkService(s, `options.services[${i}]`));
     if (services.length === 2 && services[0] === services[1]) {
       throw new InvalidArgValueError('options.services', 'must name two different service IDs', options.services);
     }
@@ -325,7 +333,7 @@ export class Server extends EventEmitter<ServerEvents> {
       }
     }
     const limit = maxBacklog();
-    const backlog = options.backlog ?? limit;
+    const backlog = options.backlog === undefined ? limit : options.backlog;
     if (typeof backlog !== 'number') throw new InvalidArgTypeError('options.backlog', 'of type number', backlog);
     if (!Number.isInteger(backlog) || backlog < 1 || backlog > limit) {
       throw new OutOfRangeError('options.backlog', `an integer from 1 to net.rxrpc.max_backlog (${limit})`, backlog);
@@ -386,7 +394,7 @@ export class Server extends EventEmitter<ServerEvents> {
     if (this.closing) return this.closing;
     let timeout: number;
     try {
-      if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+      checkObject(options, 'options');
       timeout = checkDuration(options.timeout, 'options.timeout') ?? 5000;
     } catch (err) {
       return Promise.reject(err);
@@ -452,9 +460,10 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     Promise.resolve(result).then(
       (reply) => {
-        if (reply !== undefined && !(reply instanceof Uint8Array)) {
+        const refused = reply === undefined ? undefined : bytesError(reply, 'handler result', 'a Uint8Array or undefined');
+        if (refused) {
           // Never a silent empty reply for a value that was meant as one.
-          this.fail(incoming, new InvalidArgTypeError('handler result', 'a Uint8Array or undefined', reply));
+          this.fail(incoming, refused);
           return;
         }
         if (incoming.replied) {
@@ -474,7 +483,7 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   private fail(call: IncomingCall, err: unknown): void {
-    let error = err instanceof Error ? err : new Error(String(err));
+    let error = toError(err);
     let code = err instanceof RxAbortError ? err.abortCode : err instanceof MalformedError ? RXGEN_SS_UNMARSHAL : RX_USER_ABORT;
     let report = !(err instanceof RxAbortError);
     try {
@@ -482,7 +491,7 @@ export class Server extends EventEmitter<ServerEvents> {
     } catch (bad) {
       // An RxAbortError whose code cannot go on the wire: the call still ends.
       error = new OutOfRangeError('abortCode', `an abort code the kernel can send (not 0, 32 bits); ` +
-        `the handler threw an RxAbortError with ${String((err as RxAbortError).abortCode)}, so RX_USER_ABORT was sent instead`,
+        `the handler threw an RxAbortError with ${show((err as RxAbortError).abortCode)}, so RX_USER_ABORT was sent instead`,
       (err as RxAbortError).abortCode);
       void bad;
       code = RX_USER_ABORT;

@@ -4,7 +4,7 @@
  * before any system call, and errors name the value and the rule.
  */
 import { isIP } from 'node:net';
-import { InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
+import { checkObject, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError } from './errors';
 
 /** A UDP transport address. */
 export interface Destination {
@@ -82,9 +82,7 @@ const isWhole = (v: unknown, min: number, max: number): v is number =>
   typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
 
 export function checkDestination(value: unknown, argument = 'destination'): Destination & { family: 'IPv4' | 'IPv6' } {
-  if (typeof value !== 'object' || value === null) {
-    throw new InvalidArgTypeError(argument, 'an object { address, port }', value);
-  }
+  checkObject(value, argument, 'an object { address, port }');
   const d = value as Destination;
   // A known address and a valid port need no argument names (they are built only to be thrown).
   const known = typeof d.address === 'string' ? families.get(d.address) : undefined;
@@ -102,9 +100,7 @@ export function checkServiceDestination(value: unknown, argument = 'destination'
 
 /** Two different service IDs, the upgrade from one to the other. */
 export function checkServicePair(value: unknown, argument = 'upgrade'): ServicePair {
-  if (typeof value !== 'object' || value === null) {
-    throw new InvalidArgTypeError(argument, 'an object { from, to }', value);
-  }
+  checkObject(value, argument, 'an object { from, to }');
   const p = value as ServicePair;
   const from = checkService(p.from, `${argument}.from`);
   const to = checkService(p.to, `${argument}.to`);

@@ -14,11 +14,14 @@ import {
   SendControl,
 } from './codec';
 import { encodeOobControl } from './security/rxgk';
-import { emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
+import {
+  checkBytes, checkObject, emitError, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError,
+} from './errors';
 import {
   EAGAIN, loadNative, NativeBinding, NativeSocket, RECORD_CONTROL_LENGTH, RECORD_DATA_LENGTH,
   RECORD_DATA_OFFSET, RECORD_FLAGS, RECORD_NAME_LENGTH,
 } from './native';
+import { checkBoolean } from './services';
 
 export type TransportFamily = 'IPv4' | 'IPv6';
 
@@ -119,12 +122,20 @@ function socketClosed(): Error {
   return err;
 }
 
-function checkString(argument: string, value: unknown): string {
+/** The longest key or keyring description the kernel takes: PAGE_SIZE - 1 bytes (net/rxrpc/key.c, server_key.c). */
+const DESCRIPTION_MAX = 4095;
+
+/** A key or keyring description: what the kernel would refuse with a bare EINVAL is refused here, by name. */
+function checkDescription(argument: string, value: unknown): Buffer {
   if (typeof value !== 'string') throw new InvalidArgTypeError(argument, 'of type string', value);
   if (value.length === 0 || value.includes('\0')) {
     throw new InvalidArgValueError(argument, 'must be a non-empty string without NUL characters', value);
   }
-  return value;
+  const bytes = Buffer.from(value);
+  if (bytes.length > DESCRIPTION_MAX) {
+    throw new OutOfRangeError(argument, `at most ${DESCRIPTION_MAX} bytes long in UTF-8 (it is ${bytes.length})`, value);
+  }
+  return bytes;
 }
 
 function checkInt(argument: string, value: unknown, min: number, max: number): number {
@@ -134,6 +145,9 @@ function checkInt(argument: string, value: unknown, min: number, max: number): n
   }
   return value;
 }
+
+/** A flag left out or false (what the reused control buffers stand for). */
+const unset = (flag: unknown) => flag === undefined || flag === false;
 
 function u32(value: number): Buffer {
   const b = Buffer.alloc(4);
@@ -172,13 +186,18 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
 
   constructor(options: RawSocketOptions = {}) {
     super();
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
-    const family = options.family ?? 'IPv4';
+    checkObject(options, 'options');
+    // Left out means the default; null is not left out.
+    const family = options.family === undefined ? 'IPv4' : options.family;
     if (family !== 'IPv4' && family !== 'IPv6') {
       throw new InvalidArgValueError('family', "must be 'IPv4' or 'IPv6'", family);
     }
-    const batch = checkInt('batch', options.batch ?? 64, 1, 1024);
-    const batchBytes = checkInt('batchBytes', options.batchBytes ?? 256 * 1024, 32 * 1024, 64 * 1024 * 1024);
+    const batch = checkInt('batch', options.batch === undefined ? 64 : options.batch, 1, 1024);
+    const batchBytes = checkInt('batchBytes', options.batchBytes === undefined ? 256 * 1024 : options.batchBytes,
+      32 * 1024, 64 * 1024 * 1024);
+    if (options.binding !== undefined && (typeof options.binding !== 'object' || options.binding === null)) {
+      throw new InvalidArgTypeError('binding', 'a native binding', options.binding);
+    }
     const binding = options.binding ?? loadNative();
     this.family = family;
     this.recordSize = binding.RECORD_SIZE;
@@ -214,12 +233,12 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
 
   /** RXRPC_SECURITY_KEY: the key (by description) client calls use. Before bind. */
   setSecurityKey(description: string): void {
-    this.native.setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEY, Buffer.from(checkString('description', description)));
+    this.native.setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEY, checkDescription('description', description));
   }
 
   /** RXRPC_SECURITY_KEYRING: the keyring of server keys. Before bind. */
   setSecurityKeyring(description: string): void {
-    this.native.setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEYRING, Buffer.from(checkString('description', description)));
+    this.native.setsockopt(SOL_RXRPC, RXRPC_SECURITY_KEYRING, checkDescription('description', description));
   }
 
   /** RXRPC_EXCLUSIVE_CONNECTION: every client call gets a connection of its own. Before bind. */
@@ -292,32 +311,31 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
    */
   send(control: SendControl, data?: Uint8Array, options: SendOptions = {}): number {
     if (this.closed) throw socketClosed();
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
-    if (data !== undefined && data !== null && !(data instanceof Uint8Array)) {
-      throw new InvalidArgTypeError('data', 'a Uint8Array', data);
-    }
+    checkObject(options, 'options');
+    if (data !== undefined && data !== null) checkBytes(data, 'data');
+    const more = checkBoolean(options.more, 'options.more');
     return this.native.sendmsg(
-      options.target ? this.targetOf(options.target) : null,
+      options.target === undefined ? null : this.targetOf(options.target, 'options.target'),
       this.controlOf(control),
       data ?? null,
-      options.more ? MSG_MORE : 0,
+      more ? MSG_MORE : 0,
     );
   }
 
   /**
    * The encoded sockaddr of a target, from the socket's cache when it was
    * seen before (only well-typed values are looked up; anything else goes
-   * through encodeSockaddr, which checks it and throws). Not to be changed:
-   * the same buffer serves every send to that target.
+   * through encodeSockaddr, which checks it and throws, naming `argument`).
+   * Not to be changed: the same buffer serves every send to that target.
    */
-  private targetOf(target: RxAddress): Buffer {
+  private targetOf(target: RxAddress, argument: string): Buffer {
     if (typeof target === 'object' && target !== null && typeof target.address === 'string' &&
         isPort(target.port) && isPort(target.service)) {
       let byPort = this.targets.get(target.address);
       const key = target.port * 0x10000 + target.service;
       const hit = byPort?.get(key);
       if (hit) return hit;
-      const encoded = encodeSockaddr(target);
+      const encoded = encodeSockaddr(target, argument);
       if (this.targetCount >= TARGET_CACHE_MAX) {
         this.targets.clear();
         this.targetCount = 0;
@@ -328,17 +346,23 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       this.targetCount++;
       return encoded;
     }
-    return encodeSockaddr(target);
+    return encodeSockaddr(target, argument);
   }
 
-  /** The control buffer of one send: a reused one for the common cases (see controlCallId), encodeControl otherwise. */
+  /**
+   * The control buffer of one send: a reused one for the common cases (see
+   * controlCallId), encodeControl otherwise. Only flags that are left out or
+   * booleans take the reused buffers; anything else goes to encodeControl,
+   * which refuses it.
+   */
   private controlOf(control: SendControl): Buffer {
     const scratch = this.controlCallId;
-    if (scratch && typeof control === 'object' && control !== null && control.abort === undefined && !control.exclusive &&
-        !control.upgrade && control.txLength === undefined && control.timeouts === undefined) {
+    if (scratch && typeof control === 'object' && control !== null && control.abort === undefined && unset(control.exclusive) &&
+        unset(control.upgrade) && control.txLength === undefined && control.timeouts === undefined &&
+        (control.chargeAccept === true || unset(control.chargeAccept))) {
       const id = control.callId;
       if (typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= MAX_CALL_ID) {
-        const buf = control.chargeAccept ? this.controlCharge! : scratch;
+        const buf = control.chargeAccept === true ? this.controlCharge! : scratch;
         buf.writeUInt32LE(id % 0x100000000, 16);
         buf.writeUInt32LE(Math.floor(id / 0x100000000), 20);
         return buf;
@@ -347,9 +371,13 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     return encodeControl(control);
   }
 
-  /** The same sendmsg made on a starter thread of the socket, where it may sleep (a first send). */
+  /** The same sendmsg made on a starter thread of the socket, where it may sleep (a first send). Bad arguments reject. */
   sendAsync(control: SendControl, data?: Uint8Array, options: SendOptions = {}): Promise<number> {
-    return this.sendStart(control, data, options).sent;
+    try {
+      return this.sendStart(control, data, options).sent;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -370,7 +398,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
    * the kernel may hold the call locked while it copies data.
    */
   sendBlocking(control: SendControl, data: Uint8Array, options: SendOptions = {}): ThreadSend {
-    if (!(data instanceof Uint8Array)) throw new InvalidArgTypeError('data', 'a Uint8Array', data);
+    checkBytes(data, 'data');
     const handle = this.handOff(control, data, options, true);
     const sent = handle.sent.then(
       // EAGAIN: the kernel took nothing without sleeping (it can, e.g. when the call ends).
@@ -391,7 +419,8 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       sent.catch(() => {});
       return { sent, rest: undefined, interrupt: () => false };
     }
-    if (typeof options !== 'object' || options === null) throw new InvalidArgTypeError('options', 'an object', options);
+    checkObject(options, 'options');
+    const more = checkBoolean(options.more, 'options.more') === true;
     const handle = { rest: undefined as Buffer | undefined };
     let resolve!: (n: number) => void;
     let reject!: (e: Error) => void;
@@ -399,11 +428,11 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       resolve = res;
       reject = rej;
     });
-    const token = this.submit(control, data, options.target, options.more === true, blocking, (n, error, rest) => {
+    const token = this.submit(control, data, options.target, more, blocking, (n, error, rest) => {
       handle.rest = rest;
       if (error) reject(error);
       else resolve(n);
-    });
+    }, 'options.target');
     return {
       sent,
       get rest() { return handle.rest; },
@@ -419,12 +448,11 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
    * Encoding errors throw here; nothing is sent then.
    */
   submit(control: SendControl, data: Uint8Array | undefined, target: RxAddress | undefined, more: boolean,
-    blocking: boolean, done: SubmitDone): number {
+    blocking: boolean, done: SubmitDone, targetArgument = 'target'): number {
     if (this.closed) throw socketClosed();
-    if (data !== undefined && data !== null && !(data instanceof Uint8Array)) {
-      throw new InvalidArgTypeError('data', 'a Uint8Array', data);
-    }
-    const name = target ? this.targetOf(target) : null;
+    if (data !== undefined && data !== null) checkBytes(data, 'data');
+    // A target that is given must be an address: null is not "none".
+    const name = target === undefined ? null : this.targetOf(target, targetArgument);
     const ctl = this.controlOf(control);
     const token = this.nextToken++;
     this.native.sendmsgAsync(token, name, ctl, data ?? null, more ? MSG_MORE : 0, blocking);

@@ -3,7 +3,7 @@
  * bounds-checked: a short or malformed body throws MalformedError, never
  * yields garbage.
  */
-import { InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
+import { checkBytes, InvalidArgTypeError, InvalidArgValueError, MalformedError, OutOfRangeError } from './errors';
 
 const pad = (n: number) => (4 - (n % 4)) % 4;
 
@@ -63,7 +63,7 @@ export class XdrWriter {
 
   /** Fixed-length opaque: exactly `length` bytes, padded. */
   fixed(bytes: Uint8Array, length?: number): this {
-    if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('opaque', 'a Uint8Array', bytes);
+    checkBytes(bytes, 'opaque');
     length = length === undefined ? bytes.length : checkInt('length', length, 0, 0xffffffff);
     if (bytes.length !== length) throw new OutOfRangeError('opaque', `exactly ${length} bytes long`, bytes.length);
     this.push(Buffer.from(bytes));
@@ -72,7 +72,7 @@ export class XdrWriter {
 
   /** Variable-length opaque: a u32 length, the bytes, padding. */
   opaque(bytes: Uint8Array, max = 0xffffffff): this {
-    if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('opaque', 'a Uint8Array', bytes);
+    checkBytes(bytes, 'opaque');
     checkInt('max', max, 0, 0xffffffff);
     if (bytes.length > max) throw new OutOfRangeError('opaque length', `at most ${max}`, bytes.length);
     this.u32(bytes.length);
@@ -121,7 +121,7 @@ export class XdrReader {
   private readonly buf: Buffer;
 
   constructor(bytes: Uint8Array) {
-    if (!(bytes instanceof Uint8Array)) throw new InvalidArgTypeError('bytes', 'a Uint8Array', bytes);
+    checkBytes(bytes, 'bytes');
     this.buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
