@@ -32,8 +32,9 @@ const MATRIX = ['bookworm', 'bookworm-backports', 'trixie-backports', 'bookworm+
 // The churn test (1,000 local endpoints, about 40 s) only on 6.12, the kernel
 // whose stock module it panics and whose fixed module carries the check.
 // 'paused': the request timeout, which the fixed 6.12 and 7.x modules keep in milliseconds.
-const FIX_NAMES = 'upgrade|probe|reproducer|kafs|conformance|service ID|two services|churn|paused';
-const FIX_FILES = ['upgrade-fix', 'kafs', 'conformance', 'api', 'capture', 'upgrade-wire', 'cmsg', 'options', 'openafs', 'calls'];
+// 'burst': secured calls at once on a new connection, which BUG() stock 6.1.
+const FIX_NAMES = 'upgrade|probe|reproducer|kafs|conformance|service ID|two services|churn|paused|burst';
+const FIX_FILES = ['upgrade-fix', 'kafs', 'conformance', 'api', 'capture', 'upgrade-wire', 'cmsg', 'options', 'openafs', 'calls', 'rxkad-burst'];
 const fixTests = (kernel) => [...FIX_FILES, ...(kernel === 'bookworm-backports+fix' ? ['churn'] : [])]
   .map((name) => `/integration/${name}\\.test\\.js$`).concat('-t', FIX_NAMES);
 // The kernel whose run includes the benchmark's smoke test (any kernel when it is not in the list).
