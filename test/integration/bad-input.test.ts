@@ -16,7 +16,7 @@ import { RawSocket } from '../../lib/socket';
 import {
   detachedView, ErrorClass, expectError, guardProcess, NO_VALUE, rejection, rejectsAtOnce, thrown, until,
 } from '../unit/bad-input-harness';
-import { freshPort } from './helpers';
+import { freshPort, shortRequestTimeout } from './helpers';
 
 const lastTest = guardProcess();
 
@@ -236,7 +236,13 @@ describe('bad input: request sources that misbehave, seen from a real server', (
         return { next: () => (n++ === 0 ? Promise.resolve({ value: FIRST, done: false }) : new Promise(() => {})) };
       },
     };
-    expectError(await rejection(client.call(dest, stalled, { timeout: 500 })), TimeoutError, 'ETIMEDOUT', NO_VALUE);
+    const failed = await rejection(client.call(dest, stalled, { timeout: 500 }));
+    if (shortRequestTimeout()) {
+      // 6.12 and 7.x: the server's kernel gives up on the stalled request after 250 ms, before the client's timeout.
+      expect(failed).toMatchObject({ name: 'RxAbortError', abortCode: RX_CALL_TIMEOUT, local: false });
+    } else {
+      expectError(failed, TimeoutError, 'ETIMEDOUT', NO_VALUE);
+    }
     await abortedOnTheWire();
     expect((calls[0].signal.reason as RxAbortError).abortCode).toBe(RX_CALL_TIMEOUT);
     await expect(client.call(dest, Buffer.from('next'), { timeout: 10000 })).resolves.toMatchObject({ data: Buffer.from('got next') });

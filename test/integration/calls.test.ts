@@ -1,9 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { release } from 'node:os';
 import { RX_CALL_TIMEOUT } from '../../lib/constants';
 import { Endpoint } from '../../lib/endpoint';
-import { fixedModuleVersion } from '../../lib/server';
-import { freshPort, raiseMaxBacklog, request, serve } from './helpers';
+import { freshPort, raiseMaxBacklog, request, serve, shortRequestTimeout } from './helpers';
 
 const ADDRESS = '127.0.0.1';
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -50,9 +48,7 @@ describe('calls through the kernel', () => {
     // Linux 6.12 and 7.x initialise next_req_timo as 1 * HZ and read it as
     // milliseconds: 250 ms with Debian's HZ=250 (1 s on 6.1, where it is
     // jiffies throughout). The fixed module (upgrade-fix.2 and later) has it in ms.
-    const [major, minor] = release().split('.').map(Number);
-    const fixed = Number(/\d+$/.exec(fixedModuleVersion() ?? '')?.[0] ?? 0);
-    const shortTimeout = major * 1000 + minor >= 6012 && fixed < 2;
+    const shortTimeout = shortRequestTimeout();
     const port = freshPort();
     const server = new Endpoint();
     server.raw.bind({ service: 1240, address: ADDRESS, port });

@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { Call, Endpoint } from '../../lib/endpoint';
+import { fixedModuleVersion } from '../../lib/server';
 
 const MAX_BACKLOG = '/proc/sys/net/rxrpc/max_backlog';
 
@@ -82,4 +84,16 @@ export function serve(address: string, port: number, services: number[],
     };
   });
   return server;
+}
+
+/**
+ * True where the server's kernel aborts a request whose next packet is more
+ * than 250 ms late (RX_CALL_TIMEOUT): Linux 6.12 and 7.x set next_req_timo in
+ * jiffies and read it as milliseconds (README, Kernel support); 6.1 waits 1 s,
+ * and the fixed module from upgrade-fix.2 on keeps milliseconds.
+ */
+export function shortRequestTimeout(): boolean {
+  const [major, minor] = release().split('.').map(Number);
+  const fixed = Number(/\d+$/.exec(fixedModuleVersion() ?? '')?.[0] ?? 0);
+  return major * 1000 + minor >= 6012 && fixed < 2;
 }
