@@ -25,6 +25,9 @@ import {
 import {
   checkAddress, checkCount, checkDuration, checkPort, checkService, checkServicePair, Destination, ServicePair,
 } from './services';
+import { fixedModuleVersion } from './kernel';
+
+export { fixedModuleVersion };
 import { after } from './timers';
 
 const EMPTY = Buffer.alloc(0);
@@ -247,21 +250,6 @@ interface ServerEvents {
   securityError: [RxAbortError, IncomingCall];
   error: [Error];
   close: [];
-}
-
-/**
- * The version of the running rxrpc module when it is the fixed one this
- * project builds (kernel/: /sys/module/rxrpc/version reads "upgrade-fix.N";
- * Debian's own module has no version file), or undefined.
- */
-export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string | undefined {
-  if (typeof file !== 'string' || file === '') throw new InvalidArgTypeError('file', 'a non-empty string', file);
-  try {
-    const version = readFileSync(file, 'utf8').trim();
-    return /^upgrade-fix\.\d+$/.test(version) ? version : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

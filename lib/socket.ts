@@ -21,6 +21,7 @@ import {
   EAGAIN, loadNative, NativeBinding, NativeSocket, RECORD_CONTROL_LENGTH, RECORD_DATA_LENGTH,
   RECORD_DATA_OFFSET, RECORD_FLAGS, RECORD_NAME_LENGTH,
 } from './native';
+import { closeRacesConnectionTimer } from './kernel';
 import { checkBoolean } from './services';
 
 export type TransportFamily = 'IPv4' | 'IPv6';
@@ -34,6 +35,8 @@ export interface RawSocketOptions {
   batchBytes?: number;
   /** @internal The native binding (tests pass a fake). */
   binding?: NativeBinding;
+  /** @internal Whether close() lingers after a call's end (default: closeRacesConnectionTimer(); tests set it). */
+  closeLinger?: boolean;
 }
 
 /** One recvmsg, decoded. */
@@ -111,6 +114,13 @@ const TARGET_CACHE_MAX = 1024;
 const CMSG_CALL_ID = 24; // one control message: a 16-byte header and the 8-byte call id
 const MAX_CALL_ID = Number.MAX_SAFE_INTEGER;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/**
+ * How long after its last call ended an unbound socket's descriptor stays open
+ * once closed, where the kernel needs it (closeRacesConnectionTimer): the final
+ * ACK is due two jiffies after the call, 20 ms at HZ=100, 8 ms at Debian's 250.
+ */
+const CLOSE_LINGER_MS = 50;
+let lingerNeeded: boolean | undefined;
 
 function isPort(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff;
@@ -180,6 +190,11 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   private readonly controlCharge: Buffer | undefined;
   private nextToken = 1;
   private closed = false;
+  /** Bound to a port of its own choosing (a server's): its descriptor is closed at once. */
+  private boundToPort = false;
+  /** performance.now() of the last message that ended a call. */
+  private lastCallEnd = -Infinity;
+  private readonly closeLinger: boolean | undefined;
   private readonly lastName = Buffer.alloc(SOCKADDR_SIZE);
   private lastNameLength = -1;
   private lastPeer: ReceivedMessage['peer'] | undefined;
@@ -199,6 +214,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       throw new InvalidArgTypeError('binding', 'a native binding', options.binding);
     }
     const binding = options.binding ?? loadNative();
+    this.closeLinger = options.closeLinger === undefined ? undefined : checkBoolean(options.closeLinger, 'closeLinger');
     this.family = family;
     this.recordSize = binding.RECORD_SIZE;
     this.nameOffset = binding.RECORD_NAME;
@@ -224,6 +240,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   /** Binds a service to a transport address; a server may bind twice (two services, one address). */
   bind(address: RxAddress): void {
     this.native.bind(encodeSockaddr(address));
+    if (address.port !== 0) this.boundToPort = true;
   }
 
   /** Starts taking calls; backlog is the number of accept charges the kernel allows. */
@@ -469,9 +486,23 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.native.close() === false) {
-      process.emitWarning('rxrpc: a send thread did not leave the kernel when the socket closed; ' +
-        'its descriptor is closed when it does', { code: 'RXRPC_SEND_THREAD_STUCK' });
+    const native = this.native;
+    const closeNative = () => {
+      if (native.close() === false) {
+        process.emitWarning('rxrpc: a send thread did not leave the kernel when the socket closed; ' +
+          'its descriptor is closed when it does', { code: 'RXRPC_SEND_THREAD_STUCK' });
+      }
+    };
+    const since = performance.now() - this.lastCallEnd;
+    if (since < CLOSE_LINGER_MS && !this.boundToPort && this.pendingAsync.size === 0 &&
+        (this.closeLinger ?? (lingerNeeded ??= closeRacesConnectionTimer()))) {
+      // A call ended a moment ago, and this may be its local endpoint's last
+      // socket: the descriptor stays open (nothing more is read or sent) until
+      // the connection's final ACK has gone, and the timer keeps the process
+      // alive that long.
+      setTimeout(closeNative, Math.ceil(CLOSE_LINGER_MS - since));
+    } else {
+      closeNative();
     }
     const pending = [...this.pendingAsync.values()];
     this.pendingAsync.clear();
@@ -561,6 +592,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
           peer: { family: this.family, address: '', port: 0 }, unknown: [], error: malformed,
         };
       }
+      if (message.end) this.lastCallEnd = performance.now();
       this.emit('message', message);
     }
     if (error && !this.closed) emitError(this, error);

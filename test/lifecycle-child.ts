@@ -23,6 +23,9 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const tick = () => new Promise((r) => setImmediate(r));
 
 async function collectGarbage(): Promise<void> {
+  // A socket closed just after its call ended may keep its descriptor for
+  // 50 ms (RawSocket's CLOSE_LINGER_MS, on kernels that need it).
+  await new Promise((r) => setTimeout(r, 100));
   // Finalizers of native wrappers run after the collection, from the event loop.
   for (let i = 0; i < 6; i++) {
     gc!();

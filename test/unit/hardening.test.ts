@@ -12,7 +12,9 @@ import {
 import { BULK_MIN, Endpoint } from '../../lib/endpoint';
 import { RxAbortError } from '../../lib/errors';
 import { probeVL } from '../../lib/afs';
+import { closeRacesConnectionTimer } from '../../lib/kernel';
 import { IncomingCall, Server } from '../../lib/server';
+import { RawSocket } from '../../lib/socket';
 import { after } from '../../lib/timers';
 import { XdrReader } from '../../lib/xdr';
 import { cmsg, FakeKernel } from '../fake-kernel';
@@ -466,5 +468,62 @@ describe('inputs that used to be taken silently', () => {
     expect(() => read(r)).toThrow(expect.objectContaining({ code: 'ERR_OUT_OF_RANGE' }));
     expect(r.position).toBe(0);
     expect(r.remaining).toBe(16);
+  });
+});
+
+describe('closing an unbound socket just after a call ended (the 6.2 to 7.2 connection-timer race)', () => {
+  test('closeRacesConnectionTimer: stock 6.2 to 7.2 only, never with the fixed module', () => {
+    expect(closeRacesConnectionTimer('6.12.95+deb12-amd64', undefined)).toBe(true);
+    expect(closeRacesConnectionTimer('6.2.0', undefined)).toBe(true);
+    expect(closeRacesConnectionTimer('7.2.9', undefined)).toBe(true);
+    expect(closeRacesConnectionTimer('6.12.95+deb12-amd64', 'upgrade-fix.3')).toBe(false);
+    expect(closeRacesConnectionTimer('6.1.0-57-amd64', undefined)).toBe(false); // no I/O thread: work queues
+    expect(closeRacesConnectionTimer('7.3.4+deb13-amd64', undefined)).toBe(false); // checks for a gone thread
+    expect(closeRacesConnectionTimer('unknown', undefined)).toBe(false);
+  });
+
+  const endOfCall = (kernel: FakeKernel) => kernel.sockets[kernel.sockets.length - 1].deliverAbort(7, RX_USER_ABORT);
+
+  test('the descriptor stays open until the final ACK is due, then closes; nothing is read meanwhile', async () => {
+    const kernel = new FakeKernel();
+    const raw = new RawSocket({ binding: kernel.binding, closeLinger: true });
+    const seen: string[] = [];
+    raw.on('message', (m) => seen.push(m.kind));
+    endOfCall(kernel);
+    expect(seen).toEqual(['abort']);
+    const fake = kernel.sockets[0];
+    raw.close();
+    expect(raw.isClosed).toBe(true);
+    expect(fake.closed).toBe(false);
+    fake.deliverAbort(8, RX_USER_ABORT); // arrives while lingering: not reported
+    await new Promise((r) => setTimeout(r, 80));
+    expect(fake.closed).toBe(true);
+    expect(seen).toEqual(['abort']);
+  });
+
+  test('closed at once: a socket bound to a port, one whose last call ended long ago, or where the kernel needs no wait', async () => {
+    const kernel = new FakeKernel();
+    const bound = new RawSocket({ binding: kernel.binding, closeLinger: true });
+    bound.bind({ service: 52, address: '127.0.0.1', port: 7001 });
+    endOfCall(kernel);
+    bound.close();
+    expect(kernel.sockets[0].closed).toBe(true);
+
+    const idle = new RawSocket({ binding: kernel.binding, closeLinger: true });
+    endOfCall(kernel);
+    await new Promise((r) => setTimeout(r, 80));
+    idle.close();
+    expect(kernel.sockets[1].closed).toBe(true);
+
+    const fine = new RawSocket({ binding: kernel.binding, closeLinger: false });
+    endOfCall(kernel);
+    fine.close();
+    expect(kernel.sockets[2].closed).toBe(true);
+  });
+
+  test('closeLinger must be a boolean', () => {
+    const kernel = new FakeKernel();
+    expect(() => new RawSocket({ binding: kernel.binding, closeLinger: 'yes' as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE', message: expect.stringContaining('"yes"') }));
   });
 });
