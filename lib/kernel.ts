@@ -27,7 +27,7 @@ export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string |
  * meanwhile, Linux 6.2 to 7.2 hand its NULL task to wake_up_process()
  * (rxrpc_connection_timer -> rxrpc_wake_up_io_thread; seen on Debian's 6.12.95,
  * in 7.3 the function checks for it, as does the fixed module). Where this is
- * true, RawSocket.close() of an unbound socket closes its descriptor only once
+ * true, RawSocket.close() of a client socket (bound to no service) closes its descriptor only once
  * that window has passed.
  */
 export function closeRacesConnectionTimer(kernelRelease = release(), fixed = fixedModuleVersion()): boolean {

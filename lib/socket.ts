@@ -115,7 +115,7 @@ const CMSG_CALL_ID = 24; // one control message: a 16-byte header and the 8-byte
 const MAX_CALL_ID = Number.MAX_SAFE_INTEGER;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /**
- * How long after its last call ended an unbound socket's descriptor stays open
+ * How long after its last call ended a client socket's descriptor stays open
  * once closed, where the kernel needs it (closeRacesConnectionTimer): the final
  * ACK is due two jiffies after the call, 20 ms at HZ=100, 8 ms at Debian's 250.
  */
@@ -190,8 +190,8 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   private readonly controlCharge: Buffer | undefined;
   private nextToken = 1;
   private closed = false;
-  /** Bound to a port of its own choosing (a server's): its descriptor is closed at once. */
-  private boundToPort = false;
+  /** Bound to a service (a server's socket): its descriptor is closed at once, so its port can be bound again. */
+  private boundToService = false;
   /** performance.now() of the last message that ended a call. */
   private lastCallEnd = -Infinity;
   private readonly closeLinger: boolean | undefined;
@@ -240,7 +240,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   /** Binds a service to a transport address; a server may bind twice (two services, one address). */
   bind(address: RxAddress): void {
     this.native.bind(encodeSockaddr(address));
-    if (address.port !== 0) this.boundToPort = true;
+    if (address.service !== 0) this.boundToService = true;
   }
 
   /** Starts taking calls; backlog is the number of accept charges the kernel allows. */
@@ -494,7 +494,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       }
     };
     const since = performance.now() - this.lastCallEnd;
-    if (since < CLOSE_LINGER_MS && !this.boundToPort && this.pendingAsync.size === 0 &&
+    if (since < CLOSE_LINGER_MS && !this.boundToService && this.pendingAsync.size === 0 &&
         (this.closeLinger ?? (lingerNeeded ??= closeRacesConnectionTimer()))) {
       // A call ended a moment ago, and this may be its local endpoint's last
       // socket: the descriptor stays open (nothing more is read or sent) until

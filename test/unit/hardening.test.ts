@@ -471,7 +471,7 @@ describe('inputs that used to be taken silently', () => {
   });
 });
 
-describe('closing an unbound socket just after a call ended (the 6.2 to 7.2 connection-timer race)', () => {
+describe('closing a client socket just after a call ended (the 6.2 to 7.2 connection-timer race)', () => {
   test('closeRacesConnectionTimer: stock 6.2 to 7.2 only, never with the fixed module', () => {
     expect(closeRacesConnectionTimer('6.12.95+deb12-amd64', undefined)).toBe(true);
     expect(closeRacesConnectionTimer('6.2.0', undefined)).toBe(true);
@@ -501,7 +501,7 @@ describe('closing an unbound socket just after a call ended (the 6.2 to 7.2 conn
     expect(seen).toEqual(['abort']);
   });
 
-  test('closed at once: a socket bound to a port, one whose last call ended long ago, or where the kernel needs no wait', async () => {
+  test('closed at once: a socket bound to a service (a server socket), one whose last call ended long ago, or where the kernel needs no wait', async () => {
     const kernel = new FakeKernel();
     const bound = new RawSocket({ binding: kernel.binding, closeLinger: true });
     bound.bind({ service: 52, address: '127.0.0.1', port: 7001 });
