@@ -32,7 +32,7 @@ const MATRIX = ['bookworm', 'bookworm-backports', 'trixie-backports', 'bookworm+
 // The churn test (1,000 local endpoints, about 40 s) only on 6.12, the kernel
 // whose stock module it panics and whose fixed module carries the check.
 // 'paused': the request timeout, which the fixed 6.12 and 7.x modules keep in milliseconds.
-// 'burst': secured calls at once on a new connection, which BUG() stock 6.1.
+// 'burst': secured calls at once on a new connection, which BUG() stock 6.1 (collected on bookworm+fix only).
 const FIX_NAMES = 'upgrade|probe|reproducer|kafs|conformance|service ID|two services|churn|paused|burst';
 const FIX_FILES = ['upgrade-fix', 'kafs', 'conformance', 'api', 'capture', 'upgrade-wire', 'cmsg', 'options', 'openafs', 'calls', 'rxkad-burst'];
 const fixTests = (kernel) => [...FIX_FILES, ...(kernel === 'bookworm-backports+fix' ? ['churn'] : [])]

@@ -12,8 +12,9 @@ module.exports = {
   testPathIgnorePatterns: [
     '/node_modules/',
     ...(process.env.RXRPC_VM_MODULE === 'fixed' ? [] : ['/churn\\.test\\.js$']),
-    // Secured calls at once on a new connection BUG() stock 6.1 (test/integration/rxkad-burst.test.ts).
-    ...(process.env.RXRPC_VM_MODULE !== 'fixed' && /^6\.1\./.test(require('node:os').release()) ? ['/rxkad-burst\\.test\\.js$'] : []),
+    // Secured calls at once on a new connection BUG() stock 6.1: the test of the
+    // fix (test/integration/rxkad-burst.test.ts) runs on the fixed 6.1 module only.
+    ...(process.env.RXRPC_VM_MODULE === 'fixed' && /^6\.1\./.test(require('node:os').release()) ? [] : ['/rxkad-burst\\.test\\.js$']),
     ...(process.env.RXRPC_BENCH_SMOKE === '0' ? ['/bench-smoke\\.test\\.js$'] : []),
   ],
   transform: {},
