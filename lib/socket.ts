@@ -35,7 +35,7 @@ export interface RawSocketOptions {
   batchBytes?: number;
   /** @internal The native binding (tests pass a fake). */
   binding?: NativeBinding;
-  /** @internal Whether close() lingers after a call's end (default: closeRacesConnectionTimer(); tests set it). */
+  /** @internal Whether close() lingers after a call's end (default: closeRacesConnectionTimer() for the real addon, false with `binding`). */
   closeLinger?: boolean;
 }
 
@@ -214,7 +214,9 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
       throw new InvalidArgTypeError('binding', 'a native binding', options.binding);
     }
     const binding = options.binding ?? loadNative();
-    this.closeLinger = options.closeLinger === undefined ? undefined : checkBoolean(options.closeLinger, 'closeLinger');
+    // A binding passed in (the tests' fake kernel) is no kernel with the race: no linger unless asked for.
+    this.closeLinger = options.closeLinger === undefined ? (options.binding ? false : undefined)
+      : checkBoolean(options.closeLinger, 'closeLinger');
     this.family = family;
     this.recordSize = binding.RECORD_SIZE;
     this.nameOffset = binding.RECORD_NAME;
