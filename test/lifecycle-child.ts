@@ -53,13 +53,14 @@ async function collect(): Promise<object> {
       client.close();
     }
   };
-  // Warm up with a round as large as the measured one: the compiler, caches,
-  // malloc's arenas and V8's heap (whose reserved size grows by some 9 MB in
-  // the first thousand calls, and stays) settle. Measured in the VM: a first
-  // round of 1,000 grew resident memory by 16-18 MB, half of it V8's reserve;
-  // the round after it by 3-5 MB. A leak of the kind fixed here (280 KB per
-  // Client) would add 280 MB to each round.
-  await round(1000);
+  // Warm up with twice the measured round: the compiler, caches, malloc's
+  // arenas (the send threads' among them) and V8's heap (whose reserved size
+  // grows by some 9 MB in the first thousand calls, and stays) settle.
+  // Measured in the VM: a first round of 1,000 grew resident memory by
+  // 16-18 MB, half of it V8's reserve; a round after 1,000 warm-up calls by
+  // 3 to 9.5 MB. A leak of the kind fixed here (280 KB per Client) would add
+  // 280 MB to each round.
+  await round(2000);
   await collectGarbage();
   const liveBefore = native.liveSockets!();
   const before = process.memoryUsage();
