@@ -21,6 +21,15 @@ export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string |
 }
 
 /**
+ * A kernel release ("6.12.95+deb12-amd64") as major * 1000 + minor (6012), for
+ * comparing series; undefined when it does not start with two numbers.
+ */
+export function kernelSeries(kernelRelease: string): number | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
+  return m ? Number(m[1]) * 1000 + Number(m[2]) : undefined;
+}
+
+/**
  * True where closing the last socket of a local endpoint just after a client
  * call ended can crash the kernel: a connection's timer sends the call's final
  * ACK two jiffies after it ends, and if the endpoint's I/O thread has exited
@@ -31,8 +40,7 @@ export function fixedModuleVersion(file = '/sys/module/rxrpc/version'): string |
  * that window has passed.
  */
 export function closeRacesConnectionTimer(kernelRelease = release(), fixed = fixedModuleVersion()): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
-  if (!m || fixed !== undefined) return false;
-  const version = Number(m[1]) * 1000 + Number(m[2]);
-  return version >= 6002 && version < 7003;
+  const series = kernelSeries(kernelRelease);
+  if (series === undefined || fixed !== undefined) return false;
+  return series >= 6002 && series < 7003;
 }

@@ -25,7 +25,7 @@ import {
 import {
   checkAddress, checkCount, checkDuration, checkPort, checkService, checkServicePair, Destination, ServicePair,
 } from './services';
-import { fixedModuleVersion } from './kernel';
+import { fixedModuleVersion, kernelSeries } from './kernel';
 
 export { fixedModuleVersion };
 import { after } from './timers';
@@ -261,10 +261,8 @@ export function upgradeWarning(kernelRelease = release(), fixed: string | undefi
   if (typeof kernelRelease !== 'string') throw new InvalidArgTypeError('kernelRelease', 'of type string', kernelRelease);
   if (fixed !== undefined && typeof fixed !== 'string') throw new InvalidArgTypeError('fixed', 'a string or undefined', fixed);
   if (fixed !== undefined) return undefined;
-  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
-  if (!m) return undefined;
-  const version = Number(m[1]) * 1000 + Number(m[2]);
-  if (version <= 7003) {
+  const series = kernelSeries(kernelRelease);
+  if (series !== undefined && series <= 7003) {
     return `kernel ${kernelRelease}: server-side service upgrade was measured broken on Linux 6.1 to 7.3 ` +
       '(probes are aborted with RX_PROTOCOL_ERROR or answered on the original service); ' +
       'the fixed rxrpc module (kernel/ in the rxrpc package sources) repairs it';

@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { InvalidArgTypeError, InvalidArgValueError } from '../errors';
+import { kernelSeries } from '../kernel';
 import { NativeBinding } from '../native';
 import { RawSocket } from '../socket';
 import { checkDescription, createKeyring, Keyring, LinuxKey, uniqueDescription, addKey } from './keyring';
@@ -199,8 +200,8 @@ export function applyServerSecurity(raw: RawSocket, security: CheckedServerSecur
  */
 export function minimumLevelWarning(level: number | undefined, kernelRelease: string): string | undefined {
   if (!level) return undefined;
-  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
-  if (!m || Number(m[1]) * 1000 + Number(m[2]) > 7003) return undefined;
+  const series = kernelSeries(kernelRelease);
+  if (series === undefined || series > 7003) return undefined;
   return `kernel ${kernelRelease}: RXRPC_MIN_SECURITY_LEVEL is not enforced on incoming calls ` +
     '(measured on Linux 6.1 to 7.3: plain and lower-level callers are served), and the server cannot tell a call\'s security';
 }

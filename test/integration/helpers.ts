@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { Call, Endpoint } from '../../lib/endpoint';
-import { fixedModuleVersion } from '../../lib/server';
+import { fixedModuleVersion, kernelSeries } from '../../lib/kernel';
 
 const MAX_BACKLOG = '/proc/sys/net/rxrpc/max_backlog';
 
@@ -93,7 +93,6 @@ export function serve(address: string, port: number, services: number[],
  * and the fixed module from upgrade-fix.2 on keeps milliseconds.
  */
 export function shortRequestTimeout(): boolean {
-  const [major, minor] = release().split('.').map(Number);
   const fixed = Number(/\d+$/.exec(fixedModuleVersion() ?? '')?.[0] ?? 0);
-  return major * 1000 + minor >= 6012 && fixed < 2;
+  return (kernelSeries(release()) ?? 0) >= 6012 && fixed < 2;
 }
