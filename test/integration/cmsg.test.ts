@@ -16,6 +16,7 @@ import { Call, CallError, Endpoint } from '../../lib/endpoint';
 import { RxAbortError } from '../../lib/errors';
 import { NativeSocket } from '../../lib/native';
 import { RawSocket, ReceivedMessage } from '../../lib/socket';
+import { kernelSeries } from '../../lib/kernel';
 import { freshPort, request, serve, shortRequestTimeout } from './helpers';
 
 const ADDRESS = '127.0.0.1';
@@ -36,8 +37,8 @@ const CHARGE_ACCEPT = 14;
 const port = () => freshPort() + 2000;
 
 // "6.1.0-56-amd64", "6.12.95+deb12-amd64", "7.3.4+deb13-amd64"
-const [major, minor] = (process.env.RXRPC_VM_KERNEL ?? '').split(/[.+-]/).map(Number);
-const kernelAtLeast = (ma: number, mi: number) => major > ma || (major === ma && minor >= mi);
+const series = kernelSeries(process.env.RXRPC_VM_KERNEL ?? '') ?? 0;
+const kernelAtLeast = (ma: number, mi: number) => series >= ma * 1000 + mi;
 
 // Linux errno values; node's table lacks EBADSLT and ESHUTDOWN.
 const ERRNO: Record<string, number> = { ...constants.errno, EBADSLT: 57, ESHUTDOWN: 108 };
