@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fixedModuleVersion } from '../../lib/server';
 import { cProgram } from './helpers';
 
@@ -19,3 +20,6 @@ export function loadedModule(): { fixed: boolean; version?: string } {
 
 /** The reproducer (kernel/selftest/rxrpc_upgrade.c), as `make -C kernel/selftest` built it or compiled here. */
 export const reproducer = () => cProgram('kernel/selftest/rxrpc_upgrade.c', 'build/kernel/rxrpc_upgrade', ['-Wall']);
+
+/** The oops (bit 7, 128) and kernel-warning (bit 9, 512) bits of /proc/sys/kernel/tainted. */
+export const oopsTaint = () => Number(readFileSync('/proc/sys/kernel/tainted', 'utf8')) & (128 | 512);
