@@ -19,7 +19,7 @@ import { IncomingCall, Server, ServerOptions } from '../../lib/server';
 import { ReceivedMessage } from '../../lib/socket';
 import { mintToken, randomDesKey, TokenOptions } from '../rxkad/ticket';
 import { freshPort } from './helpers';
-import { keysGone, procKeys, serials } from './keys';
+import { keysGone, procKeys, revoked, serials } from './keys';
 import { startCapture } from './tshark';
 
 const address = '127.0.0.1';
@@ -267,7 +267,7 @@ describe('rxkad: what the server can know and enforce', () => {
 });
 
 describe('rxkad keys made from Node', () => {
-  test('rxkad: a client\'s and a server\'s keys are in /proc/keys while in use and gone once they close', async () => {
+  test('rxkad: a client\'s and a server\'s keys are in /proc/keys while in use, revoked as they close, and then gone', async () => {
     const server = serve();
     const c = client({ security: { token: token(), level: 'encrypt' } });
     await c.call(to(server), Buffer.from('x'), { timeout: 20000 });
@@ -278,6 +278,10 @@ describe('rxkad keys made from Node', () => {
     expect(made.find((k) => k.type === 'rxrpc')!.description).toMatch(/^rxrpc-client:\d+:[0-9a-f]+:\d+: ka$/);
     c.close();
     await server.close();
+    // Revoked at once (nothing can use them from here), destroyed once the
+    // kernel's connections let go of them.
+    const left = procKeys().filter((k) => made.some((m) => m.serial === k.serial));
+    expect(left.filter((k) => !revoked(k)).map((k) => k.line)).toEqual([]);
     await keysGone(before);
   });
 
