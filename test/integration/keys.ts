@@ -41,7 +41,10 @@ export async function keysGone(before: ReadonlySet<string>, ms = 10000): Promise
     if (left.length === 0) return;
     if (Date.now() > end) {
       const live = left.filter((k) => !revoked(k));
-      if (live.length === 0) return;
+      if (live.length === 0) {
+        process.stdout.write(`keys: revoked, still held by the kernel ${ms} ms on:\n${left.map((k) => `  ${k.line}`).join('\n')}\n`);
+        return;
+      }
       throw new Error(`keys left in /proc/keys, not revoked:\n${live.map((k) => k.line).join('\n')}`);
     }
     await new Promise((r) => setTimeout(r, 50));
