@@ -15,9 +15,16 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 const jestBin = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
 // 6.1 against 7.x both ways, and netem on that link: about 5 minutes of npm
-// test (291 s measured, 2026-12-02). Other pairs by RXRPC_PAIRS, e.g.
-// bookworm-backports:bookworm for 6.12 against 6.1 (cross-kernel only).
-const PAIRS = ['bookworm:trixie-backports'];
+// test (291 s measured, 2026-12-02); then the same kernels with the patched
+// module on both sides, for the upgrade probes only (servers that can
+// upgrade). Other pairs by RXRPC_PAIRS, e.g. bookworm-backports:bookworm for
+// 6.12 against 6.1 (cross-kernel only).
+const PAIRS = ['bookworm:trixie-backports', 'bookworm+fix:trixie-backports+fix'];
+// The tests a pair with a patched module runs (jest -t).
+const FIXED_PAIR_TESTS = 'upgrade probe';
+
+/** The jest name filter for a pair: the probes where a side runs the patched module. */
+const namesFor = (pair) => (pair.includes('+fix') ? FIXED_PAIR_TESTS : undefined);
 
 /** The pairs to run, and why there are none when there are none. */
 function pairsToRun(kernels) {
@@ -36,7 +43,7 @@ function runPair(pair, first, outDir, extra) {
     path.join(root, 'scripts', 'vm', 'pair.sh'), '--kernel-a', a, '--kernel-b', b, '--out', outDir, '--',
     'sh', '-c', note, 'sh', process.execPath, jestBin, '--config', path.join(root, 'test', 'jest.pair.config.js'),
     '--ci', '--runInBand', '--forceExit', '--json', '--outputFile', path.join(outDir, 'a', 'jest.json'),
-    ...(first ? [] : ['cross-kernel']), ...extra,
+    ...(first ? [] : ['cross-kernel']), ...(namesFor(pair) ? ['-t', namesFor(pair)] : []), ...extra,
     ':::', 'sh', '-c', note, 'sh', process.execPath, path.join(root, 'build', 'scripts', 'pair', 'agent.js'),
   ];
   return new Promise((resolve) => {
@@ -54,10 +61,11 @@ async function runPairs({ tmp, kernels, extra, readReport, step }) {
   const rows = [];
   if (why) rows.push({ where: 'pairs', passed: 0, failed: 0, skipped: 0, note: `not run: ${why}` });
   for (const [i, pair] of pairs.entries()) {
-    step(`kernels ${pair.replace(':', ' and ')}: cross-kernel${i === 0 ? ' and netem' : ''} tests on two VMs`);
+    step(`kernels ${pair.replace(':', ' and ')}: cross-kernel${namesFor(pair) ? ` (${namesFor(pair)})` : ''}${i === 0 ? ' and netem' : ''} tests on two VMs`);
     const outDir = fs.mkdtempSync(path.join(tmp, `pair-${pair.replace(/[^a-z0-9]+/g, '-')}-`));
     const status = await runPair(pair, i === 0, outDir, extra);
-    const report = readReport(path.join(outDir, 'a', 'jest.json'));
+    const names = namesFor(pair);
+    const report = readReport(path.join(outDir, 'a', 'jest.json'), names === undefined ? undefined : new RegExp(names, 'i'));
     const version = (role) => {
       try {
         return fs.readFileSync(path.join(outDir, role, 'kernel'), 'utf8').trim();
