@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { Client } from '../../lib/client';
 import { Server } from '../../lib/server';
 import { ConformanceReport, runConformance } from '../../scripts/conformance-run';
+import { rxkadUpgradeTally } from '../../scripts/rxkad-upgrade';
 import { loadedModule, reproducer } from './fixed-module';
 
 // Both defects of the kernel's rxrpc (kernel/README.md) and the fix for them:
@@ -87,6 +88,31 @@ if (mod.fixed) {
       await server.close({ timeout: 1000 });
     }
   }, 120000);
+}
+
+if (mod.fixed) {
+  // The kernel looks the server's rxkad key up under the service ID of the
+  // RESPONSE, which the client copies from the CHALLENGE: the upgraded one.
+  // On stock modules (README, Security) probes over rxkad time out or die on
+  // 6.1 and 6.12 and were upgraded on 7.3 only; measured on the fixed modules
+  // 2026-12-02: 5 of 5 upgraded with the key under both services or 2503
+  // only, 5 of 5 RXKADNOAUTH with it under 52 only, on 6.1, 6.12 and 7.3.
+  describe(`rxkad: upgrade probes over rxkad (level auth, a fresh Client each) on the ${which}`, () => {
+    test('server key under 52 and 2503: 3 of 3 upgraded, and the next call to 52 answered by 2503', async () => {
+      const t = await rxkadUpgradeTally(17970, [52, 2503], 3);
+      expect([t.outcomes, t.followUpOk]).toEqual([{ upgraded: 3 }, 3]);
+    }, 120000);
+
+    test('server key under 2503 only: 3 of 3 upgraded (the key is looked up under the upgraded service)', async () => {
+      const t = await rxkadUpgradeTally(17971, [2503], 3);
+      expect([t.outcomes, t.followUpOk]).toEqual([{ upgraded: 3 }, 3]);
+    }, 120000);
+
+    test('server key under 52 only: 3 of 3 aborted with RXKADNOAUTH (no key under 2503)', async () => {
+      const t = await rxkadUpgradeTally(17972, [52], 3);
+      expect(t.outcomes).toEqual({ 'aborted RXKADNOAUTH': 3 });
+    }, 120000);
+  });
 }
 
 describe(`one local endpoint for two services (isolateServices: false) on the ${which}`, () => {
