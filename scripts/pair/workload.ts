@@ -17,6 +17,7 @@ import { abortCodeName } from '../../lib/constants';
 import { Client } from '../../lib/client';
 import { CallError } from '../../lib/endpoint';
 import { RxAbortError, TimeoutError } from '../../lib/errors';
+import { fixedModuleVersion } from '../../lib/kernel';
 import { Server } from '../../lib/server';
 
 export const KIND_WHOLE = 0;
@@ -332,12 +333,17 @@ export interface GuestInfo {
   version: string;
   /** Which rxrpc module the VM loaded: 'stock', or 'fixed' (the patched one). */
   module: string;
+  /** The fixed module's version (upgrade-fix.N), if that is the one loaded. */
+  moduleVersion?: string;
 }
 
 export function guestInfo(): GuestInfo {
   const proc = readFileSync('/proc/version', 'utf8');
   // The last "Debian x.y" of /proc/version is the kernel's (the first is the compiler's).
-  return { kernel: release(), version: /.*Debian (\S+)/.exec(proc)?.[1] ?? '', module: process.env.RXRPC_VM_MODULE ?? 'stock' };
+  return {
+    kernel: release(), version: /.*Debian (\S+)/.exec(proc)?.[1] ?? '', module: process.env.RXRPC_VM_MODULE ?? 'stock',
+    moduleVersion: fixedModuleVersion(),
+  };
 }
 
 /** Open descriptors of this process. */

@@ -92,7 +92,7 @@ export function serve(address: string, port: number, services: number[],
  * jiffies and read it as milliseconds (README, Kernel support); 6.1 waits 1 s,
  * and the fixed module from upgrade-fix.2 on keeps milliseconds.
  */
-export function shortRequestTimeout(): boolean {
-  const fixed = Number(/\d+$/.exec(fixedModuleVersion() ?? '')?.[0] ?? 0);
-  return (kernelSeries(release()) ?? 0) >= 6012 && fixed < 2;
+export function shortRequestTimeout(kernelRelease = release(), moduleVersion = fixedModuleVersion()): boolean {
+  const fixed = Number(/\d+$/.exec(moduleVersion ?? '')?.[0] ?? 0);
+  return (kernelSeries(kernelRelease) ?? 0) >= 6012 && fixed < 2;
 }

@@ -9,6 +9,7 @@ import {
 } from '../../scripts/pair/workload';
 import { kernelSeries } from '../../lib/kernel';
 import { Server } from '../../lib/server';
+import { shortRequestTimeout } from '../integration/helpers';
 import { connectPeer, PEER, PEER_SUITE, report, SELF, SELF_SUITE } from './helpers';
 
 const PORT = 18710;
@@ -35,7 +36,7 @@ const streaming = (target: Target): WorkloadOptions => ({
  * then, so a request of many packets may meet it; none on 6.1 or the fixed module.
  */
 function requestGapAborts(server: GuestInfo): string[] {
-  return server.module !== 'fixed' && (kernelSeries(server.kernel) ?? 0) >= 6012 ? ['RX_CALL_TIMEOUT', 'RX_CALL_DEAD'] : [];
+  return shortRequestTimeout(server.kernel, server.moduleVersion) ? ['RX_CALL_TIMEOUT', 'RX_CALL_DEAD'] : [];
 }
 
 /**
