@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 
 export interface ProcKey {
   serial: string;
+  /** The flags column: I instantiated, R revoked, D dead, Q in quota, ... ("-" where not set). */
+  flags: string;
   type: string;
   description: string;
   line: string;
@@ -19,12 +21,12 @@ export interface ProcKey {
 export function procKeys(): ProcKey[] {
   return readFileSync('/proc/keys', 'utf8').split('\n').filter(Boolean).map((line) => {
     const cols = line.trim().split(/\s+/);
-    return { serial: cols[0], type: cols[7], description: cols.slice(8).join(' '), line };
+    return { serial: cols[0], flags: cols[1], type: cols[7], description: cols.slice(8).join(' '), line };
   }).filter((k) => !(k.type === 'keyring' && k.description.startsWith('_')));
 }
 
 /** Whether /proc/keys shows the key revoked (flags "IR-----": the second flag). */
-export const revoked = (k: ProcKey): boolean => k.line.trim().split(/\s+/)[1]?.[1] === 'R';
+export const revoked = (k: ProcKey): boolean => k.flags[1] === 'R';
 
 /**
  * Resolves once every key that exists now but not in `before` is gone, or is
