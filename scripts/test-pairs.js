@@ -36,14 +36,14 @@ function pairsToRun(kernels) {
   return { pairs, why: pairs.length ? undefined : `no pair of ${PAIRS.join(', ')} within RXRPC_KERNELS` };
 }
 
-function runPair(pair, first, outDir, extra) {
+function runPair(pair, first, names, outDir, extra) {
   const [a, b] = pair.split(':');
   const note = 'echo "$RXRPC_VM_KERNEL ($(sed -n "s/.*Debian \\([^ ]*\\).*/\\1/p" /proc/version))" >"$RXRPC_VM_OUT/kernel"; exec "$@"';
   const args = [
     path.join(root, 'scripts', 'vm', 'pair.sh'), '--kernel-a', a, '--kernel-b', b, '--out', outDir, '--',
     'sh', '-c', note, 'sh', process.execPath, jestBin, '--config', path.join(root, 'test', 'jest.pair.config.js'),
     '--ci', '--runInBand', '--forceExit', '--json', '--outputFile', path.join(outDir, 'a', 'jest.json'),
-    ...(first ? [] : ['cross-kernel']), ...(namesFor(pair) ? ['-t', namesFor(pair)] : []), ...extra,
+    ...(first ? [] : ['cross-kernel']), ...(names ? ['-t', names] : []), ...extra,
     ':::', 'sh', '-c', note, 'sh', process.execPath, path.join(root, 'build', 'scripts', 'pair', 'agent.js'),
   ];
   return new Promise((resolve) => {
@@ -61,10 +61,10 @@ async function runPairs({ tmp, kernels, extra, readReport, step }) {
   const rows = [];
   if (why) rows.push({ where: 'pairs', passed: 0, failed: 0, skipped: 0, note: `not run: ${why}` });
   for (const [i, pair] of pairs.entries()) {
-    step(`kernels ${pair.replace(':', ' and ')}: cross-kernel${namesFor(pair) ? ` (${namesFor(pair)})` : ''}${i === 0 ? ' and netem' : ''} tests on two VMs`);
-    const outDir = fs.mkdtempSync(path.join(tmp, `pair-${pair.replace(/[^a-z0-9]+/g, '-')}-`));
-    const status = await runPair(pair, i === 0, outDir, extra);
     const names = namesFor(pair);
+    step(`kernels ${pair.replace(':', ' and ')}: cross-kernel${names ? ` (${names})` : ''}${i === 0 ? ' and netem' : ''} tests on two VMs`);
+    const outDir = fs.mkdtempSync(path.join(tmp, `pair-${pair.replace(/[^a-z0-9]+/g, '-')}-`));
+    const status = await runPair(pair, i === 0, names, outDir, extra);
     const report = readReport(path.join(outDir, 'a', 'jest.json'), names === undefined ? undefined : new RegExp(names, 'i'));
     const version = (role) => {
       try {
