@@ -88,9 +88,7 @@ if (mod.fixed) {
       await server.close({ timeout: 1000 });
     }
   }, 120000);
-}
 
-if (mod.fixed) {
   // The kernel looks the server's rxkad key up under the service ID of the
   // RESPONSE, which the client copies from the CHALLENGE: the upgraded one.
   // On stock modules (README, Security) probes over rxkad time out or die on
