@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build rxrpc.ko with the patches in kernel/patches for one Debian kernel.
 #
-# Usage: kernel/build.sh --headers DIR [--source TARBALL] [--out DIR]
+# Usage: kernel/build.sh --headers DIR [--source TARBALL] [--out DIR] [--no-rxgk]
 #
 #   --headers  the kernel's build tree, /lib/modules/RELEASE/build: Debian's
 #              linux-headers-RELEASE (with its -common package and linux-kbuild)
@@ -11,6 +11,7 @@
 #              is taken from it.
 #   --out      where rxrpc.ko is written (default: the current directory);
 #              the build tree is OUT/work
+#   --no-rxgk  build RxGK only if the kernel's own configuration does
 #
 # The tarball and the headers must come from the same Debian package version
 # (read from their changelogs under usr/share/doc beside usr/src). Fixes from
@@ -18,7 +19,11 @@
 # patches of the kernel's series (kernel/patches/X.Y) are applied without fuzz,
 # kernel/src/fix_version.c is compiled in (it gives the module a version,
 # /sys/module/rxrpc/version), and the module is built with the kernel's own
-# kbuild and compiler. Progress goes to stderr; on failure the last line
+# kbuild and compiler. RxGK (net/rxrpc/rxgk*.c, Linux 6.16 on) is compiled in
+# where the kernel left it out (CONFIG_RXGK unset) but ships the Kerberos 5
+# crypto it needs as modules or built in (CONFIG_CRYPTO_KRB5, _KRB5ENC): so
+# Debian's 7.x; the module then needs krb5.ko loaded first (modprobe does it).
+# Progress goes to stderr; on failure the last line
 # says why. Used by dkms (kernel/dkms.conf) and scripts/kernel/build-module.sh.
 set -euo pipefail
 
@@ -26,18 +31,20 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { echo "build.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-headers='' source='' out=.
+headers='' source='' out=. rxgk=auto
+usage="usage: build.sh --headers DIR [--source TARBALL] [--out DIR] [--no-rxgk]"
 while (($#)); do
   case $1 in
+    --no-rxgk) rxgk=no; shift; continue ;;
     --headers) headers=${2:-} ;;
     --source) source=${2:-} ;;
     --out) out=${2:-} ;;
-    *) die "usage: build.sh --headers DIR [--source TARBALL] [--out DIR]" ;;
+    *) die "$usage" ;;
   esac
   (($# >= 2)) || die "$1 needs a value"
   shift 2
 done
-[[ -n $headers ]] || die "usage: build.sh --headers DIR [--source TARBALL] [--out DIR]"
+[[ -n $headers ]] || die "$usage"
 [[ -f $headers/include/generated/utsrelease.h ]] ||
   die "$headers is not a kernel build tree (no include/generated/utsrelease.h); install linux-headers-\$(uname -r)"
 headers=$(cd "$headers" && pwd -P)
@@ -91,6 +98,12 @@ for p in "$here/backports/$series"/*.patch "$patches"/*.patch; do
 done
 cp "$here/src/fix_version.c" "$work/net/rxrpc/fix_version.c"
 echo 'rxrpc-y += fix_version.o' >>"$work/net/rxrpc/Makefile"
+config=$headers/.config
+if [[ $rxgk == auto && -f $work/net/rxrpc/rxgk.c ]] && grep -qx '# CONFIG_RXGK is not set' "$config" &&
+  grep -Eqx 'CONFIG_CRYPTO_KRB5=[ym]' "$config" && grep -Eqx 'CONFIG_CRYPTO_KRB5ENC=[ym]' "$config"; then
+  log "adding RxGK (CONFIG_RXGK is unset in $release, but its Kerberos 5 crypto is there)"
+  printf '%s\n' 'ccflags-y += -DCONFIG_RXGK=1' 'rxrpc-y += rxgk.o rxgk_app.o rxgk_kdf.o' >>"$work/net/rxrpc/Makefile"
+fi
 
 log "building rxrpc.ko for $release"
 make -C "$headers" M="$work/net/rxrpc" -j"$(nproc)" modules >&2 ||

@@ -31,6 +31,11 @@ mount9p ctl /ctl cache=none
 rxrpc_note=
 if [ -f /ctl/rxrpc.ko ]; then
   rmmod rxrpc || fail "cannot unload the stock rxrpc module"
+  if [ -f /ctl/rxrpc.deps ]; then
+    while read -r mod; do
+      [ -z "$mod" ] || must modprobe "$mod"
+    done </ctl/rxrpc.deps
+  fi
   insmod /ctl/rxrpc.ko || fail "cannot load the fixed rxrpc.ko (see the kernel log above)"
   [ -f /sys/module/rxrpc/version ] || fail "the loaded rxrpc.ko has no version: not the fixed module"
   rxrpc_note=", rxrpc $(cat /sys/module/rxrpc/version) (fixed module; taint $(cat /proc/sys/kernel/tainted))"

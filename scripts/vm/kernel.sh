@@ -26,8 +26,10 @@ die() { log "$*"; exit 1; }
 modules=(virtio_pci virtio_console 9pnet_virtio 9p fcrypt pcbc des_generic rxrpc)
 # Modules put in the initramfs but not loaded: the kernel's AFS client (kafs.ko), which
 # a test loads (init.sh makes the initramfs's modules reachable from the
-# command as $RXRPC_VM_MODULES, a root for modprobe -d).
-optional=(kafs)
+# command as $RXRPC_VM_MODULES, a root for modprobe -d), and the Kerberos 5
+# crypto of RxGK (7.x): krb5.ko, which a fixed rxrpc.ko built with RxGK needs
+# first (init.sh loads it), and the templates and ciphers its enctypes ask for.
+optional=(kafs krb5 krb5enc authenc cts cmac camellia_generic)
 
 suite=${1:-}
 case $suite in

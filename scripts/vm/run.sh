@@ -26,7 +26,8 @@
 #
 # COMMAND runs as root in the caller's working directory with the caller's
 # PATH, HOME=/tmp/home, TMPDIR=/tmp, RXRPC_VM_KERNEL=<guest uname -r>,
-# RXRPC_VM_MODULE=stock|fixed (which rxrpc.ko was loaded), RXRPC_VM_MODULES
+# RXRPC_VM_MODULE=stock|fixed (which rxrpc.ko was loaded), RXRPC_VM_RXGK=yes|no
+# (whether it has RxGK), RXRPC_VM_MODULES
 # (a root for "modprobe -d" holding the guest kernel's modules), and CI,
 # RXRPC_*, JEST_* and NODE_* passed through; the host is read-only except for
 # --out, /tmp is a fresh tmpfs. Its stdin is empty; its stdout and stderr
@@ -97,8 +98,14 @@ trap cleanup EXIT
 q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 cwd=$(pwd -P)
 printf 'VM_OUT=%s\nVM_CWD=%s\n' "$(q "$out")" "$(q "$cwd")" >"$ctl/vm.env"
-# init.sh loads this one in place of the kernel's rxrpc.ko.
-[[ $module == stock ]] || cp "$fixed/rxrpc.ko" "$ctl/rxrpc.ko"
+# init.sh loads this one in place of the kernel's rxrpc.ko, after the modules
+# it needs (krb5 where it has RxGK).
+rxgk=no
+if [[ $module == fixed ]]; then
+  cp "$fixed/rxrpc.ko" "$ctl/rxrpc.ko"
+  modinfo -F depends "$fixed/rxrpc.ko" | tr ',' '\n' >"$ctl/rxrpc.deps"
+  rxgk=$(sed -n 's/^rxgk=//p' "$fixed/info")
+fi
 {
   echo 'exec 3<&-'
   for name in $(compgen -e); do
@@ -106,8 +113,8 @@ printf 'VM_OUT=%s\nVM_CWD=%s\n' "$(q "$out")" "$(q "$cwd")" >"$ctl/vm.env"
       CI | RXRPC_* | JEST_* | NODE_*) printf 'export %s=%s\n' "$name" "$(q "${!name}")" ;;
     esac
   done
-  printf 'export PATH=%s RXRPC_VM_OUT=%s RXRPC_VM_MODULE=%s RXRPC_VM_MODULES=/tmp/.vm\n' \
-    "$(q "$PATH")" "$(q "$out")" "$module"
+  printf 'export PATH=%s RXRPC_VM_OUT=%s RXRPC_VM_MODULE=%s RXRPC_VM_RXGK=%s RXRPC_VM_MODULES=/tmp/.vm\n' \
+    "$(q "$PATH")" "$(q "$out")" "$module" "${rxgk:-no}"
   cat <<'EOF'
 export HOME=/tmp/home TMPDIR=/tmp RXRPC_VM_KERNEL="$(uname -r)"
 mkdir -p "$HOME"
