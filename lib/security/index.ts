@@ -16,6 +16,8 @@ export {
 } from './rxkad';
 export { ClientSecurity, isSecurityAbortCode, minimumLevelWarning, ServerKey, ServerSecurity } from './options';
 export { Challenge, decodeChallenge, encodeChallenge, encodeOobControl, OobControl } from './rxgk';
+export { deriveKeys, krb5Decrypt, krb5Encrypt, RXGK_SERVER_ENC_TOKEN } from './krb5';
+export { MintedRxgkToken, mintRxgkToken, openRxgkToken, RxgkMintOptions, RxgkTokenFields } from './rxgk-token';
 export { MintOptions, mintRxkadToken, openTicket, randomDesKey, sealTicket, TicketFields, ticketPlaintext } from './ticket';
 
 export interface ClientKeyOptions extends KeyOptions {
