@@ -33,8 +33,9 @@ const MATRIX = ['bookworm', 'bookworm-backports', 'trixie-backports', 'bookworm+
 // whose stock module it panics and whose fixed module carries the check.
 // 'paused': the request timeout, which the fixed 6.12 and 7.x modules keep in milliseconds.
 // 'burst': secured calls at once on a new connection, which BUG() stock 6.1 (collected on bookworm+fix only).
-const FIX_NAMES = 'upgrade|probe|reproducer|kafs|conformance|service ID|two services|churn|paused|burst';
-const FIX_FILES = ['upgrade-fix', 'kafs', 'conformance', 'api', 'capture', 'upgrade-wire', 'cmsg', 'options', 'openafs', 'calls', 'rxkad-burst'];
+// 'RxGK': the fixed 7.x module is built with RxGK and lets MSG_OOB through (rxgk.test.ts).
+const FIX_NAMES = 'upgrade|probe|reproducer|kafs|conformance|service ID|two services|churn|paused|burst|RxGK';
+const FIX_FILES = ['upgrade-fix', 'kafs', 'conformance', 'api', 'capture', 'upgrade-wire', 'cmsg', 'options', 'openafs', 'calls', 'rxkad-burst', 'rxgk'];
 const fixTests = (kernel) => [...FIX_FILES, ...(kernel === 'bookworm-backports+fix' ? ['churn'] : [])]
   .map((name) => `/integration/${name}\\.test\\.js$`).concat('-t', FIX_NAMES);
 // The kernel whose run includes the benchmark's smoke test (any kernel when it is not in the list).
