@@ -24,6 +24,7 @@ import { RawSocket } from '../../lib/socket';
 import { mintToken, randomDesKey } from '../rxkad/ticket';
 import { freshPort } from './helpers';
 import { keysGone, serials } from './keys';
+import { startCapture } from './tshark';
 
 const address = '127.0.0.1';
 const port = () => freshPort() + 3500;
@@ -259,6 +260,36 @@ if (hasRxgk) {
         endpoint.raw.respondToChallenge(c.oobId, Buffer.from('application data')));
       expect(reply.toString()).toBe('re:managed');
       expect(challenges).toEqual([expect.objectContaining({ service: SERVICE, securityIndex: 6, enctype: 20 })]);
+    });
+
+    test('RxGK: at encrypt a packet capture holds no plaintext of the request or the reply; at auth it holds both', async () => {
+      // Rows: source port, rx.type, rx.securityindex, UDP payload (hex).
+      const server = rxgkServer([{ kvno: 1, enctype: 20, secret: SERVER_KEY }]);
+      const marker = `rxgk-capture-${randomBytes(6).toString('hex')}`;
+      const request = Buffer.from(marker.repeat(8));
+      const hex = Buffer.from(marker).toString('hex');
+      const captured = async (level: SecurityLevel) => {
+        const capture = await startCapture(server.port, ['rx.type', 'rx.securityindex', 'udp.payload']);
+        try {
+          await rxgkClient(rxgkKey({ level }), level).call(to(server), request, { timeout: 30000 });
+        } finally {
+          await capture.stop();
+        }
+        const rows = capture.rows.filter((r) => Number(r[0]) !== capture.marker);
+        const from = (server: boolean) => rows.filter((r) => (Number(r[0]) === capture.port) === server).map((r) => r[3]).join('');
+        return { rows, up: from(false), down: from(true) };
+      };
+      const sealed = await captured('encrypt');
+      expect(sealed.up).not.toContain(hex);
+      expect(sealed.down).not.toContain(hex);
+      // It was RxGK: a CHALLENGE (6) and a RESPONSE (7), and DATA (1) under security index 6.
+      expect(sealed.rows.filter((r) => r[1] === '6' || r[1] === '7').length).toBeGreaterThanOrEqual(2);
+      expect(sealed.rows.filter((r) => r[1] === '1').length).toBeGreaterThan(0);
+      expect(sealed.rows.filter((r) => r[1] === '1').every((r) => r[2] === '6')).toBe(true);
+      // At auth the packets are checksummed, not sealed.
+      const clear = await captured('auth');
+      expect(clear.up).toContain(hex);
+      expect(clear.down).toContain(hex);
     });
 
     test('RxGK: refusing the challenge aborts the call with the code given', async () => {
