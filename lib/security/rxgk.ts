@@ -13,9 +13,11 @@
  * USER_CALL_ID (EINVAL). RXRPC_RESPONDED (18) is defined for servers but no
  * kernel code emits it yet.
  *
- * Measured: every kernel of the matrix (6.1, 6.12, 7.3.4) refuses sendmsg
- * with MSG_OOB with errno 95 (EOPNOTSUPP; ENOTSUP to Node), and Debian's 7.3 has no RxGK
- * (CONFIG_RXGK unset), so no challenge reaches user space there.
+ * Measured: every stock kernel of the matrix (6.1, 6.12, 7.3.4) refuses
+ * sendmsg with MSG_OOB with errno 95 (EOPNOTSUPP; ENOTSUP to Node), and
+ * Debian's 7.3 has no RxGK (CONFIG_RXGK unset), so no challenge reaches user
+ * space there. The fixed 7.3 module (kernel/) has RxGK and the three patches
+ * this interface needs; there challenges are delivered, answered and refused.
  */
 import { endianness } from 'node:os';
 import {
