@@ -107,4 +107,20 @@ describe('YFS-RxGK tokens', () => {
   ])('%o is refused with %s', (options, code, message) => {
     expect(() => mintRxgkToken(options as never)).toThrow(expect.objectContaining({ code, message: expect.stringMatching(message) }));
   });
+
+  test('opening arbitrary bytes, or a sealed token cut short or grown, gives a typed error or a result, never a crash', () => {
+    const sealed = mintRxgkToken({ serverKey, kvno: 1, enctype: 20 }).ticket;
+    const typed = (f: () => unknown) => {
+      try {
+        f();
+      } catch (err) {
+        expect((err as { code?: string }).code).toMatch(/^ERR_(RXRPC_MALFORMED|INVALID_ARG_VALUE|INVALID_ARG_TYPE|OUT_OF_RANGE)$/);
+      }
+    };
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat({ max: sealed.length }), (bytes, cut) => {
+      typed(() => openRxgkToken(serverKey, bytes));
+      typed(() => openRxgkToken(serverKey, sealed.subarray(0, cut)));
+      typed(() => openRxgkToken(serverKey, Buffer.concat([sealed, bytes])));
+    }), { numRuns: 300 });
+  });
 });
