@@ -104,22 +104,7 @@ describe('RxGK', () => {
     made.push(server);
     const key = createTokenKey('test.rxrpc', [{ type: 'rxkad', ...mintToken({ serverKey, kvno: 1 }) }]);
     made.push(key);
-    const endpoint = new Endpoint({ family: 'IPv4' });
-    made.push(endpoint);
-    endpoint.raw.setSecurityKey(key.description);
-    endpoint.raw.setMinSecurityLevel(2);
-    endpoint.raw.setManageResponse(true);
-    endpoint.raw.bind({ service: 0, address: '0.0.0.0', port: port() });
-    const challenges: unknown[] = [];
-    const kinds: string[] = [];
-    endpoint.on('challenge', (c) => challenges.push(c));
-    endpoint.raw.on('message', (m) => kinds.push(m.kind));
-    const reply = await new Promise<Buffer>((resolve, reject) => {
-      const call = endpoint.startCall({ address, port: server.port, service: 2701 }, Buffer.from('managed'), false);
-      const chunks: Buffer[] = [];
-      call.ondata = (chunk) => chunks.push(chunk);
-      call.ondone = (err) => (err ? reject(err) : resolve(Buffer.concat(chunks)));
-    });
+    const { reply, challenges, kinds } = await managedCall(server, key, () => undefined, 2701);
     expect(reply.toString()).toBe('managed');
     expect(challenges).toEqual([]);
     expect(kinds.every((k) => k === 'data')).toBe(true);
@@ -183,8 +168,8 @@ describe('RxGK', () => {
 });
 
 /** One call through an Endpoint that manages its own challenges; `answer` decides what to do with each. */
-async function managedCall(server: Server, key: LinuxKey,
-  answer: (endpoint: Endpoint, c: { oobId: bigint; challenge: unknown }) => void): Promise<{ reply: Buffer; challenges: unknown[] }> {
+async function managedCall(server: Server, key: LinuxKey, answer: (endpoint: Endpoint, c: { oobId: bigint; challenge: unknown }) => void,
+  service = SERVICE): Promise<{ reply: Buffer; challenges: unknown[]; kinds: string[] }> {
   const endpoint = new Endpoint({ family: 'IPv4' });
   made.push(endpoint);
   endpoint.raw.setSecurityKey(key.description);
@@ -192,17 +177,19 @@ async function managedCall(server: Server, key: LinuxKey,
   endpoint.raw.setManageResponse(true);
   endpoint.raw.bind({ service: 0, address: '0.0.0.0', port: port() });
   const challenges: unknown[] = [];
+  const kinds: string[] = [];
   endpoint.on('challenge', (c) => {
     challenges.push(c.challenge);
     answer(endpoint, c);
   });
+  endpoint.raw.on('message', (m) => kinds.push(m.kind));
   const reply = await new Promise<Buffer>((resolve, reject) => {
-    const call = endpoint.startCall(to(server), Buffer.from('managed'), false);
+    const call = endpoint.startCall({ address, port: server.port, service }, Buffer.from('managed'), false);
     const chunks: Buffer[] = [];
     call.ondata = (chunk) => chunks.push(chunk);
     call.ondone = (err) => (err ? reject(err) : resolve(Buffer.concat(chunks)));
   });
-  return { reply, challenges };
+  return { reply, challenges, kinds };
 }
 
 if (hasRxgk) {
