@@ -20,14 +20,18 @@ import { NativeBinding } from '../native';
 import { RawSocket } from '../socket';
 import { checkDescription, createKeyring, Keyring, LinuxKey, uniqueDescription, addKey } from './keyring';
 import {
-  checkLevel, encodeRxkadV1Payload, RxkadToken, rxkadServerKey, SECURITY_LEVELS, SecurityLevel, ServerKeyPayload,
-  yfsRxgkServerKey,
+  checkLevel, encodeRxkadV1Payload, encodeXdrToken, RxkadToken, rxkadServerKey, SECURITY_LEVELS, SecurityLevel,
+  ServerKeyPayload, xdrPayload, YfsRxgkToken, yfsRxgkServerKey,
 } from './rxkad';
 
 /** How client calls are secured. */
 export interface ClientSecurity {
-  /** An rxkad token: the client makes an "rxrpc" key of it (and revokes that key when it closes). */
-  token?: RxkadToken;
+  /**
+   * A token: the client makes an "rxrpc" key of it (and revokes that key when it closes). An rxkad
+   * token, or a YFS-RxGK one (`type: 'yfs-rxgk'`, e.g. from mintRxgkToken), whose level is the
+   * connection's: `level` defaults to it and must not differ.
+   */
+  token?: RxkadToken | ({ type: 'yfs-rxgk' } & YfsRxgkToken);
   /** Or an existing "rxrpc" key: its description, or a LinuxKey. Left alone when the client closes. */
   key?: string | LinuxKey;
   /** 'clear' (rxkad without packet protection), 'auth' (checksummed) or 'encrypt'. Default 'encrypt'. */
@@ -73,16 +77,31 @@ function checkKeyRef(value: unknown, argument: string): string | LinuxKey {
   return checkDescription(value, argument);
 }
 
+/** The cell name of the XDR key a Client makes of an RxGK token (the kernel keeps it, nothing reads it). */
+const RXGK_CELL = 'rxrpc';
+
 const description = (key: string | LinuxKey) => (typeof key === 'string' ? key : key.description);
 
 export function checkClientSecurity(value: unknown, argument = 'security'): CheckedClientSecurity {
   const s = checkObject(value, argument);
-  const level = SECURITY_LEVELS[s.level === undefined ? 'encrypt' : checkLevel(s.level, `${argument}.level`)];
+  let level = SECURITY_LEVELS[s.level === undefined ? 'encrypt' : checkLevel(s.level, `${argument}.level`)];
   if ((s.token === undefined) === (s.key === undefined)) {
     throw new InvalidArgValueError(argument, 'must have either a token or a key', value);
   }
   if (s.token !== undefined) {
-    const payload = encodeRxkadV1Payload(s.token as RxkadToken, `${argument}.token`);
+    let payload: Buffer;
+    if (typeof s.token === 'object' && s.token !== null && (s.token as { type?: unknown }).type === 'yfs-rxgk') {
+      // An RxGK connection runs at its token's level: the server takes the level from the
+      // token, and refuses a RESPONSE whose authenticator names another.
+      const own = checkLevel((s.token as { level?: unknown }).level, `${argument}.token.level`);
+      if (s.level !== undefined && s.level !== own) {
+        throw new InvalidArgValueError(`${argument}.level`, `must be the RxGK token's level ('${own}') or absent`, s.level);
+      }
+      level = SECURITY_LEVELS[own];
+      payload = xdrPayload(RXGK_CELL, [encodeXdrToken(s.token, `${argument}.token`)]);
+    } else {
+      payload = encodeRxkadV1Payload(s.token as RxkadToken, `${argument}.token`);
+    }
     return { level, payload, id: `token:${createHash('sha256').update(payload).digest('hex')}:${level}` };
   }
   const key = checkKeyRef(s.key, `${argument}.key`);

@@ -283,16 +283,21 @@ export function encodeXdrTokenPayload(cell: string, tokens: readonly XdrToken[])
   if (tokens.length < 1 || tokens.length > AFSTOKEN_MAX) {
     throw new OutOfRangeError('tokens.length', `1 to ${AFSTOKEN_MAX} tokens`, tokens.length);
   }
-  const xdr = new Xdr().u32(0).opaque(Buffer.from(cell, 'latin1')).u32(tokens.length);
-  tokens.forEach((token, i) => {
-    const argument = `tokens[${i}]`;
-    const type = checkObject(token, argument).type;
-    let body: Buffer;
-    if (type === 'rxkad') body = rxkadXdrBody(token, argument);
-    else if (type === 'yfs-rxgk') body = checkRxgkToken(token, argument);
-    else throw new InvalidArgValueError(`${argument}.type`, "must be 'rxkad' or 'yfs-rxgk'", type);
-    xdr.opaque(body);
-  });
+  return xdrPayload(cell, tokens.map((token, i) => encodeXdrToken(token, `tokens[${i}]`)));
+}
+
+/** One token of an XDR payload, checked (errors name `argument`). */
+export function encodeXdrToken(token: unknown, argument: string): Buffer {
+  const type = checkObject(token, argument).type;
+  if (type === 'rxkad') return rxkadXdrBody(token, argument);
+  if (type === 'yfs-rxgk') return checkRxgkToken(token, argument);
+  throw new InvalidArgValueError(`${argument}.type`, "must be 'rxkad' or 'yfs-rxgk'", type);
+}
+
+/** The XDR payload of a cell (already checked) and its encoded tokens. */
+export function xdrPayload(cell: string, bodies: readonly Buffer[]): Buffer {
+  const xdr = new Xdr().u32(0).opaque(Buffer.from(cell, 'latin1')).u32(bodies.length);
+  for (const body of bodies) xdr.opaque(body);
   const payload = xdr.bytes();
   if (payload.length > AFSTOKEN_LENGTH_MAX) {
     throw new OutOfRangeError('tokens', `at most ${AFSTOKEN_LENGTH_MAX} bytes of XDR in all`, payload.length);

@@ -214,6 +214,20 @@ if (hasRxgk) {
       expect((await client.call(to(server), Buffer.from('again'), { timeout: 30000 })).data.toString()).toBe('re:again');
     });
 
+    test('RxGK: a Client given the minted token itself (security.token) calls at the token\'s level, and revokes the key it made on close', async () => {
+      const server = rxgkServer([{ kvno: 1, enctype: 20, secret: SERVER_KEY }]);
+      const client = new Client({ security: { token: mintRxgkToken({ serverKey: SERVER_KEY, kvno: 1, enctype: 20, level: 'auth' }) } });
+      made.push(client);
+      expect((await client.call(to(server), Buffer.from('token'), { timeout: 30000 })).data.toString()).toBe('re:token');
+      // afterEach's keysGone() checks the key is gone once the client has closed.
+    });
+
+    test('RxGK: a client socket at another level than its token\'s is refused by the server', async () => {
+      const server = rxgkServer([{ kvno: 1, enctype: 20, secret: SERVER_KEY }]);
+      const client = rxgkClient(rxgkKey({ level: 'encrypt' }), 'auth');
+      await expect(client.call(to(server), Buffer.from('x'), { timeout: 20000 })).rejects.toEqual(refused('RXGK_NOTAUTH'));
+    });
+
     test('RxGK: a token sealed with a key the server does not have is refused with RXGK_SEALEDINCON, on both sides', async () => {
       const server = rxgkServer([{ kvno: 1, enctype: 20, secret: SERVER_KEY }]);
       const reported = securityError(server);

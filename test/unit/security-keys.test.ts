@@ -10,7 +10,7 @@ import { Client } from '../../lib/client';
 import { RXRPC_MIN_SECURITY_LEVEL, RXRPC_SECURITY_KEY, RXRPC_SECURITY_KEYRING, SOL_RXRPC } from '../../lib/constants';
 import { NativeBinding, NativeKeys } from '../../lib/native';
 import { createKeyring, LinuxKey } from '../../lib/security/keyring';
-import { createRxkadKey, createServerKeyring } from '../../lib/security';
+import { createRxkadKey, createServerKeyring, mintRxgkToken } from '../../lib/security';
 import {
   checkClientSecurity, checkServerSecurity, isSecurityAbortCode, minimumLevelWarning,
 } from '../../lib/security/options';
@@ -195,6 +195,22 @@ describe('client security option', () => {
     expect(() => checkClientSecurity({ key: 'k', token: token() })).toThrow(invalid('ERR_INVALID_ARG_VALUE', 'security'));
     expect(() => checkClientSecurity({ key: 'k', level: 'plain' })).toThrow(invalid('ERR_INVALID_ARG_VALUE', 'security.level'));
     expect(() => checkClientSecurity({ key: '' })).toThrow(invalid('ERR_INVALID_ARG_VALUE', 'security.key'));
+  });
+
+  test('a YFS-RxGK token: an XDR key payload, the level the token names, and no other level', () => {
+    const rxgk = mintRxgkToken({ serverKey: Buffer.alloc(32, 3), kvno: 1, enctype: 20, level: 'auth' });
+    const checked = checkClientSecurity({ token: rxgk });
+    expect(checked.level).toBe(1);
+    // XDR: flags 0, the cell "rxrpc", one token whose first word is security index 6.
+    expect(checked.payload!.readUInt32BE(0)).toBe(0);
+    expect(checked.payload!.readUInt32BE(4)).toBe(5);
+    expect(checked.payload!.subarray(8, 13).toString()).toBe('rxrpc');
+    expect(checked.payload!.readUInt32BE(16)).toBe(1);
+    expect(checked.payload!.readUInt32BE(24)).toBe(6);
+    expect(checkClientSecurity({ token: rxgk, level: 'auth' }).level).toBe(1);
+    expect(() => checkClientSecurity({ token: rxgk, level: 'encrypt' })).toThrow(invalid('ERR_INVALID_ARG_VALUE', 'security.level'));
+    expect(() => checkClientSecurity({ token: { ...rxgk, key: Buffer.alloc(5) } })).toThrow(invalid('ERR_OUT_OF_RANGE', 'security.token.key.length'));
+    expect(() => checkClientSecurity({ token: { ...rxgk, level: 'top' } })).toThrow(invalid('ERR_INVALID_ARG_VALUE', 'security.token.level'));
   });
 });
 
