@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { release as osRelease } from 'node:os';
 import { join } from 'node:path';
-import { abortCodeName, AFS, Client, probeVL, RawSocket, RxAbortError, Server, upgradeWarning, XdrWriter } from '../index';
+import {
+  abortCodeName, AFS, Client, createServerKeyring, probeVL, RawSocket, RxAbortError, Server, upgradeWarning, XdrWriter,
+} from '../index';
 import { CommandSpec, flag, integerOption, Parsed } from './args';
 import { Command, Context, emit, say } from './command';
 import { describeError, EXIT } from './errors';
@@ -30,6 +32,11 @@ export interface System {
   release: string;
   /** Opens an AF_RXRPC socket (RawSocket) or throws why it cannot. */
   openSocket(): { supportedCmsg(): number; close(): void };
+  /**
+   * Whether the rxrpc module has the RxGK security class: true when it takes a
+   * YFS-RxGK server key, false when add_key says ENOPKG; throws otherwise.
+   */
+  rxgk?(): boolean;
 }
 
 export interface SelfTest {
@@ -46,6 +53,8 @@ export interface Diagnosis {
   node: string;
   afRxrpc: { usable: boolean; error?: Record<string, unknown> };
   supportedCmsg?: { value: number; name?: string };
+  /** Whether the module has the RxGK security class (absent when it could not be told). */
+  rxgk?: boolean;
   module: ModuleState;
   modprobe: ModprobeBlock[];
   container: ContainerState;
@@ -55,7 +64,18 @@ export interface Diagnosis {
 }
 
 export function defaultSystem(root: string): System {
-  return { root, release: osRelease(), openSocket: () => new RawSocket() };
+  return { root, release: osRelease(), openSocket: () => new RawSocket(), rxgk: hasRxgk };
+}
+
+/** Installs and at once revokes a throwaway YFS-RxGK server key (a keyring of its own in the process keyring). */
+function hasRxgk(): boolean {
+  try {
+    createServerKeyring([1], [{ type: 'yfs-rxgk', kvno: 1, enctype: 20, secret: Buffer.alloc(32) }]).close();
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOPKG') return false;
+    throw err;
+  }
 }
 
 /** Looks at everything that can be seen without sending a packet. */
@@ -107,7 +127,7 @@ export function diagnose(sys: System): Diagnosis {
 
   if (cmsg) {
     findings.push(cmsg.value >= 19
-      ? { id: 'cmsg', level: 'info', summary: `highest control message: ${cmsg.value} (${cmsg.name ?? 'unknown'}): RxGK challenge/response messages (15-19) are available` }
+      ? { id: 'cmsg', level: 'info', summary: `highest control message: ${cmsg.value} (${cmsg.name ?? 'unknown'}): the RxGK challenge/response messages (15-19) are known` }
       : { id: 'cmsg', level: 'info', summary: `highest control message: ${cmsg.value} (${cmsg.name ?? 'unknown'}): no RxGK challenge/response messages (15-19 arrived in Linux 6.16)` });
   }
 
@@ -127,6 +147,24 @@ export function diagnose(sys: System): Diagnosis {
     });
   }
 
+  let rxgk: boolean | undefined;
+  if (usable && sys.rxgk) {
+    try {
+      rxgk = sys.rxgk();
+      findings.push(rxgk
+        ? { id: 'rxgk', level: 'info', summary: 'RxGK (security index 6): the module has it (a YFS-RxGK server key was accepted)' }
+        : {
+          id: 'rxgk', level: 'info',
+          summary: 'RxGK (security index 6): not in this module (a YFS-RxGK server key is refused with ENOPKG); rxkad works, RxGK calls cannot be made',
+          ...(cmsg && cmsg.value >= 19
+            ? { action: 'for RxGK, load an rxrpc module built with CONFIG_RXGK (the fixed module of this project\'s kernel/ directory has it on 7.x)' }
+            : {}),
+        });
+    } catch (err) {
+      findings.push({ id: 'rxgk', level: 'info', summary: `RxGK (security index 6): could not tell (${describeError(err).message ?? String(err)})` });
+    }
+  }
+
   const backlog = sysctls?.find((s) => s.name === 'max_backlog');
   if (backlog && Number(backlog.value) < 31) {
     findings.push({
@@ -142,6 +180,7 @@ export function diagnose(sys: System): Diagnosis {
     node: process.version,
     afRxrpc: { usable, ...(error ? { error } : {}) },
     ...(cmsg ? { supportedCmsg: cmsg } : {}),
+    ...(rxgk !== undefined ? { rxgk } : {}),
     module: mod,
     modprobe: blocks,
     container,

@@ -13,6 +13,7 @@ import { AFS, Client, RawSocket, RXGEN_OPCODE, Server, VL_NOENT, XdrWriter } fro
 import { HandlerResult, RxPeer } from '../rx-peer';
 import { rxrpc } from '../unit/cli-support';
 import { startVlserver, VL_ADDRESS, Vlserver } from '../vl';
+import { procKeys, revoked } from './keys';
 import { freshPort } from './helpers';
 
 const REPO = join(__dirname, '..', '..', '..');
@@ -33,7 +34,7 @@ const major = Number(/^(\d+)/.exec(release())![1]);
 const minor = Number(/^\d+\.(\d+)/.exec(release())![1]);
 
 describe('cli doctor in the VM', () => {
-  test('reports this kernel as measured: usable, its SUPPORTED_CMSG, its sysctls, its module', async () => {
+  test('reports this kernel as measured: usable, its SUPPORTED_CMSG, its sysctls, its module and whether it has RxGK', async () => {
     const r = await rxrpc(['doctor', '--json']);
     expect(r.code).toBe(0);
     const d = json(r);
@@ -52,6 +53,10 @@ describe('cli doctor in the VM', () => {
     expect(d.module.version).toBe(version);
     expect(d.upgrade.fixedModule).toBe(version?.startsWith('upgrade-fix') ?? false);
     if (process.env.RXRPC_VM_MODULE) expect(d.upgrade.fixedModule).toBe(process.env.RXRPC_VM_MODULE === 'fixed');
+    // RxGK as the module's build says (only the fixed 7.x module has it), and no key left behind.
+    expect(d.rxgk).toBe(process.env.RXRPC_VM_RXGK === 'yes');
+    // (doctor runs as a child process: its keys are gone or, until collected, revoked.)
+    expect(procKeys().filter((k) => k.type === 'rxrpc_s' && k.description.startsWith('1:6:1:20')).every(revoked)).toBe(true);
     const text = await rxrpc(['doctor']);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(new RegExp(`highest control message: ${measured} \\(`));

@@ -73,8 +73,32 @@ describe('cli doctor', () => {
 
   test('7.3: 19 control messages means RxGK challenge/response', () => {
     const d = diagnose(sys(root({ ...STOCK_61, ...sysctlFiles('7.3.4+deb13-amd64') }), socketWith(19), '7.3.4+deb13-amd64'));
-    expect(d.findings.find((f) => f.id === 'cmsg')!.summary).toMatch(/19 \(RXRPC_RESP_RXGK_APPDATA\): RxGK challenge\/response messages \(15-19\) are available/);
+    expect(d.findings.find((f) => f.id === 'cmsg')!.summary).toMatch(/19 \(RXRPC_RESP_RXGK_APPDATA\): the RxGK challenge\/response messages \(15-19\) are known/);
     expect(d.sysctls!.find((s) => s.name === 'rx_jumbo_max')).toEqual({ name: 'rx_jumbo_max', value: '46', unit: 'packets', meaning: expect.any(String) });
+  });
+
+  test('RxGK: present when a YFS-RxGK server key is taken; absent on ENOPKG, with advice where the messages exist; unknown on other errors', () => {
+    const files = root({ ...STOCK_61, ...sysctlFiles('7.3.4+deb13-amd64') });
+    const with_ = (rxgk: () => boolean, cmsg = 19) =>
+      diagnose({ ...sys(files, socketWith(cmsg), '7.3.4+deb13-amd64'), rxgk });
+    const present = with_(() => true);
+    expect(present.rxgk).toBe(true);
+    expect(present.findings.find((f) => f.id === 'rxgk')).toMatchObject({ level: 'info', summary: expect.stringMatching(/the module has it/) });
+    const absent = with_(() => false);
+    expect(absent.rxgk).toBe(false);
+    expect(absent.findings.find((f) => f.id === 'rxgk')).toMatchObject({
+      summary: expect.stringMatching(/not in this module .*ENOPKG/), action: expect.stringMatching(/CONFIG_RXGK/),
+    });
+    expect(with_(() => false, 14).findings.find((f) => f.id === 'rxgk')!.action).toBeUndefined();
+    const unknown = with_(() => {
+      throw Object.assign(new Error('add_key EDQUOT (Disk quota exceeded)'), { code: 'EDQUOT' });
+    });
+    expect(unknown.rxgk).toBeUndefined();
+    expect(unknown.findings.find((f) => f.id === 'rxgk')!.summary).toMatch(/could not tell .*EDQUOT/);
+    // Not asked when no socket opens.
+    let asked = false;
+    diagnose({ ...sys(files), rxgk: () => (asked = true) });
+    expect(asked).toBe(false);
   });
 
   test('the fixed module (/sys/module/rxrpc/version upgrade-fix.N) is reported, and the upgrade warning dropped', () => {
