@@ -28,8 +28,8 @@ import {
 export interface ClientSecurity {
   /**
    * A token: the client makes an "rxrpc" key of it (and revokes that key when it closes). An rxkad
-   * token, or a YFS-RxGK one (`type: 'yfs-rxgk'`, e.g. from mintRxgkToken), whose level is the
-   * connection's: `level` defaults to it and must not differ.
+   * token, or a YFS-RxGK one (`type: 'yfs-rxgk'`, e.g. from mintRxgkToken), whose level the kernel
+   * gives the connection whatever the socket asks: `level` defaults to it and must not differ.
    */
   token?: RxkadToken | ({ type: 'yfs-rxgk' } & YfsRxgkToken);
   /** Or an existing "rxrpc" key: its description, or a LinuxKey. Left alone when the client closes. */
@@ -91,11 +91,13 @@ export function checkClientSecurity(value: unknown, argument = 'security'): Chec
   if (s.token !== undefined) {
     let payload: Buffer;
     if (typeof s.token === 'object' && s.token !== null && (s.token as { type?: unknown }).type === 'yfs-rxgk') {
-      // An RxGK connection runs at its token's level: the server takes the level from the
-      // token, and refuses a RESPONSE whose authenticator names another.
+      // The kernel runs an RxGK connection at its token's level, whatever the socket's
+      // RXRPC_MIN_SECURITY_LEVEL (rxgk_init_connection_security; measured: a socket at auth
+      // with an encrypt token sent sealed packets): a different level asked for would be ignored.
       const own = checkLevel((s.token as { level?: unknown }).level, `${argument}.token.level`);
       if (s.level !== undefined && s.level !== own) {
-        throw new InvalidArgValueError(`${argument}.level`, `must be the RxGK token's level ('${own}') or absent`, s.level);
+        throw new InvalidArgValueError(`${argument}.level`,
+          `must be the RxGK token's level ('${own}') or absent: the kernel runs the connection at the token's level`, s.level);
       }
       level = SECURITY_LEVELS[own];
       payload = xdrPayload(RXGK_CELL, [encodeXdrToken(s.token, `${argument}.token`)]);
