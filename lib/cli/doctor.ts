@@ -155,7 +155,7 @@ export function diagnose(sys: System): Diagnosis {
         ? { id: 'rxgk', level: 'info', summary: 'RxGK (security index 6): the module has it (a YFS-RxGK server key was accepted)' }
         : {
           id: 'rxgk', level: 'info',
-          summary: 'RxGK (security index 6): not in this module (a YFS-RxGK server key is refused with ENOPKG); rxkad works, RxGK calls cannot be made',
+          summary: 'RxGK (security index 6): not in this module (a YFS-RxGK server key is refused with ENOPKG): RxGK calls cannot be made',
           ...(cmsg && cmsg.value >= 19
             ? { action: 'for RxGK, load an rxrpc module built with CONFIG_RXGK (the fixed module of this project\'s kernel/ directory has it on 7.x)' }
             : {}),
