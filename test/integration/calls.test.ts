@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { RX_CALL_TIMEOUT } from '../../lib/constants';
 import { Endpoint } from '../../lib/endpoint';
-import { freshPort, raiseMaxBacklog, request, serve, shortRequestTimeout } from './helpers';
+import { bulkCall, freshPort, raiseMaxBacklog, request, serve, shortRequestTimeout } from './helpers';
 
 const ADDRESS = '127.0.0.1';
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -29,8 +29,7 @@ describe('calls through the kernel', () => {
     const server = serve(ADDRESS, port, [1235], (req) => Buffer.concat([Buffer.from(sha(req), 'hex'), Buffer.from(req).reverse()]));
     const body = randomBytes(4 * 1024 * 1024);
     try {
-      const { reply } = request(client, { service: 1235, address: ADDRESS, port }, body);
-      const { data } = await reply;
+      const { data } = await bulkCall('4 MiB each way', () => request(client, { service: 1235, address: ADDRESS, port }, body).reply);
       expect(data.subarray(0, 32).toString('hex')).toBe(sha(body));
       const back = data.subarray(32);
       expect(back.length).toBe(4 * 1024 * 1024);
