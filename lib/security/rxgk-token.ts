@@ -18,10 +18,10 @@ import { randomBytes } from 'node:crypto';
 import { InvalidArgTypeError, MalformedError, OutOfRangeError } from '../errors';
 import { krb5Decrypt, krb5Encrypt, RXGK_SERVER_ENC_TOKEN } from './krb5';
 import {
-  checkBytes, checkEnctype, checkLevel, checkTime, checkUint, SECURITY_LEVELS, SecurityLevel, Time, YfsRxgkToken,
+  checkBytes, checkEnctype, checkLevel, checkTime, checkUint, HUNDRED_NS_PER_S, SECURITY_LEVELS, SecurityLevel, Time,
+  YfsRxgkToken,
 } from './rxkad';
 
-const HUNDRED_NS_PER_S = 10000000n;
 
 export interface RxgkMintOptions {
   /** The service's YFS-RxGK key (the secret of its "<service>:6:<kvno>:<enctype>" server key). */

@@ -225,7 +225,7 @@ class Xdr {
   }
 }
 
-const HUNDRED_NS_PER_S = 10000000n;
+export const HUNDRED_NS_PER_S = 10000000n;
 
 function checkRxgkToken(value: unknown, argument: string): Buffer {
   const t = checkObject(value, argument);
