@@ -19,6 +19,7 @@ module.exports = {
   ],
   transform: {},
   testEnvironment: 'node',
+  setupFilesAfterEnv: ['<rootDir>/build/test/integration/retry-setup.js'],
   cacheDirectory: '/tmp/jest-cache',
   haste: { enableSymlinks: false },
   watchman: false,

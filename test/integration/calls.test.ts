@@ -1,6 +1,10 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { release } from 'node:os';
+import { Client } from '../../lib/client';
 import { RX_CALL_TIMEOUT } from '../../lib/constants';
 import { Endpoint } from '../../lib/endpoint';
+import { kernelSeries } from '../../lib/kernel';
 import { bulkCall, freshPort, raiseMaxBacklog, request, serve, shortRequestTimeout } from './helpers';
 
 const ADDRESS = '127.0.0.1';
@@ -87,6 +91,43 @@ describe('calls through the kernel', () => {
       }
     } finally {
       server.close();
+    }
+  });
+
+  test("a server that reads nothing for 3 s after a request arrived: 6.1's kernel aborts the call (its request timer runs until user space has read the request), 6.12 and 7.x answer it", async () => {
+    // 6.1 leaves a server call in SERVER_RECV_REQUEST until recvmsg() has
+    // read the request's last packet (rxrpc_end_rx_phase in recvmsg.c), so
+    // the 1 s of next_req_timo also runs while the request waits, whole, in
+    // the socket; 6.12 and 7.x end the receive phase when that packet arrives.
+    const lib = require.resolve('../../lib/index');
+    const port = freshPort();
+    const child = spawn(process.execPath, ['-e', `
+      const { Server } = require(${JSON.stringify(lib)});
+      new Server({ address: '127.0.0.1', port: ${port}, services: 1241 }, async (call) => Buffer.concat([Buffer.from('re:'), await call.request()]));
+      process.stdin.once('data', () => {
+        console.log('stalling');
+        for (const end = Date.now() + 3000; Date.now() < end;);
+      });
+      console.log('ready');
+    `], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const said = (word: string) => new Promise<void>((resolve) => {
+      const seen = (d: Buffer) => d.toString().includes(word) && (child.stdout!.off('data', seen), resolve());
+      child.stdout!.on('data', seen);
+    });
+    const c = new Client();
+    try {
+      await said('ready');
+      const stalling = said('stalling');
+      child.stdin!.write('stall\n');
+      await stalling;
+      // The server's event loop is now busy for 3 s: the request arrives and waits there.
+      const outcome = await c.call({ address: ADDRESS, port, service: 1241 }, Buffer.from('x'), { timeout: 15000 })
+        .then((r) => r.data.toString(), (err: Error) => err);
+      if ((kernelSeries(release()) ?? 0) < 6012) expect(outcome).toMatchObject({ name: 'RxAbortError', abortCode: RX_CALL_TIMEOUT });
+      else expect(outcome).toBe('re:x');
+    } finally {
+      c.close();
+      child.kill();
     }
   });
 
