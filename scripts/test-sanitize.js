@@ -29,7 +29,17 @@ const KERNEL = 'bookworm';
 // allocator's (redzones, a quarantine of freed blocks), not the library's.
 // Measured: the lifecycle test's growth over 1,000 Clients was 8.3 MB in one
 // sanitized run and 20.4 MB in the next (limit 10; without ASan 8.0 to 8.7).
-const LEFT_OUT = /resident growth/;
+//
+// And rxgen's split Store on stock 6.1, which its kernel stalls in this run
+// (5 of 6 sanitized runs on 2026-12-02; traced with the rxrpc events): the
+// server's recvmsg() sends an ACK itself after proposing it without queueing
+// the call's work, which leaves RXRPC_CALL_EV_ACK set (only
+// rxrpc_process_call() clears it), so every later ACK proposal, the PING
+// RESPONSEs the client asks for included, finds it "already scheduled" and
+// none is sent; the client, its window cut to 2 by a spurious retransmission,
+// waits, and the server's 1 s request timer aborts the call. The test runs
+// unsanitized on 6.12 and 7.3 (kernel/README.md, defect 9).
+const LEFT_OUT = /resident growth|a split call streams data to the server after the arguments/;
 const SKIP_NAMES = `^(?!.*${LEFT_OUT.source})`;
 
 /** Tests of the report that SKIP_NAMES left out (jest counts them as skipped). */
