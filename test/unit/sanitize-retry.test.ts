@@ -13,14 +13,15 @@ const report = (assertions: object[]) => {
   return file;
 };
 
-test('a second run is accepted only after RX_CALL_TIMEOUT; a first-run pass or a final failure is not a retry', () => {
+test('a second run is accepted only after RX_CALL_TIMEOUT or RX_CALL_DEAD; a first-run pass or a final failure is not a retry', () => {
   expect(retried(report([
     { fullName: 'timeout', status: 'passed', invocations: 2, retryReasons: ['RxAbortError: Call aborted with code -3 (RX_CALL_TIMEOUT)'] },
+    { fullName: 'dead', status: 'passed', invocations: 2, retryReasons: ['RxAbortError: Call aborted with code -1 (RX_CALL_DEAD)'] },
     { fullName: 'other', status: 'passed', invocations: 2, retryReasons: ['Error: expect(received).toBe(expected)'] },
     { fullName: 'mixed', status: 'passed', invocations: 3, retryReasons: ['RX_CALL_TIMEOUT', 'TypeError: x'] },
     { fullName: 'once', status: 'passed', invocations: 1, retryReasons: [] },
     { fullName: 'failed twice', status: 'failed', invocations: 2, retryReasons: ['RX_CALL_TIMEOUT'] },
-  ]))).toEqual({ accepted: ['timeout'], refused: ['other', 'mixed'] });
+  ]))).toEqual({ accepted: ['timeout', 'dead'], refused: ['other', 'mixed'] });
 });
 
 test('no report: nothing retried (the runner counts the missing report as a failure)', () => {
