@@ -11,6 +11,7 @@
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { judgeRetries } = require('./jest-report');
 
 const root = path.join(__dirname, '..');
 const jestBin = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
@@ -65,7 +66,9 @@ async function runPairs({ tmp, kernels, extra, readReport, step }) {
     step(`kernels ${pair.replace(':', ' and ')}: cross-kernel${names ? ` (${names})` : ''}${i === 0 ? ' and netem' : ''} tests on two VMs`);
     const outDir = fs.mkdtempSync(path.join(tmp, `pair-${pair.replace(/[^a-z0-9]+/g, '-')}-`));
     const status = await runPair(pair, i === 0, names, outDir, extra);
-    const report = readReport(path.join(outDir, 'a', 'jest.json'), names === undefined ? undefined : new RegExp(names, 'i'));
+    const jestJson = path.join(outDir, 'a', 'jest.json');
+    const report = readReport(jestJson, names === undefined ? undefined : new RegExp(names, 'i'));
+    const retries = judgeRetries(report, jestJson, `pair ${pair}`);
     const version = (role) => {
       try {
         return fs.readFileSync(path.join(outDir, role, 'kernel'), 'utf8').trim();
@@ -73,7 +76,7 @@ async function runPairs({ tmp, kernels, extra, readReport, step }) {
         return '?';
       }
     };
-    const note = `${version('a')} and ${version('b')}`;
+    const note = `${version('a')} and ${version('b')}${retries}`;
     if (!report) {
       rows.push({ where: `pair ${pair}`, passed: 0, failed: 1, skipped: 0, note: `no jest report (pair.sh status ${status}), see "pair:"/"vm:" lines above` });
     } else {
@@ -93,7 +96,8 @@ if (require.main === module) {
   const os = require('node:os');
   if (process.argv.length > 2) process.env.RXRPC_PAIRS = process.argv.slice(2).join(',');
   const extra = process.env.JEST_ARGS ? process.env.JEST_ARGS.split(' ').filter(Boolean) : [];
-  const { readReport } = require('./jest-report');
+  const { readReport, RETRY_ENV } = require('./jest-report');
+  process.env[RETRY_ENV] = '1';
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rxrpc-pairs-'));
   const started = Date.now();
   runPairs({ tmp, kernels: (process.env.RXRPC_KERNELS || '').split(',').map((k) => k.trim()).filter(Boolean), extra, readReport, step: (t) => console.log(`\n=== ${t}`) }).then((rows) => {

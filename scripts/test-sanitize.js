@@ -20,7 +20,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { build, sanitizeEnv } = require('./sanitize');
-const { readReport } = require('./jest-report');
+const { readReport, judgeRetries, RETRY_ENV } = require('./jest-report');
 
 const root = path.join(__dirname, '..');
 const jestBin = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
@@ -56,29 +56,6 @@ function leftOut(file) {
   } catch {
     return 0;
   }
-}
-
-// On a kernel, a failed test is run once more (test/integration/retry-setup.ts):
-// a pass on the second run counts only if the first failed with RX_CALL_TIMEOUT
-// or RX_CALL_DEAD, the aborts of 6.1's call expiry (call_event.c: DEAD when the
-// connection has heard newer packets), whose 1 s request timer the instrumented
-// Node trips.
-const RETRY_ENV = 'RXRPC_RETRY_KERNEL_TIMEOUTS=1';
-const RETRY_REASON = /RX_CALL_TIMEOUT|RX_CALL_DEAD/;
-
-/** Tests of the report that passed on a second run: `accepted` after RX_CALL_TIMEOUT or RX_CALL_DEAD, `refused` after anything else. */
-function retried(file) {
-  const out = { accepted: [], refused: [] };
-  try {
-    const r = JSON.parse(fs.readFileSync(file, 'utf8'));
-    for (const a of r.testResults.flatMap((t) => t.assertionResults)) {
-      if (a.status !== 'passed' || !(a.invocations > 1)) continue;
-      (a.retryReasons.every((m) => RETRY_REASON.test(m)) ? out.accepted : out.refused).push(a.fullName);
-    }
-  } catch {
-    // no report: readReport says so
-  }
-  return out;
 }
 
 /** Sanitizer reports in `dir`: one file per process that had any (ASan's and UBSan's log_path). */
@@ -121,7 +98,7 @@ async function runSanitized({ tmp, kernel, extra = [], step }) {
   const outDir = fs.mkdtempSync(path.join(tmp, `${kernel ?? 'host'}-sanitize-`));
   const logs = path.join(outDir, 'sanitizer');
   fs.mkdirSync(logs);
-  const vars = [...Object.entries(sanitizeEnv(logs)).map(([k, v]) => `${k}=${v}`), ...(kernel ? [RETRY_ENV] : [])];
+  const vars = [...Object.entries(sanitizeEnv(logs)).map(([k, v]) => `${k}=${v}`), ...(kernel ? [`${RETRY_ENV}=1`] : [])];
   const probeFile = path.join(outDir, 'probe.json');
   const jestJson = path.join(outDir, 'jest.json');
   const jest = [process.execPath, jestBin, ...(kernel ? ['--config', path.join(root, 'test', 'jest.integration.config.js'), '--runInBand'] : []),
@@ -145,23 +122,18 @@ async function runSanitized({ tmp, kernel, extra = [], step }) {
   }
   const probe = readProbe(probeFile);
   const omitted = leftOut(jestJson);
-  const again = retried(jestJson);
-  for (const name of again.accepted) console.log(`sanitize: run again after RX_CALL_TIMEOUT or RX_CALL_DEAD, then passed: ${name}`);
-  for (const name of again.refused) console.log(`sanitize: failed, then passed when run again (counted as failed): ${name}`);
-  const note = `${path.relative(root, addon)}, ${found.length} sanitizer reports, ${seconds} s` +
-    `${omitted ? `, ${omitted} left out (${LEFT_OUT.source})` : ''}` +
-    `${again.accepted.length ? `, ${again.accepted.length} passed when run again after RX_CALL_TIMEOUT or RX_CALL_DEAD` : ''}` +
-    `${again.refused.length ? `, ${again.refused.length} failed before passing when run again` : ''}${probe ? `; ${probe}` : ''}`;
   const report = readReport(jestJson);
+  const retries = judgeRetries(report, jestJson, 'sanitize');
+  const note = `${path.relative(root, addon)}, ${found.length} sanitizer reports, ${seconds} s` +
+    `${omitted ? `, ${omitted} left out (${LEFT_OUT.source})` : ''}${retries}${probe ? `; ${probe}` : ''}`;
   if (report) report.skipped -= omitted;
   if (!report) return { where, passed: 0, failed: 1, skipped: 0, note: `no jest report (status ${status}); ${note}` };
   if (status !== 0 && report.failed === 0) report.failed = 1;
-  report.passed -= again.refused.length;
-  report.failed += found.length + (probe ? 1 : 0) + again.refused.length;
+  report.failed += found.length + (probe ? 1 : 0);
   return { where, ...report, note };
 }
 
-module.exports = { runSanitized, leftOut, retried };
+module.exports = { runSanitized, leftOut };
 
 if (require.main === module) {
   let argv = process.argv.slice(2);

@@ -11,6 +11,8 @@
 //   RXRPC_PAIRS     kernel pairs "A:B" for the two-VM tests, or none (scripts/test-pairs.js)
 //   RXRPC_SANITIZE_KERNEL  the kernel whose run uses the addon built with ASan
 //                   and UBSan (scripts/test-sanitize.js; default bookworm), or none
+//   RXRPC_RETRY_KERNEL_TIMEOUTS  set to 1 for the VM runs: a failed test runs
+//                   once more (scripts/jest-report.js judges the second run)
 //   RXRPC_HOST_ONLY=1  skip the VM (the summary then says so and fails)
 //   JEST_ARGS       extra jest arguments for both runs (e.g. a test name filter)
 // It sets RXRPC_PACK_DIR for both runs: where scripts/pack-test.js installed
@@ -56,7 +58,7 @@ function run(cmd, args, opts = {}) {
   return r.status === null ? 1 : r.status;
 }
 
-const { readReport } = require('./jest-report');
+const { readReport, judgeRetries, RETRY_ENV } = require('./jest-report');
 
 function runInVm(kernel, outDir) {
   return new Promise((resolve) => {
@@ -113,6 +115,8 @@ async function main() {
       console.log('vm: could not install the packages the integration tests need; they will fail');
     }
     const sanitizeKernel = process.env.RXRPC_SANITIZE_KERNEL || 'bookworm';
+    // A failed test runs once more; scripts/jest-report.js says which second passes count.
+    process.env[RETRY_ENV] = '1';
     for (const kernel of kernels) {
       for (const [name, only] of Object.entries(ONE_KERNEL)) process.env[name] = kernel === only || !kernels.includes(only) ? '1' : '0';
       if (kernel === sanitizeKernel) {
@@ -123,7 +127,9 @@ async function main() {
       step(`kernel ${kernel}: integration tests in the VM`);
       const outDir = fs.mkdtempSync(path.join(tmp, `${kernel}-`));
       const status = await runInVm(kernel, outDir);
-      const report = readReport(path.join(outDir, 'jest.json'), kernel.endsWith('+fix') ? new RegExp(FIX_NAMES, 'i') : undefined);
+      const jestJson = path.join(outDir, 'jest.json');
+      const report = readReport(jestJson, kernel.endsWith('+fix') ? new RegExp(FIX_NAMES, 'i') : undefined);
+      const retries = judgeRetries(report, jestJson, kernel);
       let version = '';
       try {
         version = fs.readFileSync(path.join(outDir, 'kernel'), 'utf8').trim();
@@ -135,7 +141,7 @@ async function main() {
         results.push({ where: kernel, passed: 0, failed: 1, skipped: 0, note: why });
       } else {
         if (status !== 0 && report.failed === 0) report.failed = 1;
-        results.push({ where: kernel, ...report, note: version || 'kernel version unknown' });
+        results.push({ where: kernel, ...report, note: `${version || 'kernel version unknown'}${retries}` });
       }
     }
     // Two kernels at once on one virtual link: cross-kernel and netem tests.
