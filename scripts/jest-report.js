@@ -32,10 +32,19 @@ function readReport(file, namePattern) {
   }
 }
 
+/** A failure as one line: its message up to the stack (an assertion's diff included), at most 8 lines, joined. */
+function firstLines(reason) {
+  if (reason === undefined) return 'no reason recorded';
+  // eslint-disable-next-line no-control-regex
+  const lines = String(reason).replace(/\u001b\[[0-9;]*m/g, '').split('\n');
+  const end = lines.findIndex((l) => /^\s+at /.test(l));
+  return lines.slice(0, end < 0 ? lines.length : end).map((l) => l.trim()).filter(Boolean).slice(0, 8).join(' | ');
+}
+
 /**
  * Tests of the report that passed on a second run: `accepted` after the
  * kernel's call expiry, `refused` after anything else; each { name, first }
- * with the first line of the first failure.
+ * with its first failure (firstLines).
  */
 function retried(file) {
   const out = { accepted: [], refused: [] };
@@ -44,7 +53,7 @@ function retried(file) {
     for (const a of r.testResults.flatMap((t) => t.assertionResults)) {
       if (a.status !== 'passed' || !(a.invocations > 1)) continue;
       const reasons = a.retryReasons || [];
-      const entry = { name: a.fullName, first: String(reasons[0] ?? 'no reason recorded').split('\n')[0] };
+      const entry = { name: a.fullName, first: firstLines(reasons[0]) };
       (reasons.length > 0 && reasons.every((m) => KERNEL_EXPIRY.test(m)) ? out.accepted : out.refused).push(entry);
     }
   } catch {

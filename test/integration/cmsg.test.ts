@@ -17,7 +17,7 @@ import { RxAbortError } from '../../lib/errors';
 import { NativeSocket } from '../../lib/native';
 import { RawSocket, ReceivedMessage } from '../../lib/socket';
 import { kernelSeries } from '../../lib/kernel';
-import { freshPort, request, serve, shortRequestTimeout } from './helpers';
+import { freshPort, request, serve, shortRequestTimeout, until } from './helpers';
 
 const ADDRESS = '127.0.0.1';
 const SOL_RXRPC = 272;
@@ -51,13 +51,6 @@ const sysError = (code: string, syscall = 'sendmsg') => {
 const nativeOf = (s: RawSocket) => (s as unknown as { native: NativeSocket }).native;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(predicate: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);
-    await sleep(10);
-  }
-}
 
 /** A control message built by hand, for shapes the codec never produces. */
 function cmsg(type: number, data: Buffer): Buffer {
@@ -86,7 +79,7 @@ function record(socket: RawSocket): Recorded {
   return {
     socket,
     messages,
-    async next(predicate, ms = 3000) {
+    async next(predicate, ms?: number) {
       await until(() => messages.some(predicate), ms, 'message');
       return messages.find(predicate)!;
     },
@@ -277,7 +270,7 @@ describe('RXRPC_ABORT', () => {
       call.abort(12345);
       expect((await clientEnd).error).toEqual(expect.objectContaining({ name: 'RxAbortError', abortCode: 12345, local: true }));
       expect((await serverEnd).error).toEqual(expect.objectContaining({ name: 'RxAbortError', abortCode: 12345, local: false }));
-      await until(() => client.stats.strayMessages === 1, 2000, 'stray echo');
+      await until(() => client.stats.strayMessages === 1, undefined, 'stray echo');
     });
   });
 
@@ -294,7 +287,7 @@ describe('RXRPC_ABORT', () => {
       const err = await reply.catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RxAbortError);
       expect(err).toMatchObject({ abortCode: -455, abortName: 'RXGEN_OPCODE', local: false });
-      await until(() => server.stats.strayMessages === 1, 2000, "the server's own echo");
+      await until(() => server.stats.strayMessages === 1, undefined, "the server's own echo");
     });
   });
 
@@ -782,7 +775,7 @@ describe('a terminal message can follow a failed first sendmsg; call ids are nev
         if (s.status === 'rejected') expect(s.reason).toEqual(sysError('ECONNREFUSED'));
         else expect(s.value).toBe(1);
       }
-      await until(() => ids.every((id) => c.messages.some((m) => m.callId === id && m.end)), 3000, 'a terminal for every id');
+      await until(() => ids.every((id) => c.messages.some((m) => m.callId === id && m.end)), undefined, 'a terminal for every id');
       await sleep(200);
       for (const id of ids) {
         const terminals = c.messages.filter((m) => m.callId === id);
@@ -809,7 +802,7 @@ describe('a terminal message can follow a failed first sendmsg; call ids are nev
       expect(client.activeCalls).toBe(0);
       // Each call whose first sendmsg failed still gets its terminal message
       // later; the Endpoint drops it because that id is never used again.
-      await until(() => client.stats.strayMessages === failedSends, 2000, 'one stray per failed sendmsg');
+      await until(() => client.stats.strayMessages === failedSends, undefined, 'one stray per failed sendmsg');
       await sleep(200);
       expect(client.stats.strayMessages).toBe(failedSends);
 

@@ -117,3 +117,16 @@ export async function bulkCall<T>(what: string, run: () => Promise<T>): Promise<
     }
   }
 }
+
+/**
+ * Polls every 10 ms until `predicate` holds. `ms` bounds only how long a
+ * failure takes to show: a condition that holds ends the wait at once, so the
+ * bound is generous for an emulated guest that now and then stalls for seconds.
+ */
+export async function until(predicate: () => boolean, ms = 15000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

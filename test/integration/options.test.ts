@@ -18,7 +18,7 @@ import { encodeSockaddr } from '../../lib/codec';
 import { Endpoint } from '../../lib/endpoint';
 import { NativeSocket } from '../../lib/native';
 import { RawSocket, RawSocketOptions } from '../../lib/socket';
-import { freshPort, request, serve } from './helpers';
+import { freshPort, request, serve, until } from './helpers';
 
 const ADDRESS = '127.0.0.1';
 const MAX_BACKLOG = '/proc/sys/net/rxrpc/max_backlog';
@@ -80,14 +80,6 @@ function clientConnections(serverPort: number): number {
   return readFileSync('/proc/net/rxrpc/conns', 'utf8').split('\n')
     .map((line) => line.trim().split(/\s+/))
     .filter((cols) => cols[2] === `${ADDRESS}:${serverPort}` && cols[5] === 'Clt').length;
-}
-
-async function until(predicate: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const KEY = `rxrpc-options-test-${process.pid}`;

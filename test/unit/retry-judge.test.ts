@@ -23,7 +23,7 @@ test('a second run is accepted only after RX_CALL_TIMEOUT or RX_CALL_DEAD; a fir
   const r = retried(report([
     { fullName: 'timeout', status: 'passed', invocations: 2, retryReasons: [timeout] },
     { fullName: 'dead', status: 'passed', invocations: 2, retryReasons: [`RxAbortError: Call aborted with code -1 (RX_CALL_DEAD)${at}`] },
-    { fullName: 'other', status: 'passed', invocations: 2, retryReasons: [`Error: expect(received).toBe(expected)${at}`] },
+    { fullName: 'other', status: 'passed', invocations: 2, retryReasons: [`Error: expect(received).toBe(expected)\n\nExpected: 1\nReceived: 2${at}`] },
     { fullName: 'mixed', status: 'passed', invocations: 3, retryReasons: [timeout, `TypeError: x${at}`] },
     { fullName: 'once', status: 'passed', invocations: 1, retryReasons: [] },
     { fullName: 'failed twice', status: 'failed', invocations: 2, retryReasons: [timeout] },
@@ -32,7 +32,7 @@ test('a second run is accepted only after RX_CALL_TIMEOUT or RX_CALL_DEAD; a fir
   expect(names(r.accepted)).toEqual(['timeout', 'dead']);
   expect(names(r.refused)).toEqual(['other', 'mixed', 'no reason']);
   expect(r.accepted[0].first).toBe('RxAbortError: Call aborted with code -3 (RX_CALL_TIMEOUT)');
-  expect(r.refused[0].first).toBe('Error: expect(received).toBe(expected)');
+  expect(r.refused[0].first).toBe('Error: expect(received).toBe(expected) | Expected: 1 | Received: 2');
 });
 
 test("an assertion whose diff quotes RX_CALL_TIMEOUT, or another error naming it, is not the kernel's expiry", () => {
