@@ -19,3 +19,16 @@ export function run(scenario: string): Record<string, unknown> {
   if (r.status !== 0) throw new Error(`${scenario} failed: ${JSON.stringify(result)}\n${r.stderr}`);
   return result;
 }
+
+/**
+ * A child's error, as String(err) gave it (`Name: message`), thrown here as
+ * an error of that name and message, so the failure reads as the child's
+ * error did (scripts/jest-report.js judges a retried test by that line).
+ */
+export function rethrow(error: string | undefined): void {
+  if (error === undefined) return;
+  const m = /^(\w+): ([\s\S]*)$/.exec(error);
+  const e = new Error(m ? m[2] : error);
+  if (m) e.name = m[1];
+  throw e;
+}

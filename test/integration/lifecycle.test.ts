@@ -1,4 +1,4 @@
-import { run } from './lifecycle-run';
+import { rethrow, run } from './lifecycle-run';
 
 describe('lifecycle', () => {
   test('a send asleep in the kernel is woken by abort() and close(), with the application handling SIGURG', () => {
@@ -26,7 +26,7 @@ describe('lifecycle', () => {
     const r = run('transfer') as { results: Array<{ sent: string; arrived: string; error?: string }> };
     expect(r.results).toHaveLength(3);
     for (const x of r.results) {
-      expect(x.error).toBeUndefined();
+      rethrow(x.error);
       expect(x.arrived).toBe(x.sent);
     }
   });
