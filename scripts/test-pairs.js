@@ -11,7 +11,7 @@
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { judgeRetries } = require('./jest-report');
+const { readReport, judgeRetries, RETRY_ENV } = require('./jest-report');
 
 const root = path.join(__dirname, '..');
 const jestBin = path.join(root, 'node_modules', 'jest', 'bin', 'jest.js');
@@ -57,7 +57,7 @@ function runPair(pair, first, names, outDir, extra) {
  * Runs every pair; returns summary rows as scripts/test.js prints them. A
  * pair passes when jest in A passed and the agent in B exited 0.
  */
-async function runPairs({ tmp, kernels, extra, readReport, step }) {
+async function runPairs({ tmp, kernels, extra, step }) {
   const { pairs, why } = pairsToRun(kernels);
   const rows = [];
   if (why) rows.push({ where: 'pairs', passed: 0, failed: 0, skipped: 0, note: `not run: ${why}` });
@@ -96,11 +96,10 @@ if (require.main === module) {
   const os = require('node:os');
   if (process.argv.length > 2) process.env.RXRPC_PAIRS = process.argv.slice(2).join(',');
   const extra = process.env.JEST_ARGS ? process.env.JEST_ARGS.split(' ').filter(Boolean) : [];
-  const { readReport, RETRY_ENV } = require('./jest-report');
   process.env[RETRY_ENV] = '1';
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rxrpc-pairs-'));
   const started = Date.now();
-  runPairs({ tmp, kernels: (process.env.RXRPC_KERNELS || '').split(',').map((k) => k.trim()).filter(Boolean), extra, readReport, step: (t) => console.log(`\n=== ${t}`) }).then((rows) => {
+  runPairs({ tmp, kernels: (process.env.RXRPC_KERNELS || '').split(',').map((k) => k.trim()).filter(Boolean), extra, step: (t) => console.log(`\n=== ${t}`) }).then((rows) => {
     console.log(`\n=== summary (${Math.round((Date.now() - started) / 1000)} s)`);
     for (const r of rows) console.log(`${r.where.padEnd(36)} ${String(r.passed).padStart(4)} passed, ${String(r.failed).padStart(3)} failed  ${r.note}`);
     const passed = rows.reduce((n, r) => n + r.passed, 0);

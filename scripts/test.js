@@ -145,7 +145,7 @@ async function main() {
       }
     }
     // Two kernels at once on one virtual link: cross-kernel and netem tests.
-    results.push(...await require('./test-pairs').runPairs({ tmp, kernels, extra, readReport, step }));
+    results.push(...await require('./test-pairs').runPairs({ tmp, kernels, extra, step }));
   }
 
   step(`summary (${Math.round((Date.now() - started) / 1000)} s)`);
