@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm run bench [-- --smoke] [--json] [--kernel bookworm[,...]] [--memory-calls N] [--only small,memory]
-//                 [--wall-clock | --icount SHIFT] [--svg DIR]
+//                 [--wall-clock | --icount SHIFT] [--svg DIR] [--perf]
 //
 // The Node binding against the C reference (scripts/bench/rxbench.c) on the
 // same kernel: builds the TypeScript and rxbench on this host, then runs the
@@ -8,7 +8,8 @@
 // directly where this kernel has AF_RXRPC -- and prints the table (or the
 // report as JSON with --json, its targets list included). Progress goes to
 // stderr. The scaling plot of each kernel is written as DIR/scaling-KERNEL.svg
-// (default build/bench).
+// (default build/bench). --perf profiles every small-call job with perf in the
+// guest and adds where each process's CPU went to the report.
 //
 // The guest's clock counts instructions (QEMU -icount shift=SHIFT, default
 // 3: one instruction is 8 ns of guest time, about the speed of emulation
@@ -29,6 +30,7 @@ const smoke = argv.includes('--smoke');
 const kernels = (option('--kernel') || process.env.RXRPC_KERNEL || 'bookworm').split(',');
 const memoryCalls = option('--memory-calls');
 const only = option('--only');
+const perf = argv.includes('--perf');
 const wallClock = argv.includes('--wall-clock');
 const shift = option('--icount') ?? '3';
 const svgDir = option('--svg') ?? path.join(root, 'build', 'bench');
@@ -54,7 +56,8 @@ function runOne(kernel, rxbench, direct) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rxrpc-bench-'));
   const file = path.join(out, 'report.json');
   const guest = [process.execPath, path.join(root, 'build', 'scripts', 'bench', 'guest.js'), rxbench, '--out', file,
-    ...(smoke ? ['--smoke'] : []), ...(memoryCalls ? ['--memory-calls', memoryCalls] : []), ...(only ? ['--only', only] : [])];
+    ...(smoke ? ['--smoke'] : []), ...(memoryCalls ? ['--memory-calls', memoryCalls] : []), ...(only ? ['--only', only] : []),
+    ...(perf ? ['--perf', out] : [])];
   const cmd = direct ? guest : ['bash', path.join(root, 'scripts', 'vm', 'run.sh'), '--kernel', kernel, '--timeout', '3600', '--out', out, '--', ...guest];
   log(direct ? 'running on this kernel' : `booting the ${kernel} kernel VM`);
   const env = { ...process.env };
@@ -74,6 +77,11 @@ function runOne(kernel, rxbench, direct) {
 
 try {
   const rxbench = build();
+  if (perf) {
+    // perf runs in the guest from this host's filesystem (Debian's linux-perf).
+    const need = spawnSync('bash', ['-c', `. '${path.join(root, 'scripts', 'vm', 'common.sh')}' && need linux-perf`], { stdio: ['ignore', 2, 2] });
+    if (need.status !== 0) throw new Error('--perf needs perf (Debian package linux-perf)');
+  }
   const { formatReport, targets, scalingSvg } = require(path.join(root, 'build', 'scripts', 'bench', 'report.js'));
   const direct = !process.env.RXRPC_VM_KERNEL && hostHasRxrpc();
   const reports = [];

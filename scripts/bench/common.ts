@@ -74,6 +74,8 @@ export interface Figures {
   server_cpu_ms?: number;
   /** Each round's figures, when the workload ran in rounds. */
   rounds?: Figures[];
+  /** Where the CPU went (guest.js --perf DIR): perf's samples by process and category. */
+  profile?: import('./perf').Profile;
   /** Why calls failed, by error code, when some did. */
   failures?: Record<string, number>;
 }

@@ -3,9 +3,13 @@
  * report as JSON to FILE (or stdout); progress goes to stderr.
  *
  *   node build/scripts/bench/guest.js RXBENCH [--smoke] [--memory-calls N] [--only small,memory] [--out FILE]
- *     [--pairs c/c,api/c] [--rounds N] [--inflight 1,64] [--fresh 0|1]
+ *     [--pairs c/c,api/c] [--rounds N] [--inflight 1,64] [--warmup-calls N] [--memory-reducer] [--fresh 0|1] [--perf DIR [--perf-frequency HZ]]
  *
  * --pairs, --rounds and --inflight narrow a run to what a change is measured on.
+ * --memory-reducer leaves V8's memory reducer on in the Node processes that
+ * take turns (it drops their optimized code while they wait for their turn).
+ * --perf profiles each small-call job with perf (data in DIR, default 999 Hz)
+ * and adds the split of its samples to the row (report.ts prints it).
  */
 import { writeFileSync } from 'node:fs';
 import { FULL, runSuite, SMOKE } from './suite';
@@ -26,10 +30,16 @@ const rounds = option('--rounds');
 if (rounds) parameters.small.rounds = Number(rounds);
 const fresh = option('--fresh');
 if (fresh !== undefined) parameters.upgrade.fresh = fresh === '1';
+const warmupCalls = option('--warmup-calls');
+if (warmupCalls) parameters.warmupCalls = Number(warmupCalls);
+if (argv.includes('--memory-reducer')) parameters.memoryReducer = true;
 const inflight = option('--inflight');
 if (inflight) parameters.small.inflight = inflight.split(',').map(Number);
 
-runSuite({ rxbench: argv[0], smoke, parameters, only, pairs }).then(
+const perfDir = option('--perf');
+const perf = perfDir ? { dir: perfDir, frequency: Number(option('--perf-frequency') ?? 999) } : undefined;
+
+runSuite({ rxbench: argv[0], smoke, parameters, only, pairs, perf }).then(
   (report) => {
     const json = `${JSON.stringify(report)}\n`;
     if (out) writeFileSync(out, json);

@@ -233,6 +233,8 @@ export function formatReport(report: Report): string {
 
   const scale = formatScaling(report);
   if (scale.length) lines.push(...scale, '');
+  const profile = formatProfiles(report);
+  if (profile.length) lines.push(...profile, '');
 
   lines.push('targets:');
   for (const t of targets(report)) {
@@ -253,6 +255,43 @@ export function formatReport(report: Report): string {
     for (const n of notes) lines.push(`  ${n}`);
   }
   return lines.join('\n');
+}
+
+/** Categories in the order the profile table shows them. */
+const CATEGORIES = ['kernel', 'addon', 'JS: library', 'JS: Node', 'JS: benchmark', 'JS: other', 'V8 builtins', 'V8 interpreter',
+  'V8 runtime', 'V8 GC and heap', 'Node and N-API', 'libuv', 'libc', 'libstdc++', 'rxbench', 'other', 'unknown'];
+
+/**
+ * The profiled rows (guest.js --perf): CPU per call of the client and the
+ * server process by what ran, in microseconds of the guest's clock, and
+ * each process's hottest symbols.
+ */
+export function formatProfiles(report: Report): string[] {
+  const rows = report.rows.filter((r) => r.figures.profile?.calls);
+  if (!rows.length) return [];
+  const lines = ['where the CPU goes (perf, every CPU): microseconds per call of the client (cli) and server (srv) process, by what ran'];
+  const wc = 15;
+  const cols = rows.flatMap((r) => (['client', 'server'] as const).map((role) => ({ r, role })));
+  lines.push(pad('in flight, pair', 18) + cols.map(({ r, role }) => pad(`${r.workload.replace('small-', '')} ${pairName(r)} ${role === 'client' ? 'cli' : 'srv'}`, wc)).join(''));
+  const per = (r: Row, role: 'client' | 'server', cat?: string) => {
+    const prof = r.figures.profile!;
+    const ms = cat ? prof.ms[role][cat] ?? 0 : Object.values(prof.ms[role]).reduce((a, b) => a + b, 0);
+    return (ms * 1000) / prof.calls!;
+  };
+  const used = CATEGORIES.filter((cat) => cols.some(({ r, role }) => per(r, role, cat) > 0));
+  for (const cat of [...used, ...new Set(cols.flatMap(({ r, role }) => Object.keys(r.figures.profile!.ms[role])))].filter((c, i, a) => a.indexOf(c) === i)) {
+    lines.push(pad(cat, 18) + cols.map(({ r, role }) => pad(per(r, role, cat) > 0 ? num(per(r, role, cat)) : '-', wc)).join(''));
+  }
+  lines.push(pad('total', 18) + cols.map(({ r, role }) => pad(num(per(r, role)), wc)).join(''));
+  for (const r of rows) {
+    const prof = r.figures.profile!;
+    for (const role of ['client', 'server'] as const) {
+      if (r[role] === 'c' && role === 'server' && r.client !== 'c') continue;
+      lines.push(`hottest in the ${role} process, ${describe(r.workload)}, ${pairName(r)} (us per call):`);
+      for (const [cat, sym, ms] of prof.top[role].slice(0, 12)) lines.push(`  ${pad(num((ms * 1000) / prof.calls!), 8)}${pad(cat, 16)}${sym}`);
+    }
+  }
+  return lines;
 }
 
 const isScaling = (workload: string) => workload.startsWith('scale-') || workload.startsWith('peers-');

@@ -11,10 +11,11 @@
  */
 import { ChildProcess, fork, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { release } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRxkadKey, createServerKeyring, mintRxkadToken, randomDesKey } from '../../lib/security';
 import { Figures, Impl, Job, Level, LEVELS, percentile, Workload } from './common';
+import { record, Role, summarize } from './perf';
 
 export interface Pairing {
   client: Impl;
@@ -33,6 +34,15 @@ export const PAIRINGS: Pairing[] = [
 ];
 
 export interface Parameters {
+  /**
+   * Small calls (64 in flight) each Node client makes against its own Node
+   * server before anything is measured: V8 compiles the hot paths as they
+   * run, and under emulation compiling them takes tens of seconds of the
+   * guest's CPU (see scripts/bench/README.md, The warm-up).
+   */
+  warmupCalls: number;
+  /** Leave V8's memory reducer on in the Node processes that take turns (guest.js --memory-reducer). */
+  memoryReducer?: boolean;
   small: { inflight: number[]; seconds: number; warmup: number; rounds: number };
   /** Bulk calls one at a time: for at least `seconds` and `minCalls` calls (default 1) per round. */
   bulk: Array<{ size: number; seconds: number; rounds: number; minCalls?: number }>;
@@ -78,6 +88,7 @@ export function spreadFor(inflight: number): { ports: number; endpoints: number 
  * checkpoint, `--only` picks workloads).
  */
 export const FULL: Parameters = {
+  warmupCalls: 20000,
   small: { inflight: [1, 16, 64], seconds: 2, warmup: 0.5, rounds: 2 },
   bulk: [{ size: 1 << 20, seconds: 1.5, rounds: 2, minCalls: 3 }, { size: 16 << 20, seconds: 0, rounds: 1, minCalls: 3 }],
   upgrade: { calls: 10, fresh: false },
@@ -90,6 +101,7 @@ export const FULL: Parameters = {
 };
 
 export const SMOKE: Parameters = {
+  warmupCalls: 300,
   small: { inflight: [1, 16, 64], seconds: 0.5, warmup: 0.2, rounds: 1 },
   bulk: [{ size: 64 << 10, seconds: 0, rounds: 1 }, { size: 256 << 10, seconds: 0, rounds: 1, minCalls: 3 }],
   upgrade: { calls: 2, fresh: false },
@@ -132,6 +144,12 @@ export interface SuiteOptions {
   pairs?: string[];
   basePort?: number;
   service?: number;
+  /**
+   * Profile every small-call job with perf (every CPU, cpu-clock at
+   * `frequency` Hz), the data in `dir`; the Node processes run with
+   * --perf-basic-prof. Each row's figures get its profile.
+   */
+  perf?: { dir: string; frequency: number };
   log?: (line: string) => void;
 }
 
@@ -166,6 +184,8 @@ function merge(list: Figures[], workload: Workload): Figures {
     out.server_cpu_ms = (sum('server_cpu_s') * 1000) / units;
   }
   if (list.length > 1) out.rounds = list;
+  const profiled = list.filter((f) => f.profile);
+  if (profiled.length) out.profile = profiled[0].profile;
   if (workload.kind === 'small') {
     out.rate = out.calls / out.seconds!;
     out.p50_ms = mean('p50_ms');
@@ -231,10 +251,11 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void):
   ]).finally(() => clearTimeout(timer));
 }
 
-function runC(rxbench: string, job: Job, w: Workload): Promise<Figures> {
+function runC(rxbench: string, job: Job, w: Workload, started?: (pid: number) => void): Promise<Figures> {
   const security = job.security ? ['--key', job.security.key, '--level', String(LEVELS[job.security.level])] : [];
   const child = spawn(rxbench, ['client', '--port', String(job.port), '--service', String(job.service),
     '--workload', w.kind, ...cArgs(w), ...security], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid) started?.(child.pid);
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));
@@ -257,9 +278,7 @@ function runC(rxbench: string, job: Job, w: Workload): Promise<Figures> {
 class NodeClient {
   private child: ChildProcess;
   private waiting: ((m: { figures?: Figures; error?: string }) => void) | undefined;
-  constructor() {
-    // RXRPC_BENCH_NODE_FLAGS: extra V8/Node flags for the Node clients (e.g. --max-semi-space-size=1).
-    const extra = (process.env.RXRPC_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  constructor(extra: string[]) {
     this.child = fork(join(__dirname, 'node-client.js'), [], { execArgv: ['--expose-gc', ...extra], stdio: ['ignore', 2, 2, 'ipc'] });
     this.child.on('message', (m: { figures?: Figures; error?: string }) => this.waiting?.(m));
     this.child.on('exit', (code) => this.waiting?.({ error: `node client worker exited (${code})` }));
@@ -274,6 +293,9 @@ class NodeClient {
     });
     this.child.send({ impl, job });
     return withTimeout(done, jobTimeout(job.workload), () => this.child.kill('SIGKILL'));
+  }
+  get pid(): number {
+    return this.child.pid ?? 0;
   }
   get alive(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
@@ -300,12 +322,12 @@ function cpuOf(pid: number): number {
 
 /** Each server listens on `count` consecutive ports from its first. */
 async function startServers(rxbench: string, basePort: number, service: number, backlog: number, count: number,
-  keyring: string): Promise<Servers> {
+  keyring: string, nodeFlags: string[]): Promise<Servers> {
   const ports: Record<Impl, number> = { c: basePort, binding: basePort + count, api: basePort + 2 * count };
   const c = spawn(rxbench, ['server', '--port', String(ports.c), '--ports', String(count), '--service', String(service),
     '--backlog', String(backlog), '--keyring', keyring], { stdio: ['pipe', 'pipe', 'inherit'] });
   const node = fork(join(__dirname, 'node-server.js'), [...[ports.binding, ports.api, service, backlog, count].map(String), keyring],
-    { stdio: ['ignore', 2, 2, 'ipc'] });
+    { execArgv: nodeFlags, stdio: ['ignore', 2, 2, 'ipc'] });
   const close = () => {
     c.stdin!.end();
     if (node.connected) node.disconnect();
@@ -343,8 +365,23 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
   const secret = randomDesKey();
   const keyring = createServerKeyring([service, service + 1], [{ secret }], { keyring: 'session' });
   const key = createRxkadKey(mintRxkadToken({ serverKey: secret, kvno: 1, name: 'bench' }), { keyring: 'session' });
-  const servers = await startServers(options.rxbench, options.basePort ?? 18400, service, backlog, serverPorts, keyring.description);
-  let worker = new NodeClient();
+  // RXRPC_BENCH_NODE_FLAGS: extra V8/Node flags for the Node clients (e.g. --max-semi-space-size=1).
+  const extraFlags = (process.env.RXRPC_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  // The processes that take turns with others sit idle between their jobs;
+  // V8's memory reducer then runs its shrinking mark-compacts, which drop the
+  // optimized code, and every job would begin by compiling it all again
+  // (tens of seconds of the guest's CPU: scripts/bench/README.md, The
+  // warm-up). The memory figure's fresh clients run with V8's defaults.
+  const steady = params.memoryReducer ? [] : ['--no-memory-reducer'];
+  const clientFlags = [...steady, ...extraFlags];
+  const serverFlags: string[] = [...steady];
+  // --perf-basic-prof turns V8's event log on too; where it cannot write its
+  // log file (the guest's working directory is read-only) it writes to stdout.
+  if (options.perf) for (const flags of [clientFlags, serverFlags]) flags.push('--perf-basic-prof', `--logfile=${join(tmpdir(), 'rxbench-v8-%p.log')}`);
+  const servers = await startServers(options.rxbench, options.basePort ?? 18400, service, backlog, serverPorts, keyring.description, serverFlags);
+  const newWorker = () => new NodeClient(clientFlags);
+  let worker = newWorker();
+  let profiles = 0;
   const rows: Row[] = [];
   const memory: Report['memory'] = [];
 
@@ -352,9 +389,16 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     const job: Job = { port: servers.ports[server], service, workload, security: level && { key: key.description, level } };
     try {
       const before = cpuOf(servers.pids[server]);
-      if (client !== 'c' && !worker.alive) worker = new NodeClient();
-      const figures = client === 'c' ? await runC(options.rxbench, job, workload) : await worker.run(client, job);
-      return { ...figures, server_cpu_s: cpuOf(servers.pids[server]) - before };
+      if (client !== 'c' && !worker.alive) worker = newWorker();
+      const pids = new Map<number, Role>([[servers.pids[server], 'server']]);
+      const perf = options.perf && workload.kind === 'small' && !level ? options.perf : undefined;
+      const file = perf && workload.kind === 'small' && join(perf.dir, `${workload.inflight}-${client}-${server}-${++profiles}.data`);
+      const profiling = file ? await record(file, perf!.frequency) : undefined;
+      const figures = await (client === 'c' ? runC(options.rxbench, job, workload, (pid) => pids.set(pid, 'client'))
+        : (pids.set(worker.pid, 'client'), worker.run(client, job))).finally(() => profiling?.stop());
+      const server_cpu_s = cpuOf(servers.pids[server]) - before;
+      if (!profiling || !file) return { ...figures, server_cpu_s };
+      return { ...figures, server_cpu_s, profile: { ...summarize(file, pids, perf!.frequency), calls: figures.total_calls } };
     } catch (err) {
       log(`  ${client}: ${(err as Error).message}`);
       return { calls: 0, errors: 1, failures: { [(err as Error).message]: 1 } };
@@ -384,11 +428,16 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     // Node compiles its hot paths as it runs them: warm the client worker and
     // both Node servers before anything is measured (rxbench has nothing to warm).
     const warm: Workload[] = [
-      { kind: 'small', inflight: 16, seconds: params.small.seconds / 2, warmup: 0 },
+      { kind: 'memory', inflight: 64, checkpoints: [params.warmupCalls] },
       { kind: 'upload', size: params.bulk[0].size, seconds: 0 },
       { kind: 'download', size: params.bulk[0].size, seconds: 0 },
     ];
-    for (const impl of ['binding', 'api'] as const) for (const w of warm) await run(impl, impl, w);
+    for (const impl of ['binding', 'api'] as const) {
+      for (const w of warm) {
+        const f = await run(impl, impl, w);
+        if (w.kind === 'memory') log(`warm-up ${impl}/${impl}: ${f.calls} calls at ${f.seconds ? Math.round(f.calls / f.seconds) : 0} calls/s`);
+      }
+    }
     log(`warm-up: done (${Math.round((Date.now() - started) / 1000)} s)`);
     const s = params.small;
     for (const inflight of s.inflight) {
@@ -420,7 +469,7 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     worker.close();
     const m: Workload = { kind: 'memory', ...params.memory };
     for (const client of wanted('memory') ? (['c', 'binding', 'api'] as const) : []) {
-      worker = new NodeClient(); // a fresh process: its resident size is this workload's alone
+      worker = new NodeClient(extraFlags); // a fresh process, V8's defaults: its resident size is this workload's alone
       memory.push({ client, figures: await run(client, 'c', m) });
       worker.close();
     }

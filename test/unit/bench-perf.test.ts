@@ -1,0 +1,52 @@
+// The benchmark's perf profile split (scripts/bench/perf.ts): which process
+// and what kind of code each sample of `perf script` belongs to.
+import { category, tally } from '../../scripts/bench/perf';
+
+describe('bench perf: category', () => {
+  test.each([
+    ['[kernel.kallsyms]', 'finish_task_switch.isra.0', 'kernel'],
+    ['/lib/modules/6.1.0-57-amd64/kernel/net/rxrpc/rxrpc.ko', 'rxrpc_recvmsg', 'kernel'],
+    ['/work/main/build/Release/rxrpc.node', '(anonymous namespace)::WorkerMain', 'addon'],
+    ['/tmp/perf-152.map', 'JS:*onMessage /work/main/build/lib/endpoint.js:540', 'JS: library'],
+    ['/tmp/perf-152.map', 'JS:*emit node:events:514', 'JS: Node'],
+    ['/tmp/perf-152.map', 'JS:*start /work/main/build/scripts/bench/node-client.js:200', 'JS: benchmark'],
+    ['/usr/local/bin/node', 'Builtins_LoadIC', 'V8 builtins'],
+    ['/usr/local/bin/node', 'Builtins_LdaNamedPropertyHandler', 'V8 interpreter'],
+    ['/usr/local/bin/node', 'v8::internal::Scavenger::ScavengeObject<v8::internal::FullHeapObjectSlot>', 'V8 GC and heap'],
+    ['/usr/local/bin/node', 'v8::internal::compiler::GraphReducer::ReduceTop', 'V8 runtime'],
+    ['/usr/local/bin/node', 'uv__io_poll', 'libuv'],
+    ['/usr/local/bin/node', 'napi_make_callback', 'Node and N-API'],
+    ['/usr/lib/x86_64-linux-gnu/libc.so.6', '__memcmp_avx2_movbe', 'libc'],
+    ['/work/main/build/bench/rxbench', 'main', 'rxbench'],
+    ['[unknown]', '[unknown]', 'unknown'],
+  ])('%s %s -> %s', (dso, sym, want) => {
+    expect(category(dso, sym)).toBe(want);
+  });
+});
+
+describe('bench perf: tally', () => {
+  const script = [
+    '   145  ffffffff810dcff6 finish_task_switch.isra.0 ([kernel.kallsyms])',
+    '   145  55d0c0a1b2c3 Builtins_LoadIC (/usr/local/bin/node)',
+    '   145  7f1ceb025ccb JS:*onMessage /work/main/build/lib/endpoint.js:540 (/tmp/perf-145.map)',
+    '   152  7f1ceb025ccb Builtins_LoadIC+0x12 (/usr/local/bin/node)',
+    '     0  ffffffff81a592eb native_safe_halt ([kernel.kallsyms])',
+    'not a sample line',
+    '',
+  ].join('\n');
+
+  test('splits samples by role and category, in ms of CPU at the sampling frequency', () => {
+    const p = tally(script, new Map([[145, 'client'], [152, 'server']]), 1000);
+    expect(p.samples).toBe(5);
+    expect(p.ms.client).toEqual({ kernel: 1, 'V8 builtins': 1, 'JS: library': 1 });
+    expect(p.ms.server).toEqual({ 'V8 builtins': 1 });
+    expect(p.ms.other).toEqual({ kernel: 1 });
+  });
+
+  test('symbols are counted without their offset, hottest first', () => {
+    const p = tally(`${script}\n   152  1 Builtins_LoadIC+0x40 (/usr/local/bin/node)\n   152  2 uv__io_poll (/usr/local/bin/node)`,
+      new Map([[152, 'server']]), 500);
+    expect(p.top.server[0]).toEqual(['V8 builtins', 'Builtins_LoadIC', 4]);
+    expect(p.top.server[1]).toEqual(['libuv', 'uv__io_poll', 2]);
+  });
+});
