@@ -89,7 +89,9 @@ export const EXPLANATIONS: Record<string, string> = {
   'api-c-64': 'Client costs 5-12x the C client\'s instructions per call (6.1: 1.49 ms against 0.31 ms) with the same ' +
     'sendmsg and recvmsg per call; the rest is user space in the Node process: the library\'s JavaScript per call ' +
     '(ClientCall, Call, promise, message decoding), V8 (interpreter, GC) and libuv/N-API entries, plus the starter-thread ' +
-    'hand-off (1.25 futex and 0.14 eventfd reads per call). See README, Performance.',
+    'hand-off (1.25 futex and 0.14 eventfd reads per call). `--perf` splits it by what ran: on 6.1 (2026-12-03) the ' +
+    'library\'s JIT-compiled JavaScript took 20-60 us per call, V8\'s builtins, compiler and GC most of the rest. ' +
+    'See README, Performance.',
   'api-c-1': 'At 1 in flight each call pays two event-loop wake-ups (the send thread\'s completion, then the reply) and ' +
     'the thread hand-off (5.4 futex, 2 eventfd calls, 1 epoll_pwait per call against C\'s 3 futex and 1 poll); ' +
     'C does the same work in one process loop. See README, Performance.',
@@ -286,7 +288,8 @@ export function formatProfiles(report: Report): string[] {
   for (const r of rows) {
     const prof = r.figures.profile!;
     for (const role of ['client', 'server'] as const) {
-      if (r[role] === 'c' && role === 'server' && r.client !== 'c') continue;
+      // The C processes' symbols only once, for C/C.
+      if (r[role] === 'c' && !(r.client === 'c' && r.server === 'c')) continue;
       lines.push(`hottest in the ${role} process, ${describe(r.workload)}, ${pairName(r)} (us per call):`);
       for (const [cat, sym, ms] of prof.top[role].slice(0, 12)) lines.push(`  ${pad(num((ms * 1000) / prof.calls!), 8)}${pad(cat, 16)}${sym}`);
     }

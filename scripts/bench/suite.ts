@@ -6,8 +6,8 @@
  * speed drifts (other VMs on the host) affects them alike.
  *
  * Clients and servers are separate processes: rxbench (C) once per job, a
- * forked Node client worker kept for the run, and a fresh one for each memory
- * measurement (so that its resident size is its own).
+ * forked Node client worker per implementation (binding, api) kept for the
+ * run, and a fresh one for each memory measurement (so that its resident size is its own).
  */
 import { ChildProcess, fork, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -379,8 +379,17 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
   // log file (the guest's working directory is read-only) it writes to stdout.
   if (options.perf) for (const flags of [clientFlags, serverFlags]) flags.push('--perf-basic-prof', `--logfile=${join(tmpdir(), 'rxbench-v8-%p.log')}`);
   const servers = await startServers(options.rxbench, options.basePort ?? 18400, service, backlog, serverPorts, keyring.description, serverFlags);
-  const newWorker = () => new NodeClient(clientFlags);
-  let worker = newWorker();
+  // One client worker per Node implementation: in one process, the binding's
+  // and the Client's jobs taking turns changed the type feedback of the code
+  // they share, and V8 compiled it again at every turn.
+  const workers: Partial<Record<'binding' | 'api', NodeClient>> = {};
+  const workerFor = (impl: 'binding' | 'api') => {
+    if (!workers[impl]?.alive) workers[impl] = new NodeClient(clientFlags);
+    return workers[impl]!;
+  };
+  const closeWorkers = () => {
+    for (const w of Object.values(workers)) w.close();
+  };
   let profiles = 0;
   const rows: Row[] = [];
   const memory: Report['memory'] = [];
@@ -389,13 +398,12 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     const job: Job = { port: servers.ports[server], service, workload, security: level && { key: key.description, level } };
     try {
       const before = cpuOf(servers.pids[server]);
-      if (client !== 'c' && !worker.alive) worker = newWorker();
       const pids = new Map<number, Role>([[servers.pids[server], 'server']]);
       const perf = options.perf && workload.kind === 'small' && !level ? options.perf : undefined;
       const file = perf && workload.kind === 'small' && join(perf.dir, `${workload.inflight}-${client}-${server}-${++profiles}.data`);
       const profiling = file ? await record(file, perf!.frequency) : undefined;
       const figures = await (client === 'c' ? runC(options.rxbench, job, workload, (pid) => pids.set(pid, 'client'))
-        : (pids.set(worker.pid, 'client'), worker.run(client, job))).finally(() => profiling?.stop());
+        : (pids.set(workerFor(client).pid, 'client'), workerFor(client).run(client, job))).finally(() => profiling?.stop());
       const server_cpu_s = cpuOf(servers.pids[server]) - before;
       if (!profiling || !file) return { ...figures, server_cpu_s };
       return { ...figures, server_cpu_s, profile: { ...summarize(file, pids, perf!.frequency), calls: figures.total_calls } };
@@ -466,16 +474,17 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
       await measure(`peers-${peers}`, { kind: 'small', inflight: Math.max(sc.peersInflight, peers), seconds: sc.seconds, warmup: sc.warmup,
         ports: sc.peersPorts, endpoints: peers }, 1, scalePairs);
     }
-    worker.close();
+    closeWorkers();
     const m: Workload = { kind: 'memory', ...params.memory };
     for (const client of wanted('memory') ? (['c', 'binding', 'api'] as const) : []) {
-      worker = new NodeClient(extraFlags); // a fresh process, V8's defaults: its resident size is this workload's alone
+      // A fresh process, V8's defaults: its resident size is this workload's alone.
+      if (client !== 'c') workers[client] = new NodeClient(extraFlags);
       memory.push({ client, figures: await run(client, 'c', m) });
-      worker.close();
+      closeWorkers();
     }
     if (wanted('memory')) log(`memory: done (${Math.round((Date.now() - started) / 1000)} s)`);
   } finally {
-    worker.close();
+    closeWorkers();
     servers.close();
     key.close();
     keyring.close();
