@@ -281,7 +281,8 @@ export function formatProfiles(report: Report): string[] {
     return (ms * 1000) / prof.calls!;
   };
   const used = CATEGORIES.filter((cat) => cols.some(({ r, role }) => per(r, role, cat) > 0));
-  for (const cat of [...used, ...new Set(cols.flatMap(({ r, role }) => Object.keys(r.figures.profile!.ms[role])))].filter((c, i, a) => a.indexOf(c) === i)) {
+  // The known categories in their order, then any other the profiles hold.
+  for (const cat of new Set([...used, ...cols.flatMap(({ r, role }) => Object.keys(r.figures.profile!.ms[role]))])) {
     lines.push(pad(cat, 18) + cols.map(({ r, role }) => pad(per(r, role, cat) > 0 ? num(per(r, role, cat)) : '-', wc)).join(''));
   }
   lines.push(pad('total', 18) + cols.map(({ r, role }) => pad(num(per(r, role)), wc)).join(''));

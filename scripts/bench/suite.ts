@@ -184,8 +184,8 @@ function merge(list: Figures[], workload: Workload): Figures {
     out.server_cpu_ms = (sum('server_cpu_s') * 1000) / units;
   }
   if (list.length > 1) out.rounds = list;
-  const profiled = list.filter((f) => f.profile);
-  if (profiled.length) out.profile = profiled[0].profile;
+  const profile = list.find((f) => f.profile)?.profile;
+  if (profile) out.profile = profile;
   if (workload.kind === 'small') {
     out.rate = out.calls / out.seconds!;
     out.p50_ms = mean('p50_ms');
@@ -399,13 +399,21 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     try {
       const before = cpuOf(servers.pids[server]);
       const pids = new Map<number, Role>([[servers.pids[server], 'server']]);
-      const perf = options.perf && workload.kind === 'small' && !level ? options.perf : undefined;
-      const file = perf && workload.kind === 'small' && join(perf.dir, `${workload.inflight}-${client}-${server}-${++profiles}.data`);
+      const perf = options.perf;
+      const file = perf && workload.kind === 'small' && !level
+        ? join(perf.dir, `${workload.inflight}-${client}-${server}-${++profiles}.data`) : undefined;
       const profiling = file ? await record(file, perf!.frequency) : undefined;
-      const figures = await (client === 'c' ? runC(options.rxbench, job, workload, (pid) => pids.set(pid, 'client'))
-        : (pids.set(workerFor(client).pid, 'client'), workerFor(client).run(client, job))).finally(() => profiling?.stop());
+      let started: Promise<Figures>;
+      if (client === 'c') {
+        started = runC(options.rxbench, job, workload, (pid) => pids.set(pid, 'client'));
+      } else {
+        const w = workerFor(client);
+        pids.set(w.pid, 'client');
+        started = w.run(client, job);
+      }
+      const figures = await started.finally(() => profiling?.stop());
       const server_cpu_s = cpuOf(servers.pids[server]) - before;
-      if (!profiling || !file) return { ...figures, server_cpu_s };
+      if (!file) return { ...figures, server_cpu_s };
       return { ...figures, server_cpu_s, profile: { ...summarize(file, pids, perf!.frequency), calls: figures.total_calls } };
     } catch (err) {
       log(`  ${client}: ${(err as Error).message}`);
