@@ -13,12 +13,18 @@ export type Impl = 'c' | 'binding' | 'api';
  * socket bound to a private UDP port; a Client or Endpoint of its own) to
  * server port `port + (k / endpoints) mod ports`. Without them, one client
  * socket and one server port (the C client's socket unbound, as before).
+ * With `heap`, the client's resident size (and a Node client's V8 heap, after
+ * a full GC) is taken when the window closes, with the calls still in flight,
+ * and the calls go on `warmup` seconds more: a full GC deoptimizes the
+ * compiled code that embedded objects it freed, and V8 compiles it again
+ * then, not in the next job. A memory workload with `gc: false` (the warm-up)
+ * forces no GC at its checkpoints.
  */
 export type Workload =
-  | { kind: 'small'; inflight: number; seconds: number; warmup: number; ports?: number; endpoints?: number }
+  | { kind: 'small'; inflight: number; seconds: number; warmup: number; ports?: number; endpoints?: number; heap?: boolean }
   | { kind: 'upload' | 'download'; size: number; seconds: number; minCalls?: number }
   | { kind: 'upgrade'; calls: number; fresh?: boolean }
-  | { kind: 'memory'; inflight: number; checkpoints: number[] };
+  | { kind: 'memory'; inflight: number; checkpoints: number[]; gc?: boolean };
 
 /** rxkad levels the benchmark measures, with RXRPC_MIN_SECURITY_LEVEL's numbers. */
 export const LEVELS = { auth: 1, encrypt: 2 } as const;

@@ -202,6 +202,7 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
         // The window opens `warmup` seconds after the first call ended.
         let begin = Infinity;
         let end = Infinity;
+        let stop = Infinity; // no call starts after it
         const latencies: number[] = [];
         let active = 0;
         let inflightMemory: { rss: number; heap: number } | undefined;
@@ -214,12 +215,13 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
             if (begin === Infinity) {
               begin = t + w.warmup * 1000;
               end = begin + w.seconds * 1000;
+              stop = end + (w.heap ? w.warmup * 1000 : 0);
             }
             if (err) failed(err);
             else if (t >= begin && t < end) latencies.push(t - t0);
-            if (t < end) start(slot);
-            else if (!inflightMemory) inflightMemory = memoryMb(); // the others are still in flight
-            if (t >= end && active === 0) {
+            if (t >= end && w.heap && !inflightMemory) inflightMemory = memoryMb(); // the others are still in flight
+            if (t < stop) start(slot);
+            else if (active === 0) {
               const calls = latencies.length;
               resolve(finish({
                 calls, seconds: w.seconds, rate: calls / w.seconds,
@@ -292,7 +294,7 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
           caller.call(body, (err) => {
             if (err) failed(err);
             done++;
-            if (w.checkpoints.includes(done)) ({ rss: rss[done], heap: heap[done], committed: committed[done] } = memoryMb());
+            if (w.gc !== false && w.checkpoints.includes(done)) ({ rss: rss[done], heap: heap[done], committed: committed[done] } = memoryMb());
             if (started < total) start();
             else if (done === total) resolve(finish({ calls: done, seconds: (performance.now() - t0) / 1000, rss_mb: rss, heap_mb: heap, committed_mb: committed }));
           });

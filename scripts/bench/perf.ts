@@ -142,3 +142,30 @@ export function tally(script: string, pids: Map<number, Role>, frequency: number
   }
   return { frequency, samples, ms, top };
 }
+
+/**
+ * The profiles of a row's rounds as one: samples, calls and milliseconds
+ * summed (so figures per call are of all rounds, not of the first), and the
+ * hottest symbols summed over the rounds' own lists (a symbol outside one
+ * round's list counts nothing for that round).
+ */
+export function mergeProfiles(list: Profile[], topN = 25): Profile | undefined {
+  if (list.length === 0) return undefined;
+  if (list.some((p) => p.frequency !== list[0].frequency)) throw new Error('profiles taken at different frequencies');
+  const ms: Profile['ms'] = { client: {}, server: {}, other: {} };
+  const top = {} as Profile['top'];
+  for (const role of ['client', 'server', 'other'] as const) {
+    const symbols = new Map<string, [string, string, number]>();
+    for (const p of list) {
+      for (const [cat, v] of Object.entries(p.ms[role])) ms[role][cat] = (ms[role][cat] ?? 0) + v;
+      for (const [cat, sym, v] of p.top[role]) {
+        const key = `${cat}\t${sym}`;
+        const had = symbols.get(key);
+        symbols.set(key, [cat, sym, (had?.[2] ?? 0) + v]);
+      }
+    }
+    top[role] = [...symbols.values()].sort((a, b) => b[2] - a[2]).slice(0, topN);
+  }
+  const calls = list.every((p) => p.calls !== undefined) ? list.reduce((n, p) => n + p.calls!, 0) : undefined;
+  return { frequency: list[0].frequency, samples: list.reduce((n, p) => n + p.samples, 0), ...(calls !== undefined ? { calls } : {}), ms, top };
+}

@@ -197,6 +197,11 @@ export function formatReport(report: Report): string {
       });
       lines.push(pad(i === 0 ? describe(w) : '', w0) + pad(m.label, w1) + cells.join(''));
     });
+    if (w.startsWith('small') && rows.some((row) => row?.figures.rounds)) {
+      // Each round's rate: a round that V8 spent compiling shows here.
+      lines.push(pad('', w0) + pad('rounds', w1) + rows.map((row) => pad(row?.figures.rounds
+        ? row.figures.rounds.map((f) => num(f.seconds ? f.calls / f.seconds : undefined)).join('/') : '-', wc)).join(''));
+    }
     if (w === 'upgrade') {
       lines.push(pad('', w0) + pad('outcome', w1) + rows.map((row) => pad(row
         ? [`${row.figures.original ?? 0}o`, `${row.figures.upgraded ?? 0}u`, `${row.figures.aborted ?? 0}a`].join(' ') : '-', wc)).join(''));

@@ -15,7 +15,7 @@ import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRxkadKey, createServerKeyring, mintRxkadToken, randomDesKey } from '../../lib/security';
 import { Figures, Impl, Job, Level, LEVELS, percentile, Workload } from './common';
-import { record, Role, summarize } from './perf';
+import { mergeProfiles, record, Role, summarize } from './perf';
 
 export interface Pairing {
   client: Impl;
@@ -89,7 +89,7 @@ export function spreadFor(inflight: number): { ports: number; endpoints: number 
  */
 export const FULL: Parameters = {
   warmupCalls: 20000,
-  small: { inflight: [1, 16, 64], seconds: 2, warmup: 0.5, rounds: 2 },
+  small: { inflight: [1, 16, 64], seconds: 3, warmup: 0.5, rounds: 3 },
   bulk: [{ size: 1 << 20, seconds: 1.5, rounds: 2, minCalls: 3 }, { size: 16 << 20, seconds: 0, rounds: 1, minCalls: 3 }],
   upgrade: { calls: 10, fresh: false },
   memory: { inflight: 16, checkpoints: [1000, 10000, 100000] },
@@ -184,7 +184,7 @@ function merge(list: Figures[], workload: Workload): Figures {
     out.server_cpu_ms = (sum('server_cpu_s') * 1000) / units;
   }
   if (list.length > 1) out.rounds = list;
-  const profile = list.find((f) => f.profile)?.profile;
+  const profile = mergeProfiles(list.flatMap((f) => (f.profile ? [f.profile] : [])));
   if (profile) out.profile = profile;
   if (workload.kind === 'small') {
     out.rate = out.calls / out.seconds!;
@@ -229,7 +229,7 @@ function cArgs(w: Workload): string[] {
 function jobTimeout(w: Workload): number {
   switch (w.kind) {
     case 'small':
-      return (w.warmup + w.seconds) * 1000 + 60000;
+      return (2 * w.warmup + w.seconds) * 1000 + 60000;
     case 'upload':
     case 'download':
       return w.seconds * 1000 + 300000 * (w.minCalls ?? 1);
@@ -444,14 +444,17 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     // Node compiles its hot paths as it runs them: warm the client worker and
     // both Node servers before anything is measured (rxbench has nothing to warm).
     const warm: Workload[] = [
-      { kind: 'memory', inflight: 64, checkpoints: [params.warmupCalls] },
+      { kind: 'memory', inflight: 64, checkpoints: [params.warmupCalls], gc: false },
+      // One at a time takes paths of its own (6.1: the first 1-in-flight round after a warm-up at 64 only
+      // spent 0.7-1.7 ms per call in TurboFan).
+      { kind: 'memory', inflight: 1, checkpoints: [Math.ceil(params.warmupCalls / 10)], gc: false },
       { kind: 'upload', size: params.bulk[0].size, seconds: 0 },
       { kind: 'download', size: params.bulk[0].size, seconds: 0 },
     ];
     for (const impl of ['binding', 'api'] as const) {
       for (const w of warm) {
         const f = await run(impl, impl, w);
-        if (w.kind === 'memory') log(`warm-up ${impl}/${impl}: ${f.calls} calls at ${f.seconds ? Math.round(f.calls / f.seconds) : 0} calls/s`);
+        if (w.kind === 'memory') log(`warm-up ${impl}/${impl}, ${w.inflight} in flight: ${f.calls} calls at ${f.seconds ? Math.round(f.calls / f.seconds) : 0} calls/s`);
       }
     }
     log(`warm-up: done (${Math.round((Date.now() - started) / 1000)} s)`);
@@ -476,7 +479,7 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     const sc = params.scale;
     const scalePairs = pairings.filter((p) => sc.pairs.includes(`${p.client}/${p.server}`));
     for (const inflight of sc.inflight) {
-      await measure(`scale-${inflight}`, { kind: 'small', inflight, seconds: sc.seconds, warmup: sc.warmup, ...spreadFor(inflight) }, 1, scalePairs);
+      await measure(`scale-${inflight}`, { kind: 'small', inflight, seconds: sc.seconds, warmup: sc.warmup, heap: true, ...spreadFor(inflight) }, 1, scalePairs);
     }
     for (const peers of sc.peers) {
       await measure(`peers-${peers}`, { kind: 'small', inflight: Math.max(sc.peersInflight, peers), seconds: sc.seconds, warmup: sc.warmup,

@@ -1,6 +1,6 @@
 // The benchmark's perf profile split (scripts/bench/perf.ts): which process
 // and what kind of code each sample of `perf script` belongs to.
-import { category, tally } from '../../scripts/bench/perf';
+import { category, mergeProfiles, Profile, tally } from '../../scripts/bench/perf';
 
 describe('bench perf: category', () => {
   test.each([
@@ -48,5 +48,34 @@ describe('bench perf: tally', () => {
       new Map([[152, 'server']]), 500);
     expect(p.top.server[0]).toEqual(['V8 builtins', 'Builtins_LoadIC', 4]);
     expect(p.top.server[1]).toEqual(['libuv', 'uv__io_poll', 2]);
+  });
+});
+
+describe('bench perf: mergeProfiles', () => {
+  const round = (calls: number, kernelMs: number, loadIcMs: number): Profile => ({
+    frequency: 1000, samples: kernelMs + loadIcMs, calls,
+    ms: { client: { kernel: kernelMs, 'V8 builtins': loadIcMs }, server: {}, other: { kernel: 1 } },
+    top: { client: [['kernel', 'finish_task_switch', kernelMs], ['V8 builtins', 'Builtins_LoadIC', loadIcMs]], server: [], other: [] },
+  });
+
+  test('sums samples, calls, milliseconds and the hottest symbols of every round', () => {
+    const p = mergeProfiles([round(100, 30, 50), round(300, 40, 5)])!;
+    expect(p.samples).toBe(125);
+    expect(p.calls).toBe(400);
+    expect(p.ms.client).toEqual({ kernel: 70, 'V8 builtins': 55 });
+    expect(p.ms.other).toEqual({ kernel: 2 });
+    // Re-sorted by the sum: the kernel symbol leads over all rounds though it did not in the first.
+    expect(p.top.client).toEqual([['kernel', 'finish_task_switch', 70], ['V8 builtins', 'Builtins_LoadIC', 55]]);
+  });
+
+  test('one round is itself; none is undefined; calls only when every round counted them', () => {
+    expect(mergeProfiles([round(10, 2, 1)])).toEqual(round(10, 2, 1));
+    expect(mergeProfiles([])).toBeUndefined();
+    const { calls: _, ...uncounted } = round(10, 1, 2);
+    expect(mergeProfiles([uncounted, round(10, 1, 2)])!.calls).toBeUndefined();
+  });
+
+  test('refuses rounds sampled at different frequencies', () => {
+    expect(() => mergeProfiles([round(10, 1, 2), { ...round(10, 1, 2), frequency: 99 }])).toThrow(/different frequencies/);
   });
 });
