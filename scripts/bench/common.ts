@@ -13,12 +13,12 @@ export type Impl = 'c' | 'binding' | 'api';
  * socket bound to a private UDP port; a Client or Endpoint of its own) to
  * server port `port + (k / endpoints) mod ports`. Without them, one client
  * socket and one server port (the C client's socket unbound, as before).
- * With `heap`, the client's resident size (and a Node client's V8 heap, after
- * a full GC) is taken when the window closes, with the calls still in flight,
- * and the calls go on `warmup` seconds more: a full GC deoptimizes the
- * compiled code that embedded objects it freed, and V8 compiles it again
- * then, not in the next job. A memory workload with `gc: false` (the warm-up)
- * forces no GC at its checkpoints.
+ * With `heap`, a Node client takes its resident size and V8 heap after a full
+ * GC when the window closes, with every slot's call in flight, and its calls
+ * go on `warmup` seconds more: V8 compiles again what the GC made it drop
+ * within the job, not in the next one. (rxbench reports its resident size
+ * with the calls in flight in every small job; it has no GC.) A memory
+ * workload with `gc: false` (the warm-up) forces no GC at its checkpoints.
  */
 export type Workload =
   | { kind: 'small'; inflight: number; seconds: number; warmup: number; ports?: number; endpoints?: number; heap?: boolean }
@@ -57,7 +57,7 @@ export interface Figures {
   mbps_max?: number;
   /** Bulk: each call's duration, ms. */
   call_ms?: number[];
-  /** Small calls: the client's resident size (and Node's V8 heap in use after a GC) with the calls still in flight, MB. */
+  /** Small calls: the client's resident size with the calls in flight, MB (a Node client's only with `heap`, with its V8 heap in use after a GC). */
   rss_inflight_mb?: number;
   heap_inflight_mb?: number;
   upgraded?: number;

@@ -202,7 +202,7 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
         // The window opens `warmup` seconds after the first call ended.
         let begin = Infinity;
         let end = Infinity;
-        let stop = Infinity; // no call starts after it
+        let stop = Infinity; // no call starts after it: `end`, or with `heap` a warm-up period after the GC
         const latencies: number[] = [];
         let active = 0;
         let inflightMemory: { rss: number; heap: number } | undefined;
@@ -215,11 +215,19 @@ export function runJob(impl: 'binding' | 'api', job: Job): Promise<Figures> {
             if (begin === Infinity) {
               begin = t + w.warmup * 1000;
               end = begin + w.seconds * 1000;
-              stop = end + (w.heap ? w.warmup * 1000 : 0);
+              stop = end;
             }
             if (err) failed(err);
             else if (t >= begin && t < end) latencies.push(t - t0);
-            if (t >= end && w.heap && !inflightMemory) inflightMemory = memoryMb(); // the others are still in flight
+            if (t >= end && w.heap && !inflightMemory) {
+              // This slot's next call first: the GC runs with every slot's call in flight (with none, it
+              // frees the per-call objects' maps and V8 deoptimizes the code that embedded them). The
+              // calls then go on for another warm-up period, in which V8 compiles what it dropped anyway.
+              start(slot);
+              inflightMemory = memoryMb();
+              stop = performance.now() + w.warmup * 1000;
+              return;
+            }
             if (t < stop) start(slot);
             else if (active === 0) {
               const calls = latencies.length;

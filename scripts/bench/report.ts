@@ -199,8 +199,14 @@ export function formatReport(report: Report): string {
     });
     if (w.startsWith('small') && rows.some((row) => row?.figures.rounds)) {
       // Each round's rate: a round that V8 spent compiling shows here.
-      lines.push(pad('', w0) + pad('rounds', w1) + rows.map((row) => pad(row?.figures.rounds
-        ? row.figures.rounds.map((f) => num(f.seconds ? f.calls / f.seconds : undefined)).join('/') : '-', wc)).join(''));
+      const each = (row: Row | undefined) => {
+        const rates = (row?.figures.rounds ?? []).map((f) => (f.seconds ? f.calls / f.seconds : NaN));
+        if (!rates.length) return '-';
+        const all = rates.map(num).join('/');
+        // Where they do not fit the column: the slowest and the fastest round.
+        return all.length < wc ? all : `${num(Math.min(...rates))}..${num(Math.max(...rates))}`;
+      };
+      lines.push(pad('', w0) + pad('rounds', w1) + rows.map((row) => pad(each(row), wc)).join(''));
     }
     if (w === 'upgrade') {
       lines.push(pad('', w0) + pad('outcome', w1) + rows.map((row) => pad(row

@@ -414,7 +414,7 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
       const figures = await started.finally(() => profiling?.stop());
       const server_cpu_s = cpuOf(servers.pids[server]) - before;
       if (!file) return { ...figures, server_cpu_s };
-      return { ...figures, server_cpu_s, profile: { ...summarize(file, pids, perf!.frequency), calls: figures.total_calls } };
+      return { ...figures, server_cpu_s, profile: { ...summarize(file, pids, perf!.frequency, 100), calls: figures.total_calls } };
     } catch (err) {
       log(`  ${client}: ${(err as Error).message}`);
       return { calls: 0, errors: 1, failures: { [(err as Error).message]: 1 } };
@@ -445,8 +445,8 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     // both Node servers before anything is measured (rxbench has nothing to warm).
     const warm: Workload[] = [
       { kind: 'memory', inflight: 64, checkpoints: [params.warmupCalls], gc: false },
-      // One at a time takes paths of its own (6.1: the first 1-in-flight round after a warm-up at 64 only
-      // spent 0.7-1.7 ms per call in TurboFan).
+      // One at a time takes paths of its own: after a warm-up at 64 in flight alone, the first 1-in-flight
+      // round spent 0.7-1.7 ms per call of the Node clients in TurboFan (6.1, --perf).
       { kind: 'memory', inflight: 1, checkpoints: [Math.ceil(params.warmupCalls / 10)], gc: false },
       { kind: 'upload', size: params.bulk[0].size, seconds: 0 },
       { kind: 'download', size: params.bulk[0].size, seconds: 0 },

@@ -52,10 +52,16 @@ describe('bench perf: tally', () => {
 });
 
 describe('bench perf: mergeProfiles', () => {
+  // A round as summarize() makes it: its hottest symbols sorted, most first.
   const round = (calls: number, kernelMs: number, loadIcMs: number): Profile => ({
     frequency: 1000, samples: kernelMs + loadIcMs, calls,
     ms: { client: { kernel: kernelMs, 'V8 builtins': loadIcMs }, server: {}, other: { kernel: 1 } },
-    top: { client: [['kernel', 'finish_task_switch', kernelMs], ['V8 builtins', 'Builtins_LoadIC', loadIcMs]], server: [], other: [] },
+    top: {
+      client: ([['kernel', 'finish_task_switch', kernelMs], ['V8 builtins', 'Builtins_LoadIC', loadIcMs]] as Array<[string, string, number]>)
+        .sort((a, b) => b[2] - a[2]),
+      server: [],
+      other: [],
+    },
   });
 
   test('sums samples, calls, milliseconds and the hottest symbols of every round', () => {
@@ -64,8 +70,15 @@ describe('bench perf: mergeProfiles', () => {
     expect(p.calls).toBe(400);
     expect(p.ms.client).toEqual({ kernel: 70, 'V8 builtins': 55 });
     expect(p.ms.other).toEqual({ kernel: 2 });
-    // Re-sorted by the sum: the kernel symbol leads over all rounds though it did not in the first.
+    // Re-sorted by the sum: the kernel symbol leads over both rounds though LoadIC led the first.
     expect(p.top.client).toEqual([['kernel', 'finish_task_switch', 70], ['V8 builtins', 'Builtins_LoadIC', 55]]);
+  });
+
+  test('a symbol of one round only counts there; the merged list keeps the topN hottest', () => {
+    const a = round(10, 5, 1);
+    const b: Profile = { ...round(10, 2, 1), top: { client: [['libc', 'memcmp', 9], ['kernel', 'finish_task_switch', 2]], server: [], other: [] } };
+    expect(mergeProfiles([a, b], 2)!.top.client).toEqual([['libc', 'memcmp', 9], ['kernel', 'finish_task_switch', 7]]);
+    expect(mergeProfiles([a, b])!.top.client).toEqual([['libc', 'memcmp', 9], ['kernel', 'finish_task_switch', 7], ['V8 builtins', 'Builtins_LoadIC', 1]]);
   });
 
   test('one round is itself; none is undefined; calls only when every round counted them', () => {
