@@ -27,6 +27,18 @@ export interface Profile {
   ms: Record<Role, Record<string, number>>;
   /** The symbols with most samples per role: [category, symbol, ms]. */
   top: Record<Role, Array<[string, string, number]>>;
+  /**
+   * Milliseconds of samples per role and thread: 'main' (the process's first
+   * thread: Node's event loop), the addon's named threads ('rxrpc-send',
+   * 'rxrpc-bulk'), and 'other threads' (V8's workers, libuv's pool).
+   */
+  threads?: Record<Role, Record<string, number>>;
+}
+
+/** Which thread a sample ran on, from its process and thread ids and the thread's name. */
+export function threadKind(pid: number, tid: number, comm: string): string {
+  if (tid === pid) return 'main';
+  return comm.startsWith('rxrpc-') ? comm : 'other threads';
 }
 
 /**
@@ -94,7 +106,8 @@ export function category(dso: string, sym: string): string {
   }
   if (/\/node$|\/nodejs$/.test(dso)) {
     if (/^Builtins_/.test(sym)) return /Handler$|^Builtins_InterpreterEntryTrampoline/.test(sym) ? 'V8 interpreter' : 'V8 builtins';
-    if (/Heap|Scaveng|MarkCompact|Sweep|Evacuat|Marking|GCTracer|heap::|Space::|Allocat|MemoryChunk|Remembered|SlotSet/.test(sym)) return 'V8 GC and heap';
+    // IterateObjectCache: the roots every scavenge visits (the startup object cache).
+    if (/Heap|Scaveng|MarkCompact|Sweep|Evacuat|Marking|GCTracer|heap::|Space::|Allocat|MemoryChunk|Remembered|SlotSet|IterateObjectCache/.test(sym)) return 'V8 GC and heap';
     if (/^uv_|^uv__/.test(sym)) return 'libuv';
     if (/napi_|v8impl|^node::|node::/.test(sym)) return 'Node and N-API';
     return 'V8 runtime';
@@ -110,27 +123,31 @@ export function category(dso: string, sym: string): string {
  * other process, idle included, is 'other') and category.
  */
 export function summarize(file: string, pids: Map<number, Role>, frequency: number, topN = 25): Profile {
-  const out = spawnSync('perf', ['script', '-i', file, '-F', 'pid,ip,sym,dso'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const out = spawnSync('perf', ['script', '-i', file, '-F', 'comm,pid,tid,ip,sym,dso'], { encoding: 'utf8', maxBuffer: 1 << 30 });
   if (out.status !== 0) throw new Error(`perf script exited ${out.status}: ${out.stderr.trim()}`);
   return tally(out.stdout, pids, frequency, topN);
 }
 
-/** tally() of `perf script -F pid,ip,sym,dso` output: one sample per line. */
+/** tally() of `perf script -F comm,pid,tid,ip,sym,dso` output: one sample per line. */
 export function tally(script: string, pids: Map<number, Role>, frequency: number, topN = 25): Profile {
   const ms: Profile['ms'] = { client: {}, server: {}, other: {} };
+  const threads: Record<Role, Record<string, number>> = { client: {}, server: {}, other: {} };
   const symbols: Record<Role, Map<string, number>> = { client: new Map(), server: new Map(), other: new Map() };
   const each = 1000 / frequency;
   let samples = 0;
   for (const line of script.split('\n')) {
-    // "  PID  ADDR SYMBOL+0xOFF (DSO)" or "  PID  ADDR [unknown] (DSO)"
-    const m = /^\s*(\d+)\s+[0-9a-f]+\s+(.*?)\s+\(([^()]*)\)\s*$/.exec(line);
+    // "  COMM  PID/TID  ADDR SYMBOL+0xOFF (DSO)" or "... ADDR [unknown] (DSO)"; COMM may hold spaces.
+    const m = /^\s*(.*?)\s+(\d+)\/(\d+)\s+[0-9a-f]+\s+(.*?)\s+\(([^()]*)\)\s*$/.exec(line);
     if (!m) continue;
     samples++;
-    const role = pids.get(Number(m[1])) ?? 'other';
-    const sym = m[2].replace(/\+0x[0-9a-f]+$/, '');
-    const cat = category(m[3], sym);
+    const pid = Number(m[2]);
+    const role = pids.get(pid) ?? 'other';
+    const sym = m[4].replace(/\+0x[0-9a-f]+$/, '');
+    const cat = category(m[5], sym);
     ms[role][cat] = (ms[role][cat] ?? 0) + each;
-    const key = `${cat}\t${sym === '[unknown]' ? `[unknown] (${m[3]})` : sym}`;
+    const thread = threadKind(pid, Number(m[3]), m[1]);
+    threads[role][thread] = (threads[role][thread] ?? 0) + each;
+    const key = `${cat}\t${sym === '[unknown]' ? `[unknown] (${m[5]})` : sym}`;
     symbols[role].set(key, (symbols[role].get(key) ?? 0) + each);
   }
   const top = {} as Profile['top'];
@@ -140,7 +157,7 @@ export function tally(script: string, pids: Map<number, Role>, frequency: number
       return [cat, sym, v];
     });
   }
-  return { frequency, samples, ms, top };
+  return { frequency, samples, ms, top, threads };
 }
 
 /**
@@ -153,11 +170,13 @@ export function mergeProfiles(list: Profile[], topN = 25): Profile | undefined {
   if (list.length === 0) return undefined;
   if (list.some((p) => p.frequency !== list[0].frequency)) throw new Error('profiles taken at different frequencies');
   const ms: Profile['ms'] = { client: {}, server: {}, other: {} };
+  const threads: Record<Role, Record<string, number>> = { client: {}, server: {}, other: {} };
   const top = {} as Profile['top'];
   for (const role of ['client', 'server', 'other'] as const) {
     const symbols = new Map<string, [string, string, number]>();
     for (const p of list) {
       for (const [cat, v] of Object.entries(p.ms[role])) ms[role][cat] = (ms[role][cat] ?? 0) + v;
+      for (const [kind, v] of Object.entries(p.threads?.[role] ?? {})) threads[role][kind] = (threads[role][kind] ?? 0) + v;
       for (const [cat, sym, v] of p.top[role]) {
         const key = `${cat}\t${sym}`;
         const had = symbols.get(key);
@@ -167,5 +186,8 @@ export function mergeProfiles(list: Profile[], topN = 25): Profile | undefined {
     top[role] = [...symbols.values()].sort((a, b) => b[2] - a[2]).slice(0, topN);
   }
   const calls = list.every((p) => p.calls !== undefined) ? list.reduce((n, p) => n + p.calls!, 0) : undefined;
-  return { frequency: list[0].frequency, samples: list.reduce((n, p) => n + p.samples, 0), ...(calls !== undefined ? { calls } : {}), ms, top };
+  return {
+    frequency: list[0].frequency, samples: list.reduce((n, p) => n + p.samples, 0), ...(calls !== undefined ? { calls } : {}), ms, top,
+    ...(list.every((p) => p.threads) ? { threads } : {}),
+  };
 }

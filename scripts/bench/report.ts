@@ -297,6 +297,14 @@ export function formatProfiles(report: Report): string[] {
     lines.push(pad(cat, 18) + cols.map(({ r, role }) => pad(per(r, role, cat) > 0 ? num(per(r, role, cat)) : '-', wc)).join(''));
   }
   lines.push(pad('total', 18) + cols.map(({ r, role }) => pad(num(per(r, role)), wc)).join(''));
+  // The same CPU by thread: Node's event loop (main), the addon's threads, V8's and libuv's.
+  const threadMs = (r: Row, role: 'client' | 'server', kind: string) => ((r.figures.profile!.threads?.[role]?.[kind] ?? 0) * 1000) / r.figures.profile!.calls!;
+  const kinds = new Set(['main', 'rxrpc-send', 'rxrpc-bulk', 'other threads',
+    ...cols.flatMap(({ r, role }) => Object.keys(r.figures.profile!.threads?.[role] ?? {}))]);
+  for (const kind of kinds) {
+    if (!cols.some(({ r, role }) => threadMs(r, role, kind) > 0)) continue;
+    lines.push(pad(`thread: ${kind}`, 18) + cols.map(({ r, role }) => pad(threadMs(r, role, kind) > 0 ? num(threadMs(r, role, kind)) : '-', wc)).join(''));
+  }
   for (const r of rows) {
     const prof = r.figures.profile!;
     for (const role of ['client', 'server'] as const) {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { Client } from '../../lib/client';
 import { RX_CALL_TIMEOUT } from '../../lib/constants';
@@ -9,6 +10,8 @@ import { bulkCall, freshPort, raiseMaxBacklog, request, serve, shortRequestTimeo
 
 const ADDRESS = '127.0.0.1';
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+/** The names of this process's threads (what ps, top and perf show). */
+const threadNames = () => readdirSync('/proc/self/task').map((t) => readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim());
 
 describe('calls through the kernel', () => {
   let client: Endpoint;
@@ -23,6 +26,8 @@ describe('calls through the kernel', () => {
     try {
       const { reply } = request(client, { service: 1234, address: ADDRESS, port }, Buffer.from('hello'));
       await expect(reply).resolves.toEqual({ data: Buffer.from('echo:hello'), service: 1234 });
+      // The first send went through a starter thread, named for ps and perf.
+      expect(threadNames()).toContain('rxrpc-send');
     } finally {
       server.close();
     }
@@ -42,6 +47,7 @@ describe('calls through the kernel', () => {
       expect(client.stats.bulkSends).toBeGreaterThan(0);
       expect(server.stats.bulkSends).toBeGreaterThan(0);
       expect(client.stats.partialSends + client.stats.sendAgain).toBe(0);
+      expect(threadNames()).toContain('rxrpc-bulk');
     } finally {
       server.close();
     }

@@ -1,6 +1,8 @@
 // The benchmark's perf profile split (scripts/bench/perf.ts): which process
 // and what kind of code each sample of `perf script` belongs to.
 import { category, mergeProfiles, Profile, tally } from '../../scripts/bench/perf';
+import { formatProfiles } from '../../scripts/bench/report';
+import type { Report } from '../../scripts/bench/suite';
 
 describe('bench perf: category', () => {
   test.each([
@@ -14,6 +16,7 @@ describe('bench perf: category', () => {
     ['/usr/local/bin/node', 'Builtins_LdaNamedPropertyHandler', 'V8 interpreter'],
     ['/usr/local/bin/node', 'v8::internal::Scavenger::ScavengeObject<v8::internal::FullHeapObjectSlot>', 'V8 GC and heap'],
     ['/usr/local/bin/node', 'v8::internal::compiler::GraphReducer::ReduceTop', 'V8 runtime'],
+    ['/usr/local/bin/node', 'v8::internal::(anonymous namespace)::IterateObjectCache', 'V8 GC and heap'],
     ['/usr/local/bin/node', 'uv__io_poll', 'libuv'],
     ['/usr/local/bin/node', 'napi_make_callback', 'Node and N-API'],
     ['/usr/lib/x86_64-linux-gnu/libc.so.6', '__memcmp_avx2_movbe', 'libc'],
@@ -26,11 +29,11 @@ describe('bench perf: category', () => {
 
 describe('bench perf: tally', () => {
   const script = [
-    '   145  ffffffff810dcff6 finish_task_switch.isra.0 ([kernel.kallsyms])',
-    '   145  55d0c0a1b2c3 Builtins_LoadIC (/usr/local/bin/node)',
-    '   145  7f1ceb025ccb JS:*onMessage /work/main/build/lib/endpoint.js:540 (/tmp/perf-145.map)',
-    '   152  7f1ceb025ccb Builtins_LoadIC+0x12 (/usr/local/bin/node)',
-    '     0  ffffffff81a592eb native_safe_halt ([kernel.kallsyms])',
+    '      rxrpc-send   145/149  ffffffff810dcff6 finish_task_switch.isra.0 ([kernel.kallsyms])',
+    '            node   145/145  55d0c0a1b2c3 Builtins_LoadIC (/usr/local/bin/node)',
+    '            node   145/145  7f1ceb025ccb JS:*onMessage /work/main/build/lib/endpoint.js:540 (/tmp/perf-145.map)',
+    '            node   152/156  7f1ceb025ccb Builtins_LoadIC+0x12 (/usr/local/bin/node)',
+    '         swapper     0/0    ffffffff81a592eb native_safe_halt ([kernel.kallsyms])',
     'not a sample line',
     '',
   ].join('\n');
@@ -43,8 +46,21 @@ describe('bench perf: tally', () => {
     expect(p.ms.other).toEqual({ kernel: 1 });
   });
 
+  test('splits each process by thread: the first (main), the addon\'s named ones, the rest', () => {
+    const p = tally(`${script}\n V8 DefaultWorke   145/147  55d0c0a1b2c4 v8::internal::Scavenger::Process (/usr/local/bin/node)`,
+      new Map([[145, 'client'], [152, 'server']]), 1000);
+    expect(p.threads).toEqual({
+      client: { 'rxrpc-send': 1, main: 2, 'other threads': 1 },
+      server: { 'other threads': 1 },
+      other: { main: 1 },
+    });
+    // A thread name with a space still parses: its sample is counted, under GC.
+    expect(p.samples).toBe(6);
+    expect(p.ms.client['V8 GC and heap']).toBe(1);
+  });
+
   test('symbols are counted without their offset, hottest first', () => {
-    const p = tally(`${script}\n   152  1 Builtins_LoadIC+0x40 (/usr/local/bin/node)\n   152  2 uv__io_poll (/usr/local/bin/node)`,
+    const p = tally(`${script}\n node 152/152  1 Builtins_LoadIC+0x40 (/usr/local/bin/node)\n node 152/152  2 uv__io_poll (/usr/local/bin/node)`,
       new Map([[152, 'server']]), 500);
     expect(p.top.server[0]).toEqual(['V8 builtins', 'Builtins_LoadIC', 4]);
     expect(p.top.server[1]).toEqual(['libuv', 'uv__io_poll', 2]);
@@ -88,7 +104,37 @@ describe('bench perf: mergeProfiles', () => {
     expect(mergeProfiles([uncounted, round(10, 1, 2)])!.calls).toBeUndefined();
   });
 
+  test('threads are summed where every round has them, and left out where one has none', () => {
+    const a = { ...round(10, 2, 1), threads: { client: { main: 2, 'rxrpc-send': 1 }, server: {}, other: {} } };
+    const b = { ...round(10, 2, 1), threads: { client: { main: 3 }, server: { main: 1 }, other: {} } };
+    expect(mergeProfiles([a, b])!.threads).toEqual({ client: { main: 5, 'rxrpc-send': 1 }, server: { main: 1 }, other: {} });
+    expect(mergeProfiles([a, round(10, 2, 1)])!.threads).toBeUndefined();
+  });
+
   test('refuses rounds sampled at different frequencies', () => {
     expect(() => mergeProfiles([round(10, 1, 2), { ...round(10, 1, 2), frequency: 99 }])).toThrow(/different frequencies/);
+  });
+});
+
+describe('bench report: formatProfiles', () => {
+  test('prints CPU per call by category and by thread for each profiled row', () => {
+    const profile: Profile = {
+      frequency: 1000, samples: 6, calls: 2,
+      ms: { client: { kernel: 2, addon: 1 }, server: { kernel: 3 }, other: {} },
+      top: { client: [['kernel', 'finish_task_switch', 2], ['addon', 'WorkerMain', 1]], server: [['kernel', 'rxrpc_recvmsg', 3]], other: [] },
+      threads: { client: { main: 2, 'rxrpc-send': 1 }, server: { main: 3 }, other: {} },
+    };
+    const report = { rows: [{ client: 'api', server: 'c', workload: 'small-64', figures: { calls: 2, errors: 0, profile } }] } as unknown as Report;
+    const lines = formatProfiles(report);
+    const row = (label: string) => lines.find((l) => l.startsWith(label))?.slice(18).trim().split(/\s+/);
+    // Milliseconds of samples per call, in microseconds: 2 ms over 2 calls is 1000 us.
+    expect(row('kernel')).toEqual(['1000', '1500']);
+    expect(row('addon')).toEqual(['500', '-']);
+    expect(row('total')).toEqual(['1500', '1500']);
+    expect(row('thread: main')).toEqual(['1000', '1500']);
+    expect(row('thread: rxrpc-send')).toEqual(['500', '-']);
+    expect(lines.some((l) => l.startsWith('thread: rxrpc-bulk'))).toBe(false);
+    // The C server's symbols are not listed under a Node client's row.
+    expect(lines.filter((l) => l.startsWith('hottest in the'))).toEqual(['hottest in the client process, small, 64 in flight, api/C (us per call):']);
   });
 });
