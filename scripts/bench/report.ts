@@ -86,20 +86,23 @@ export interface Target {
  * shown with a missed target. Keyed by target id.
  */
 export const EXPLANATIONS: Record<string, string> = {
-  'api-c-64': 'Client costs 5-12x the C client\'s instructions per call (6.1: 1.49 ms against 0.31 ms) with the same ' +
-    'sendmsg and recvmsg per call; the rest is user space in the Node process: the library\'s JavaScript per call ' +
-    '(ClientCall, Call, promise, message decoding), V8 (interpreter, GC) and libuv/N-API entries, plus the starter-thread ' +
-    'hand-off (1.25 futex and 0.14 eventfd reads per call). `--perf` splits it by what ran: on 6.1 (2026-12-03) the ' +
-    'library\'s JIT-compiled JavaScript took 20-60 us per call, V8\'s builtins, compiler and GC most of the rest. ' +
-    'See README, Performance.',
+  'api-c-64': 'Profiled on 6.1 (--perf, 2026-12-03): the Client\'s process spends 717 us of CPU per call against the C ' +
+    'client\'s 298, where 0.9 leaves room for 70 us more. Its kernel part alone is 156 us more (the same sendmsg and ' +
+    'recvmsg per call; context switches and wake-ups, and pages zeroed for V8\'s young generation). The library\'s ' +
+    'JavaScript takes 33 us, the addon 38 (its send thread included); V8\'s builtins 54, its GC 33 plus its root ' +
+    'scan, N-API 22, libc 40. See README, Performance.',
   'api-c-1': 'At 1 in flight each call pays two event-loop wake-ups (the send thread\'s completion, then the reply) and ' +
-    'the thread hand-off (5.4 futex, 2 eventfd calls, 1 epoll_pwait per call against C\'s 3 futex and 1 poll); ' +
-    'C does the same work in one process loop. See README, Performance.',
-  'c-api-64': 'Server costs about 3x the C server\'s instructions per call (6.1: 0.70 ms against 0.22 ms): the Endpoint\'s ' +
-    'message decoding and Call, the IncomingCall, the handler\'s own promises (an async handler reading the request with ' +
-    'for await), and the reply send. See README, Performance.',
-  'api-api-64': 'Both sides\' costs add up on the one vCPU (the api client\'s and the Server\'s, see the two targets ' +
-    'above). See README, Performance.',
+    'the thread hand-off (5.4 futex, 2 eventfd calls, 1 epoll_pwait per call against C\'s 3 futex and 1 poll). In the ' +
+    '6.1 profile run (2026-12-03) api/C was 0.21, 0.49 and 0.61 in its three rounds while TurboFan still compiled the ' +
+    'one-at-a-time paths (209 us per call in the last two); the warm-up now runs at 1 in flight too. ' +
+    'See README, Performance.',
+  'c-api-64': 'Profiled on 6.1 (--perf, 2026-12-03): the Server\'s process spends 667 us of CPU per call against the C ' +
+    'server\'s 256, where 0.85 leaves room for 76 us more: its garbage collector 108 us (what the Server and the ' +
+    'handler allocate, with 64 calls alive), V8\'s builtins 68, the library\'s JavaScript 37, N-API 26, the addon 13, ' +
+    'the benchmark\'s handler 10, and 83 us more in the kernel. See README, Performance.',
+  'api-api-64': 'Both Node sides on the one vCPU: 830 + 666 us of CPU per call against C/C\'s 298 + 256 (6.1, --perf, ' +
+    '2026-12-03), which predicts 0.37 (measured there 0.38-0.44); 0.8 leaves the two Node processes 138 us more than ' +
+    'the two C ones in all. See README, Performance.',
   'upgrade-api-c': 'A probe is one call on an exclusive connection: the Client\'s per-call cost (above) plus the probe ' +
     'gate and its result handling. What the server kernel does with it is a race (the outcome row): where C\'s probes ' +
     'are aborted and the Client\'s answered, the ratio compares an abort with an answer.',
