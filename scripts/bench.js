@@ -58,7 +58,7 @@ function runOne(kernel, rxbench, direct) {
   const guest = [process.execPath, path.join(root, 'build', 'scripts', 'bench', 'guest.js'), rxbench, '--out', file,
     ...(smoke ? ['--smoke'] : []), ...(memoryCalls ? ['--memory-calls', memoryCalls] : []), ...(only ? ['--only', only] : []),
     ...(perf ? ['--perf', out] : [])];
-  const cmd = direct ? guest : ['bash', path.join(root, 'scripts', 'vm', 'run.sh'), '--kernel', kernel, '--timeout', '3600', '--out', out, '--', ...guest];
+  const cmd = direct ? guest : ['bash', path.join(root, 'scripts', 'vm', 'run.sh'), '--kernel', kernel, '--timeout', '7200', '--out', out, '--', ...guest];
   log(direct ? 'running on this kernel' : `booting the ${kernel} kernel VM`);
   const env = { ...process.env };
   if (!direct && !wallClock) {

@@ -108,8 +108,7 @@ export const EXPLANATIONS: Record<string, string> = {
     'are aborted and the Client\'s answered, the ratio compares an abort with an answer.',
   'memory-api': 'V8 sizing its young generation up (what V8 holds grows, the heap in use after a GC stays at about 4 MB): ' +
     'it grows the semi-space once the bytes surviving scavenges add up to its size, so the growth follows bytes ' +
-    'allocated per call times bytes alive per call in flight. These changes cut the bytes allocated per call by about ' +
-    'a third; the growth followed on 7.3, not on 6.1.',
+    'allocated per call times bytes alive per call in flight (scripts/bench/README.md, Findings).',
   'memory-binding': 'As for the Client: the young generation sized up by V8 under the allocation rate; the heap in use ' +
     'after a GC stays flat.',
   bulk: 'A Node side handles every message of a bulk call in JavaScript (a bulk reply arrives in many messages) and a ' +
