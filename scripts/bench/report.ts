@@ -89,8 +89,8 @@ export const EXPLANATIONS: Record<string, string> = {
   'api-c-64': 'Profiled on 6.1 (--perf, 2026-12-03): the Client\'s process spends 717 us of CPU per call against the C ' +
     'client\'s 298, where 0.9 leaves room for 70 us more. Its kernel part alone is 156 us more (the same sendmsg and ' +
     'recvmsg per call; context switches and wake-ups, and pages zeroed for V8\'s young generation). The library\'s ' +
-    'JavaScript takes 33 us, the addon 38 (its send thread included); V8\'s builtins 54, its GC 33 plus its root ' +
-    'scan, N-API 22, libc 40. See README, Performance.',
+    'JavaScript takes 33 us, the addon 38 (its send thread included); V8\'s builtins 54, its GC 44 (its root scan ' +
+    'included), its runtime 36, N-API 22, libc 40. See README, Performance.',
   'api-c-1': 'At 1 in flight each call pays two event-loop wake-ups (the send thread\'s completion, then the reply) and ' +
     'the thread hand-off (5.4 futex, 2 eventfd calls, 1 epoll_pwait per call against C\'s 3 futex and 1 poll). In the ' +
     '6.1 profile run (2026-12-03) api/C was 0.21, 0.49 and 0.61 in its three rounds while TurboFan still compiled the ' +
@@ -293,19 +293,21 @@ export function formatProfiles(report: Report): string[] {
     const ms = cat ? prof.ms[role][cat] ?? 0 : Object.values(prof.ms[role]).reduce((a, b) => a + b, 0);
     return (ms * 1000) / prof.calls!;
   };
+  const threadMs = (r: Row, role: 'client' | 'server', kind: string) => ((r.figures.profile!.threads?.[role]?.[kind] ?? 0) * 1000) / r.figures.profile!.calls!;
+  /** One line: the label, then each column's microseconds per call ('-' for none). */
+  const line = (label: string, us: (r: Row, role: 'client' | 'server') => number) =>
+    lines.push(pad(label, 18) + cols.map(({ r, role }) => pad(us(r, role) > 0 ? num(us(r, role)) : '-', wc)).join(''));
   const used = CATEGORIES.filter((cat) => cols.some(({ r, role }) => per(r, role, cat) > 0));
   // The known categories in their order, then any other the profiles hold.
   for (const cat of new Set([...used, ...cols.flatMap(({ r, role }) => Object.keys(r.figures.profile!.ms[role]))])) {
-    lines.push(pad(cat, 18) + cols.map(({ r, role }) => pad(per(r, role, cat) > 0 ? num(per(r, role, cat)) : '-', wc)).join(''));
+    line(cat, (r, role) => per(r, role, cat));
   }
   lines.push(pad('total', 18) + cols.map(({ r, role }) => pad(num(per(r, role)), wc)).join(''));
   // The same CPU by thread: Node's event loop (main), the addon's threads, V8's and libuv's.
-  const threadMs = (r: Row, role: 'client' | 'server', kind: string) => ((r.figures.profile!.threads?.[role]?.[kind] ?? 0) * 1000) / r.figures.profile!.calls!;
   const kinds = new Set(['main', 'rxrpc-send', 'rxrpc-bulk', 'other threads',
     ...cols.flatMap(({ r, role }) => Object.keys(r.figures.profile!.threads?.[role] ?? {}))]);
   for (const kind of kinds) {
-    if (!cols.some(({ r, role }) => threadMs(r, role, kind) > 0)) continue;
-    lines.push(pad(`thread: ${kind}`, 18) + cols.map(({ r, role }) => pad(threadMs(r, role, kind) > 0 ? num(threadMs(r, role, kind)) : '-', wc)).join(''));
+    if (cols.some(({ r, role }) => threadMs(r, role, kind) > 0)) line(`thread: ${kind}`, (r, role) => threadMs(r, role, kind));
   }
   for (const r of rows) {
     const prof = r.figures.profile!;
