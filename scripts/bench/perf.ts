@@ -128,10 +128,14 @@ export function summarize(file: string, pids: Map<number, Role>, frequency: numb
   return tally(out.stdout, pids, frequency, topN);
 }
 
+/** Milliseconds by key for each role, empty. */
+const perRole = (): Record<Role, Record<string, number>> => ({ client: {}, server: {}, other: {} });
+const add = (into: Record<string, number>, key: string, ms: number) => (into[key] = (into[key] ?? 0) + ms);
+
 /** tally() of `perf script -F comm,pid,tid,ip,sym,dso` output: one sample per line. */
 export function tally(script: string, pids: Map<number, Role>, frequency: number, topN = 25): Profile {
-  const ms: Profile['ms'] = { client: {}, server: {}, other: {} };
-  const threads: Record<Role, Record<string, number>> = { client: {}, server: {}, other: {} };
+  const ms = perRole();
+  const threads = perRole();
   const symbols: Record<Role, Map<string, number>> = { client: new Map(), server: new Map(), other: new Map() };
   const each = 1000 / frequency;
   let samples = 0;
@@ -144,9 +148,8 @@ export function tally(script: string, pids: Map<number, Role>, frequency: number
     const role = pids.get(pid) ?? 'other';
     const sym = m[4].replace(/\+0x[0-9a-f]+$/, '');
     const cat = category(m[5], sym);
-    ms[role][cat] = (ms[role][cat] ?? 0) + each;
-    const thread = threadKind(pid, Number(m[3]), m[1]);
-    threads[role][thread] = (threads[role][thread] ?? 0) + each;
+    add(ms[role], cat, each);
+    add(threads[role], threadKind(pid, Number(m[3]), m[1]), each);
     const key = `${cat}\t${sym === '[unknown]' ? `[unknown] (${m[5]})` : sym}`;
     symbols[role].set(key, (symbols[role].get(key) ?? 0) + each);
   }
@@ -169,14 +172,14 @@ export function tally(script: string, pids: Map<number, Role>, frequency: number
 export function mergeProfiles(list: Profile[], topN = 25): Profile | undefined {
   if (list.length === 0) return undefined;
   if (list.some((p) => p.frequency !== list[0].frequency)) throw new Error('profiles taken at different frequencies');
-  const ms: Profile['ms'] = { client: {}, server: {}, other: {} };
-  const threads: Record<Role, Record<string, number>> = { client: {}, server: {}, other: {} };
+  const ms = perRole();
+  const threads = perRole();
   const top = {} as Profile['top'];
   for (const role of ['client', 'server', 'other'] as const) {
     const symbols = new Map<string, [string, string, number]>();
     for (const p of list) {
-      for (const [cat, v] of Object.entries(p.ms[role])) ms[role][cat] = (ms[role][cat] ?? 0) + v;
-      for (const [kind, v] of Object.entries(p.threads?.[role] ?? {})) threads[role][kind] = (threads[role][kind] ?? 0) + v;
+      for (const [cat, v] of Object.entries(p.ms[role])) add(ms[role], cat, v);
+      for (const [kind, v] of Object.entries(p.threads?.[role] ?? {})) add(threads[role], kind, v);
       for (const [cat, sym, v] of p.top[role]) {
         const key = `${cat}\t${sym}`;
         const had = symbols.get(key);
