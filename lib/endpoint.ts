@@ -100,15 +100,19 @@ type SendState =
 const IDLE: SendState = Object.freeze({ kind: 'idle' });
 const DONE: SendState = Object.freeze({ kind: 'done' });
 const NO_OPTIONS: StartOptions = Object.freeze({});
+const OK: Outcome = Object.freeze({ ok: true });
+// The owner's hooks until it sets its own: one function for every call, not a closure each.
+const IGNORE_DATA = (_chunk: Buffer, _end: boolean): void => {};
+const IGNORE_DONE = (_error: Error | undefined): void => {};
 
 /** One Rx call, client or server side. */
 export class Call {
   /** Service ID: the one asked for (client) until a reply says which answered; the one called (server). */
   service: number;
   /** Set by the owner: call data as it arrives; `end` marks the last of this phase. */
-  ondata: (chunk: Buffer, end: boolean) => void = () => {};
+  ondata: (chunk: Buffer, end: boolean) => void = IGNORE_DATA;
   /** Set by the owner: the call ended, successfully or not. Called once. */
-  ondone: (error: Error | undefined) => void = () => {};
+  ondone: (error: Error | undefined) => void = IGNORE_DONE;
   /** Bytes written and not yet taken by the kernel. */
   queuedBytes = 0;
   private queue: Pending[] = [];
@@ -156,6 +160,17 @@ export class Call {
     checkBytes(data, 'data');
     if (typeof more !== 'boolean') throw new InvalidArgTypeError('more', 'of type boolean', more);
     if (this.isDone || this.state.kind === 'ending') return;
+    if (this.state.kind === 'idle' && this.queue.length === 0 && this.mode !== 'bulk' &&
+        (this.mode === 'dontwait' || data.length < BULK_MIN)) {
+      // Nothing queued or on a thread, and not a bulk send: straight to the
+      // kernel (as flush would send it), with no queue entry unless the
+      // kernel leaves some of it, which is copied.
+      this.mode = 'dontwait';
+      this.queuedBytes += data.length;
+      const sent = this.sendDontWait(data, more);
+      if (sent >= 0 && sent < data.length) this.queue.push({ data: Buffer.from(data.subarray(sent)), more, owned: true });
+      return;
+    }
     const item: Pending = { data, more, owned: false };
     this.queue.push(item);
     this.queuedBytes += data.length;
@@ -242,24 +257,38 @@ export class Call {
         this.onThread(token);
         return;
       }
-      let sent: number;
-      try {
-        sent = this.endpoint.raw.send({ callId: this.id }, head.data, { more: head.more });
-      } catch (err) {
-        this.failSend(err as Error);
-        return;
-      }
-      if (sent === -EAGAIN) sent = 0;
-      this.queuedBytes -= sent;
+      const sent = this.sendDontWait(head.data, head.more);
+      if (sent < 0) return;
       if (sent < head.data.length) {
         head.data = head.data.subarray(sent);
-        this.mode = 'dontwait'; // cut short: never a sleeping send after this
-        this.endpoint.blocked(this, sent > 0);
         return;
       }
       this.queue.shift();
     }
     this.wakeDrainWaiters();
+  }
+
+  /**
+   * One MSG_DONTWAIT sendmsg of `data`: the bytes the kernel took, or -1 when
+   * the send failed (the call has then failed, or awaits its terminal
+   * message). A send cut short marks the call MSG_DONTWAIT for good (never a
+   * sleeping send after this) and blocked until a retry.
+   */
+  private sendDontWait(data: Uint8Array, more: boolean): number {
+    let sent: number;
+    try {
+      sent = this.endpoint.raw.sendData(this.id, data, more);
+    } catch (err) {
+      this.failSend(err as Error);
+      return -1;
+    }
+    if (sent === -EAGAIN) sent = 0;
+    this.queuedBytes -= sent;
+    if (sent < data.length) {
+      this.mode = 'dontwait';
+      this.endpoint.blocked(this, sent > 0);
+    }
+    return sent;
   }
 
   /** @internal a sendmsg of this call failed */
@@ -538,7 +567,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     while (!this.closed && this.charged.size < this.backlog && !this.chargeTimer) {
       const id = this.nextId++;
       try {
-        this.raw.send({ callId: id, chargeAccept: true });
+        this.raw.chargeAccept(id);
       } catch (err) {
         // The pool stays short until the kernel takes charges again: try
         // again on a backing-off timer rather than lose the server.
@@ -588,11 +617,11 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         if (call.role === 'client') call.service = m.service;
         call.deliver(m.data, m.more);
         // MSG_EOR on data ends a client call: the reply is complete.
-        if (call.role === 'client' && m.end) call.finish({ ok: true });
+        if (call.role === 'client' && m.end) call.finish(OK);
         else call.flush();
         return;
       case 'ack':
-        call.finish({ ok: true });
+        call.finish(OK);
         return;
       case 'abort':
         call.finish({ ok: false, error: new RxAbortError(m.code) });

@@ -3,17 +3,27 @@
  * and its reader. Chunks are pushed in order, the end (or the error that
  * ended the call) is pushed once, and a reader takes them either one by one
  * (it is an async iterator; several next() calls may wait at once, and are
- * answered in order) or all at once (all()). Every waiting promise settles
- * when the queue ends.
+ * answered in order) or all at once (all() or concatenated()). Every
+ * waiting promise settles when the queue ends.
+ *
+ * A queue is made per call: its arrays are made only when something has to
+ * wait in them.
  */
+type Waiter = { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void };
+
 export class ChunkQueue implements AsyncIterableIterator<Buffer> {
-  private chunks: Buffer[] = [];
+  private chunks: Buffer[] | undefined; // chunks not yet taken, from `head` on
   private head = 0;
   private ended = false;
   private error: Error | undefined;
-  private waiters: Array<{ resolve: (r: IteratorResult<Buffer>) => void; reject: (e: Error) => void }> = [];
-  private whole: Promise<Buffer[]> | undefined;
-  private wholeDone: { resolve: (chunks: Buffer[]) => void; reject: (e: Error) => void } | undefined;
+  private waiters: Waiter[] | undefined;
+  private whole: Promise<Buffer[]> | undefined; // all()
+  private joined: Promise<Buffer> | undefined; // concatenated()
+  // How the first of them to be asked for settles: with the chunks or their concatenation.
+  private wholeDone:
+    | { resolve: (chunks: Buffer[]) => void; reject: (e: Error) => void; join: false }
+    | { resolve: (whole: Buffer) => void; reject: (e: Error) => void; join: true }
+    | undefined;
   /** Bytes pushed so far. */
   bytes = 0;
 
@@ -25,9 +35,10 @@ export class ChunkQueue implements AsyncIterableIterator<Buffer> {
   push(chunk: Buffer): void {
     if (this.ended) return;
     this.bytes += chunk.length;
-    const waiter = this.waiters.shift();
+    const waiter = this.waiters?.shift();
     if (waiter) waiter.resolve({ value: chunk, done: false });
-    else this.chunks.push(chunk);
+    else if (this.chunks) this.chunks.push(chunk);
+    else this.chunks = [chunk];
   }
 
   /** Ends the queue: with an error, every reader still waiting (and later) gets it. */
@@ -35,24 +46,30 @@ export class ChunkQueue implements AsyncIterableIterator<Buffer> {
     if (this.ended) return;
     this.ended = true;
     this.error = error;
-    for (const w of this.waiters.splice(0)) {
-      if (error) w.reject(error);
-      else w.resolve({ value: undefined, done: true });
+    const waiters = this.waiters;
+    this.waiters = undefined;
+    if (waiters) {
+      for (const w of waiters) {
+        if (error) w.reject(error);
+        else w.resolve({ value: undefined, done: true });
+      }
     }
     if (this.wholeDone) {
       const d = this.wholeDone;
       this.wholeDone = undefined;
       if (error) d.reject(error);
+      else if (d.join) d.resolve(Buffer.concat(this.take()));
       else d.resolve(this.take());
     }
   }
 
   next(): Promise<IteratorResult<Buffer>> {
-    if (this.head < this.chunks.length) {
-      const value = this.chunks[this.head];
-      this.chunks[this.head++] = undefined as unknown as Buffer;
-      if (this.head === this.chunks.length) {
-        this.chunks = [];
+    const chunks = this.chunks;
+    if (chunks && this.head < chunks.length) {
+      const value = chunks[this.head];
+      chunks[this.head++] = undefined as unknown as Buffer;
+      if (this.head === chunks.length) {
+        this.chunks = undefined;
         this.head = 0;
       }
       return Promise.resolve({ value, done: false });
@@ -60,12 +77,12 @@ export class ChunkQueue implements AsyncIterableIterator<Buffer> {
     if (this.ended) {
       return this.error ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
     }
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => (this.waiters ??= []).push({ resolve, reject }));
   }
 
   /** A reader that stops early: what is left is dropped. */
   return(): Promise<IteratorResult<Buffer>> {
-    this.chunks = [];
+    this.chunks = undefined;
     this.head = 0;
     return Promise.resolve({ value: undefined, done: true });
   }
@@ -80,18 +97,31 @@ export class ChunkQueue implements AsyncIterableIterator<Buffer> {
    */
   all(): Promise<Buffer[]> {
     if (!this.whole) {
-      if (this.ended) {
-        this.whole = this.error ? Promise.reject(this.error) : Promise.resolve(this.take());
-      } else {
-        this.whole = new Promise((resolve, reject) => (this.wholeDone = { resolve, reject }));
-      }
+      if (this.joined) this.whole = this.joined.then((b) => [b]);
+      else if (this.ended) this.whole = this.error ? Promise.reject(this.error) : Promise.resolve(this.take());
+      else this.whole = new Promise((resolve, reject) => (this.wholeDone = { resolve, reject, join: false }));
     }
     return this.whole;
   }
 
+  /**
+   * What all() settles with, as one new Buffer: a copy even of a single
+   * chunk, so that it keeps none of the buffers the chunks came in alive.
+   * The same promise for every caller.
+   */
+  concatenated(): Promise<Buffer> {
+    if (!this.joined) {
+      if (this.whole) this.joined = this.whole.then((chunks) => Buffer.concat(chunks));
+      else if (this.ended) this.joined = this.error ? Promise.reject(this.error) : Promise.resolve(Buffer.concat(this.take()));
+      else this.joined = new Promise((resolve, reject) => (this.wholeDone = { resolve, reject, join: true }));
+    }
+    return this.joined;
+  }
+
   private take(): Buffer[] {
-    const out = this.head === 0 ? this.chunks : this.chunks.slice(this.head);
-    this.chunks = [];
+    const chunks = this.chunks;
+    const out = chunks === undefined ? [] : this.head === 0 ? chunks : chunks.slice(this.head);
+    this.chunks = undefined;
     this.head = 0;
     return out;
   }

@@ -76,8 +76,9 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   private whole: Promise<Buffer> | undefined;
   private received = false;
   private replyEnded = false;
-  private held: Array<{ data: Uint8Array; more: boolean }> = [];
-  private afterRequest: Array<() => void> = [];
+  // Made when a reply is written before the request is complete.
+  private held: Array<{ data: Uint8Array; more: boolean }> | undefined;
+  private afterRequest: Array<() => void> | undefined;
   private error: Error | undefined; // the error that ended the call
   private done = false;
   private finishedPromise: Promise<Error | undefined> | undefined; // made when first asked for
@@ -136,7 +137,7 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   request(): Promise<Buffer> {
     if (this.reading === 'iterator') return Promise.reject(consumedError('its async iterator'));
     this.reading = 'request';
-    if (!this.whole) this.whole = this.requestQueue.all().then((chunks) => Buffer.concat(chunks));
+    if (!this.whole) this.whole = this.requestQueue.concatenated();
     return this.whole;
   }
 
@@ -191,10 +192,10 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     if (!more) this.replyEnded = true;
     if (!this.received) {
       // Held (a copy) until the request is complete: Linux 6.1 refuses a reply before that.
-      this.held.push({ data: Buffer.from(chunk), more });
+      (this.held ??= []).push({ data: Buffer.from(chunk), more });
       return new Promise((resolve, reject) => {
         void this.finished.then((e) => (e ? reject(e) : resolve()));
-        this.afterRequest.push(() => void this.call.drained().then(resolve));
+        (this.afterRequest ??= []).push(() => void this.call.drained().then(resolve));
       });
     }
     this.call.write(chunk, more);
@@ -216,8 +217,12 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     if (end) {
       this.received = true;
       this.requestQueue.end();
-      for (const h of this.held.splice(0)) this.call.write(h.data, h.more);
-      for (const f of this.afterRequest.splice(0)) f();
+      const held = this.held;
+      const after = this.afterRequest;
+      this.held = undefined;
+      this.afterRequest = undefined;
+      if (held) for (const h of held) this.call.write(h.data, h.more);
+      if (after) for (const f of after) f();
     }
   }
 
@@ -228,7 +233,7 @@ export class IncomingCall implements AsyncIterable<Buffer> {
       this.requestQueue.end(error);
       this.controller?.abort(error);
     }
-    this.held = [];
+    this.held = undefined;
     this.done = true;
     this.resolveFinished?.(error);
     this.onfinish?.(this, error);

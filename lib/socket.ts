@@ -342,6 +342,30 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   }
 
   /**
+   * @internal send() of call data for the layers above, without the control
+   * and options objects: `data` must already be checked bytes and `callId` a
+   * call id the layer made. The same result and errors as send().
+   */
+  sendData(callId: number, data: Uint8Array, more: boolean): number {
+    if (this.closed) throw socketClosed();
+    return this.native.sendmsg(null, this.callIdControl(this.controlCallId, callId, false), data, more ? MSG_MORE : 0);
+  }
+
+  /** @internal send({ callId, chargeAccept: true }) for the layers above, without the control object. */
+  chargeAccept(callId: number): number {
+    if (this.closed) throw socketClosed();
+    return this.native.sendmsg(null, this.callIdControl(this.controlCharge, callId, true), null, 0);
+  }
+
+  /** The control buffer of a call id (and charge): `scratch` rewritten, or a new one where there is none (big-endian hosts). */
+  private callIdControl(scratch: Buffer | undefined, callId: number, chargeAccept: boolean): Buffer {
+    if (scratch === undefined) return encodeControl({ callId, chargeAccept });
+    scratch.writeUInt32LE(callId % 0x100000000, 16);
+    scratch.writeUInt32LE(Math.floor(callId / 0x100000000), 20);
+    return scratch;
+  }
+
+  /**
    * The encoded sockaddr of a target, from the socket's cache when it was
    * seen before (only well-typed values are looked up; anything else goes
    * through encodeSockaddr, which checks it and throws, naming `argument`).
@@ -381,10 +405,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
         (control.chargeAccept === true || unset(control.chargeAccept))) {
       const id = control.callId;
       if (typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= MAX_CALL_ID) {
-        const buf = control.chargeAccept === true ? this.controlCharge! : scratch;
-        buf.writeUInt32LE(id % 0x100000000, 16);
-        buf.writeUInt32LE(Math.floor(id / 0x100000000), 20);
-        return buf;
+        return control.chargeAccept === true ? this.callIdControl(this.controlCharge, id, true) : this.callIdControl(scratch, id, false);
       }
     }
     return encodeControl(control);

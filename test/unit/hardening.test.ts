@@ -235,6 +235,27 @@ describe('how a call sends, and what holds it up', () => {
     expect(got[0].toString()).toBe('original bytes');
   });
 
+  test('a write the kernel takes in part, with nothing queued before it, keeps a copy of the rest', async () => {
+    const got: Buffer[] = [];
+    kernel.peer(A.address, A.port, ({ data }) => {
+      got.push(data);
+      return { reply: Buffer.from('ok') };
+    });
+    const call = ep.startCall({ ...A, service: 9 }, Buffer.alloc(0), true);
+    const done = new Promise((r) => (call.ondone = r));
+    await tick();
+    kernel.window = 5; // the write goes straight to the kernel, which takes 5 bytes of it
+    const chunk = Buffer.from('original bytes');
+    call.write(chunk, false);
+    expect(call.queuedBytes).toBe(chunk.length - 5);
+    chunk.fill(0);
+    kernel.window = undefined;
+    await expect(done).resolves.toBeUndefined();
+    expect(got[0].toString()).toBe('original bytes');
+    expect(kernel.sent.filter((s) => s.callId === call.id && s.bytes > 0).map((s) => s.bytes)).toEqual([5, chunk.length - 5]);
+    expect(ep.stats.partialSends).toBe(1);
+  });
+
   test('a first send asleep for one peer holds up no call to another; its timeout frees it', async () => {
     kernel.startHangs.add(`${A.address}|${A.port}`);
     kernel.peer(B.address, B.port, () => ({ reply: Buffer.from('b') }));

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixedModuleVersion, Server, upgradeWarning } from '../../lib/server';
+import fc from 'fast-check';
+import { ChunkQueue } from '../../lib/queue';
 import { FakeKernel } from '../fake-kernel';
 
 describe('server-side upgrade warning', () => {
@@ -77,5 +79,72 @@ describe('Server handlers on a fake kernel', () => {
     await new Promise((r) => setTimeout(r, 30));
     expect(seen?.aborted).toBe(true);
     expect(seen?.reason).toMatchObject({ name: 'RxAbortError', abortCode: -1 });
+  });
+});
+
+describe('ChunkQueue, the queue between a call\'s data and its reader', () => {
+  // One step: push a chunk, or take one with next() (only when one is queued: a waiting next() takes the next push).
+  const step = fc.oneof(fc.uint8Array({ maxLength: 40 }).map((b) => ({ push: Buffer.from(b) })), fc.constant({ take: true }));
+
+  test('all() and concatenated() hold what was pushed and not taken, in order, whichever is asked for first and when', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(step, { maxLength: 12 }), fc.nat(12), fc.boolean(), async (steps, askAt, joinedFirst) => {
+      const q = new ChunkQueue();
+      const left: Buffer[] = [];
+      let queued = 0;
+      let whole: Promise<Buffer[]> | undefined;
+      let joined: Promise<Buffer> | undefined;
+      const ask = () => {
+        if (joinedFirst) joined = q.concatenated();
+        else whole = q.all();
+      };
+      for (const [i, s] of steps.entries()) {
+        if (i === askAt) ask();
+        if ('push' in s) {
+          q.push(s.push);
+          left.push(s.push);
+          queued++;
+        } else if (queued > 0 && !whole && !joined) {
+          const r = await q.next();
+          expect(r.value).toBe(left.shift());
+          queued--;
+        }
+      }
+      q.end();
+      if (!whole && !joined) ask();
+      whole ??= q.all();
+      joined ??= q.concatenated();
+      const chunks = await whole;
+      const bytes = await joined;
+      expect(Buffer.concat(chunks)).toEqual(Buffer.concat(left));
+      expect(bytes).toEqual(Buffer.concat(left));
+      expect(q.bytes).toBe(steps.reduce((n, s) => n + ('push' in s ? s.push.length : 0), 0));
+      // A copy, even of one chunk: it keeps none of the pushed buffers alive.
+      for (const c of left) expect(bytes.buffer === c.buffer && bytes.byteOffset === c.byteOffset && c.length > 0).toBe(false);
+    }));
+  });
+
+  test('an error that ends the queue rejects all(), concatenated() and a waiting next(), asked before or after', async () => {
+    const q = new ChunkQueue();
+    const waiting = q.next();
+    const joined = q.concatenated();
+    q.push(Buffer.from('x')); // taken by the waiting next()
+    const whole = q.all();
+    const err = new Error('peer aborted');
+    q.end(err);
+    await expect(waiting).resolves.toEqual({ value: Buffer.from('x'), done: false });
+    await expect(joined).rejects.toBe(err);
+    await expect(whole).rejects.toBe(err);
+    await expect(q.next()).rejects.toBe(err);
+    const late = new ChunkQueue();
+    late.end(err);
+    await expect(late.concatenated()).rejects.toBe(err);
+    await expect(late.all()).rejects.toBe(err);
+  });
+
+  test('every caller of concatenated() gets the same promise', () => {
+    const q = new ChunkQueue();
+    expect(q.concatenated()).toBe(q.concatenated());
+    q.end();
+    expect(q.all()).toBe(q.all());
   });
 });
