@@ -386,30 +386,36 @@ export class ClientCall implements AsyncIterable<Buffer> {
       return;
     }
     this.call = call;
-    call.ondata = (chunk) => {
-      if (!this.accepts(call.service)) {
-        this.fail(new WrongServiceError(this.serviceId, call.service, chunk), RX_PROTOCOL_ERROR);
-        return;
-      }
-      if (chunk.length === 0) return;
-      this.replyBytes += chunk.length;
-      if (this.replyBytes > this.maxReplyBytes) {
-        this.fail(new SizeLimitError('reply', this.maxReplyBytes, this.replyBytes), RXGEN_CC_UNMARSHAL);
-        return;
-      }
-      if (this.gathered) this.gathered.push(chunk);
-      else this.replyQueue().push(chunk);
-    };
-    call.ondone = (error) => {
-      if (error) this.fail(error);
-      else this.finish();
-    };
+    call.owner = this;
     const waiters = this.writeWaiters;
     this.writeWaiters = undefined;
     if (!waiters) return;
     void call.drained().then(() => {
       for (const w of waiters) (this.failed ? w.reject(this.failed) : w.resolve());
     });
+  }
+
+  /** @internal a part of the reply (CallOwner) */
+  callData(chunk: Buffer): void {
+    const call = this.call!;
+    if (!this.accepts(call.service)) {
+      this.fail(new WrongServiceError(this.serviceId, call.service, chunk), RX_PROTOCOL_ERROR);
+      return;
+    }
+    if (chunk.length === 0) return;
+    this.replyBytes += chunk.length;
+    if (this.replyBytes > this.maxReplyBytes) {
+      this.fail(new SizeLimitError('reply', this.maxReplyBytes, this.replyBytes), RXGEN_CC_UNMARSHAL);
+      return;
+    }
+    if (this.gathered) this.gathered.push(chunk);
+    else this.replyQueue().push(chunk);
+  }
+
+  /** @internal the kernel call has ended (CallOwner) */
+  callDone(error: Error | undefined): void {
+    if (error) this.fail(error);
+    else this.finish();
   }
 
   /** @internal fails the call with `error`, aborting it on the wire with `abortCode` when given */

@@ -105,6 +105,17 @@ const OK: Outcome = Object.freeze({ ok: true });
 const IGNORE_DATA = (_chunk: Buffer, _end: boolean): void => {};
 const IGNORE_DONE = (_error: Error | undefined): void => {};
 
+/**
+ * @internal What a layer above that owns a call implements, in place of
+ * setting ondata and ondone: two methods of an object it has anyway, not two
+ * closures per call. (ClientCall and IncomingCall are owners; they do not
+ * name this interface, which the published typings leave out.)
+ */
+export interface CallOwner {
+  callData(chunk: Buffer, end: boolean): void;
+  callDone(error: Error | undefined): void;
+}
+
 /** One Rx call, client or server side. */
 export class Call {
   /** Service ID: the one asked for (client) until a reply says which answered; the one called (server). */
@@ -113,6 +124,8 @@ export class Call {
   ondata: (chunk: Buffer, end: boolean) => void = IGNORE_DATA;
   /** Set by the owner: the call ended, successfully or not. Called once. */
   ondone: (error: Error | undefined) => void = IGNORE_DONE;
+  /** @internal told instead of ondata and ondone when set */
+  owner: CallOwner | undefined;
   /** Bytes written and not yet taken by the kernel. */
   queuedBytes = 0;
   private queue: Pending[] = [];
@@ -226,7 +239,10 @@ export class Call {
   deliver(data: Buffer, more: boolean): void {
     const last = !more && !this.received;
     if (last) this.received = true;
-    if (data.length > 0 || last) this.ondata(data, last);
+    if (data.length > 0 || last) {
+      if (this.owner) this.owner.callData(data, last);
+      else this.ondata(data, last);
+    }
   }
 
   /** @internal the first send of a client call is on a thread (token); `bulk` when on a bulk thread */
@@ -368,7 +384,9 @@ export class Call {
     this.queuedBytes = 0;
     this.endpoint.forget(this);
     this.wakeDrainWaiters();
-    this.ondone(outcome.ok ? undefined : outcome.error);
+    const error = outcome.ok ? undefined : outcome.error;
+    if (this.owner) this.owner.callDone(error);
+    else this.ondone(error);
   }
 }
 

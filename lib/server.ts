@@ -88,8 +88,7 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   constructor(private readonly call: Call, private readonly maxRequestBytes: number,
     /** @internal told when the call has ended */
     private readonly onfinish?: (call: IncomingCall, error: Error | undefined) => void) {
-    call.ondata = (chunk, end) => this.onData(chunk, end);
-    call.ondone = (error) => this.onDone(error);
+    call.owner = this;
   }
 
   /** @internal settles with the error that ended the call (undefined for a clean end) once it has ended */
@@ -204,7 +203,8 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     });
   }
 
-  private onData(chunk: Buffer, end: boolean): void {
+  /** @internal the call's data (CallOwner) */
+  callData(chunk: Buffer, end: boolean): void {
     if (chunk.length > 0) {
       if (this.requestQueue.bytes + chunk.length > this.maxRequestBytes) {
         const error = new SizeLimitError('request', this.maxRequestBytes, this.requestQueue.bytes + chunk.length);
@@ -226,7 +226,8 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     }
   }
 
-  private onDone(error: Error | undefined): void {
+  /** @internal the call has ended (CallOwner) */
+  callDone(error: Error | undefined): void {
     if (!error && !this.replyEnded) error = new Error('call completed before the reply was written');
     this.error = error;
     if (error) {
