@@ -7,7 +7,7 @@ import { release } from 'node:os';
 
 /** Completion of a sendmsgAsync; `rest` holds the bytes the kernel did not take, if any. */
 export type SendDone = (token: number, result: number, error: Error | undefined, rest: Buffer | undefined) => void;
-/** `count` records of the meta buffer were filled; `data` holds their bytes. */
+/** `count` records of the meta buffer were filled; `data` holds their bytes (undefined when they have none). */
 export type RecvBatch = (count: number, data: Buffer | undefined, error: Error | undefined) => void;
 
 /** One AF_RXRPC socket as native/rxrpc.cc exposes it. */

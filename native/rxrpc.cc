@@ -1036,7 +1036,9 @@ void Socket::ReadBatch() {
 
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
-  Napi::Value data = Napi::Buffer<uint8_t>::Copy(env, data_.data(), used);
+  // A batch without data (acknowledgements, aborts: most server calls end
+  // with one) makes no Buffer at all; JavaScript takes undefined as empty.
+  Napi::Value data = used == 0 ? env.Undefined() : Napi::Buffer<uint8_t>::Copy(env, data_.data(), used);
   Napi::Value error = err != 0 ? ErrnoError(env, err, "recvmsg") : env.Undefined();
   // Send completions already waiting go first, in the same callback scope:
   // one entry into JavaScript (and one run of promises) for both. They may
