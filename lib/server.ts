@@ -172,6 +172,11 @@ export class IncomingCall implements AsyncIterable<Buffer> {
     return this.call.isDone;
   }
 
+  /** @internal the error that ended the call, once it has ended with one */
+  get endError(): Error | undefined {
+    return this.error;
+  }
+
   /**
    * @internal the reply a handler returned: end(reply) without the promise
    * (a failure is the call's, reported where the call ends).
@@ -475,6 +480,10 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   private fail(call: IncomingCall, err: unknown): void {
+    // The handler gave up with the very error that ended its call (the peer's
+    // abort, a network error, the server closing): that is the call's end,
+    // which the handler was told of, not a fault of the handler's.
+    if (err !== undefined && err === call.endError) return;
     let error = toError(err);
     let code = err instanceof RxAbortError ? err.abortCode : err instanceof MalformedError ? RXGEN_SS_UNMARSHAL : RX_USER_ABORT;
     let report = !(err instanceof RxAbortError);

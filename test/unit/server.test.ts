@@ -1,11 +1,12 @@
-import { RX_USER_ABORT } from '../../lib/constants';
+import { MSG_EOR, MSG_MORE, RX_USER_ABORT, RXRPC_ABORT, RXRPC_NET_ERROR, RXRPC_USER_CALL_ID } from '../../lib/constants';
+import { encodeSockaddr } from '../../lib/codec';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixedModuleVersion, Server, upgradeWarning } from '../../lib/server';
 import fc from 'fast-check';
 import { ChunkQueue } from '../../lib/queue';
-import { FakeKernel } from '../fake-kernel';
+import { cmsg, FakeKernel } from '../fake-kernel';
 
 describe('server-side upgrade warning', () => {
   test.each(['6.1.0-56-amd64', '6.12.95+deb12-amd64', '7.2.13-amd64', '7.3.4+deb13-amd64'])(
@@ -65,6 +66,53 @@ describe('Server handlers on a fake kernel', () => {
     expect(kernel.sent.filter((x) => x.callId === 1 && x.abort !== undefined).map((x) => x.abort)).toEqual([RX_USER_ABORT]);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', value: 'hello' });
+  });
+
+  test.each([
+    ['a network error (RXRPC_NET_ERROR)', RXRPC_NET_ERROR, 111],
+    ['a peer abort', RXRPC_ABORT, -1],
+  ])('a handler that fails with the error that ended its call, %s, is not reported as a handler error', async (_what, type, value) => {
+    const errors: Error[] = [];
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    let failedWith: unknown;
+    const socket = serve(async (call) => {
+      try {
+        for await (const chunk of call) void chunk;
+      } catch (err) {
+        failedWith = err;
+        throw err;
+      }
+    });
+    server.on('handlerError', (err) => errors.push(err));
+    const id = Buffer.alloc(8);
+    id.writeBigUInt64LE(1n);
+    const name = encodeSockaddr({ service: 52, address: '127.0.0.1', port: 7100 });
+    socket.deliver(Buffer.from('part'), MSG_MORE, name, cmsg(RXRPC_USER_CALL_ID, id));
+    const v = Buffer.alloc(4);
+    v.writeInt32LE(value);
+    socket.deliver(Buffer.alloc(0), MSG_EOR, name, Buffer.concat([cmsg(RXRPC_USER_CALL_ID, id), cmsg(type, v)]));
+    await tick();
+    process.off('warning', onWarning);
+    expect(failedWith).toBeInstanceOf(Error);
+    expect(errors).toEqual([]);
+    expect(warnings).toEqual([]);
+    // Nothing is sent for a call the kernel has already ended.
+    expect(kernel.sent.filter((x) => x.callId === 1 && x.abort !== undefined)).toEqual([]);
+  });
+
+  test('a handler that fails with another error after its call ended is still reported', async () => {
+    const errors: Error[] = [];
+    const socket = serve(async (call) => {
+      await call.request().catch(() => {});
+      throw new Error('handler bug');
+    });
+    server.on('handlerError', (err) => errors.push(err));
+    kernel.callServer(socket, 1, Buffer.from('x'), 52);
+    socket.deliverAbort(1, -1);
+    await tick();
+    expect(errors.map((e) => e.message)).toEqual(['handler bug']);
   });
 
   test('call.signal, read after the call failed, is already aborted', async () => {
