@@ -73,7 +73,6 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   private controller: AbortController | undefined; // made when `signal` is first read
   private readonly requestQueue = new ChunkQueue();
   private reading: 'request' | 'iterator' | undefined;
-  private whole: Promise<Buffer> | undefined;
   private received = false;
   private replyEnded = false;
   // Made when a reply is written before the request is complete.
@@ -136,8 +135,7 @@ export class IncomingCall implements AsyncIterable<Buffer> {
   request(): Promise<Buffer> {
     if (this.reading === 'iterator') return Promise.reject(consumedError('its async iterator'));
     this.reading = 'request';
-    if (!this.whole) this.whole = this.requestQueue.concatenated();
-    return this.whole;
+    return this.requestQueue.concatenated(); // the same promise every time
   }
 
   /** The request as it arrives (it is read eagerly and held until consumed). Not together with request(). */
