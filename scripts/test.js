@@ -36,7 +36,8 @@ const MATRIX = ['bookworm', 'bookworm-backports', 'trixie-backports', 'bookworm+
 // 'paused': the request timeout, which the fixed 6.12 and 7.x modules keep in milliseconds.
 // 'burst': secured calls at once on a new connection, which BUG() stock 6.1 (collected on bookworm+fix only).
 // 'RxGK': the fixed 7.x module is built with RxGK and lets MSG_OOB through (rxgk.test.ts).
-const FIX_NAMES = 'upgrade|probe|reproducer|kafs|conformance|service ID|two services|churn|paused|burst|RxGK';
+// 'path-MTU': PINGs per call, which the fixed 7.3 module no longer spends restarting path-MTU discovery.
+const FIX_NAMES = 'upgrade|probe|reproducer|kafs|conformance|service ID|two services|churn|paused|burst|RxGK|path-MTU';
 const FIX_FILES = ['upgrade-fix', 'kafs', 'conformance', 'api', 'capture', 'upgrade-wire', 'cmsg', 'options', 'openafs', 'calls', 'rxkad-burst', 'rxgk'];
 const fixTests = (kernel) => [...FIX_FILES, ...(kernel === 'bookworm-backports+fix' ? ['churn'] : [])]
   .map((name) => `/integration/${name}\\.test\\.js$`).concat('-t', FIX_NAMES);

@@ -7,4 +7,4 @@
  */
 #include <linux/module.h>
 
-MODULE_VERSION("upgrade-fix.5");
+MODULE_VERSION("upgrade-fix.6");

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { Client } from '../../lib/client';
 import { RX_CALL_TIMEOUT } from '../../lib/constants';
 import { Endpoint } from '../../lib/endpoint';
 import { kernelSeries } from '../../lib/kernel';
-import { bulkCall, freshPort, raiseMaxBacklog, request, serve, shortRequestTimeout } from './helpers';
+import { bulkCall, freshPort, pingsSent, raiseMaxBacklog, request, restartsPathMtuDiscovery, serve, shortRequestTimeout } from './helpers';
 
 const ADDRESS = '127.0.0.1';
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -134,6 +134,31 @@ describe('calls through the kernel', () => {
     } finally {
       c.close();
       child.kill();
+    }
+  });
+
+  test('40 calls in a row from one endpoint: PINGs sent per call, about ten where every incoming call restarts the server\'s path-MTU discovery (7.x), under 3 where discovery runs once per peer or not at all', async () => {
+    if ((kernelSeries(release()) ?? 0) < 6002) {
+      // 6.1 does no path-MTU probing and has no /proc/net/rxrpc/stats to count PINGs in.
+      expect(existsSync('/proc/net/rxrpc/stats')).toBe(false);
+      return;
+    }
+    const port = freshPort();
+    const server = serve(ADDRESS, port, [1241], () => Buffer.from('ok'));
+    const calls = 40;
+    try {
+      // The first call makes both peer records; count the calls after it.
+      await request(client, { service: 1241, address: ADDRESS, port }, Buffer.from('first')).reply;
+      const before = pingsSent();
+      for (let i = 0; i < calls; i++) {
+        await expect(request(client, { service: 1241, address: ADDRESS, port }, Buffer.from('x')).reply).resolves.toMatchObject({ data: Buffer.from('ok') });
+      }
+      const perCall = (pingsSent() - before) / calls;
+      console.log(`PINGs sent per call over ${calls} calls: ${perCall.toFixed(2)}`);
+      if (restartsPathMtuDiscovery()) expect(perCall).toBeGreaterThan(5);
+      else expect(perCall).toBeLessThan(3);
+    } finally {
+      server.close();
     }
   });
 

@@ -99,6 +99,27 @@ export function shortRequestTimeout(kernelRelease = release(), moduleVersion = f
 }
 
 /**
+ * True where every incoming call restarts the server's path-MTU discovery
+ * for its peer (kernel/README.md, defect 10): Linux 7.x calls
+ * rxrpc_assess_MTU_size() for each new service call, which sets the peer's
+ * search back to its start, so the next calls probe the whole range again
+ * with padded PINGs. 6.1 and 6.12 do no path-MTU probing; the fixed 7.3
+ * module (upgrade-fix.6 on) assesses only a new peer.
+ */
+export function restartsPathMtuDiscovery(kernelRelease = release(), moduleVersion = fixedModuleVersion()): boolean {
+  const fixed = Number(/\d+$/.exec(moduleVersion ?? '')?.[0] ?? 0);
+  return (kernelSeries(kernelRelease) ?? 0) >= 7000 && fixed < 6;
+}
+
+/** PING ACKs this network namespace's rxrpc has sent ("Ack-Tx ... png=N" in /proc/net/rxrpc/stats, Linux 6.2 on). */
+export function pingsSent(): number {
+  const stats = readFileSync('/proc/net/rxrpc/stats', 'utf8');
+  const m = /^Ack-Tx\s*:.*\bpng=(\d+)/m.exec(stats);
+  if (!m) throw new Error(`no "Ack-Tx ... png=" line in /proc/net/rxrpc/stats:\n${stats}`);
+  return Number(m[1]);
+}
+
+/**
  * Runs a bulk call `run` (a fresh call each time). Where the kernel has the
  * 250 ms request timeout (shortRequestTimeout()), the server's kernel aborts
  * a request whose next DATA packet is more than 250 ms late, which a loaded
