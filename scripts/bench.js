@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm run bench [-- --smoke] [--json] [--kernel bookworm[,...]] [--memory-calls N] [--only small,memory]
-//                 [--wall-clock | --icount SHIFT] [--svg DIR] [--perf]
+//                 [--wall-clock | --icount SHIFT] [--svg DIR] [--perf] [--readme FILE] [--from A.json,...]
 //
 // The Node binding against the C reference (scripts/bench/rxbench.c) on the
 // same kernel: builds the TypeScript and rxbench on this host, then runs the
@@ -16,6 +16,14 @@
 // here, and an idle guest jumps to its next timer), so that other VMs and
 // builds on the host do not move the figures; --wall-clock runs the guest on
 // real time instead.
+//
+// --readme FILE rewrites the generated parts of FILE's Performance section
+// (between <!-- bench:NAME --> markers: scripts/bench/markdown.ts) from this
+// run's reports, one column or block per kernel, and writes the scaling plots
+// where FILE's images point (--svg, default build/bench). --from A.json,...
+// takes the reports from files that --json wrote (one report or a list each)
+// instead of running anything: `npm run bench -- --from 61.json,612.json,73.json
+// --readme README.md --svg scripts/bench` regenerates README from three runs.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -23,6 +31,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
+const log = (line) => process.stderr.write(`${line}\n`);
 const argv = process.argv.slice(2);
 const option = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
 const json = argv.includes('--json');
@@ -33,16 +42,21 @@ const only = option('--only');
 const perf = argv.includes('--perf');
 const wallClock = argv.includes('--wall-clock');
 const shift = option('--icount') ?? '3';
-const svgDir = option('--svg') ?? path.join(root, 'build', 'bench');
+const svgDir = path.resolve(option('--svg') ?? path.join(root, 'build', 'bench'));
+const readme = option('--readme');
+const from = option('--from');
 if (!/^\d+$/.test(shift) || Number(shift) > 10) {
   log(`bench: --icount takes a shift from 0 to 10, not ${shift}`);
   process.exit(2);
 }
-const log = (line) => process.stderr.write(`${line}\n`);
 
-function build() {
+function buildTs() {
   const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'scripts', 'bench', 'tsconfig.json')], { cwd: root, stdio: ['ignore', 2, 2] });
   if (tsc.status !== 0) throw new Error('tsc failed');
+}
+
+function build() {
+  buildTs();
   const binary = path.join(root, 'build', 'bench', 'rxbench');
   fs.mkdirSync(path.dirname(binary), { recursive: true });
   const gcc = spawnSync('gcc', ['-O2', '-Wall', '-pthread', '-o', binary, path.join(root, 'scripts', 'bench', 'rxbench.c')], { stdio: ['ignore', 2, 2] });
@@ -75,7 +89,52 @@ function runOne(kernel, rxbench, direct) {
   }
 }
 
+/** The reports in the files --json wrote: each one report or a list of them, with the suite that ran it. */
+function readReports(files) {
+  return files.flatMap((file) => {
+    let parsed;
+    try {
+      parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new Error(`--from ${file}: not a report bench.js --json wrote (${err.message})`);
+    }
+    const list = Array.isArray(parsed) ? parsed : [parsed];
+    for (const r of list) {
+      if (!r || typeof r.suite !== 'string' || typeof r.kernel !== 'string' || !Array.isArray(r.rows)) {
+        throw new Error(`--from ${file}: a report without suite, kernel and rows (bench.js --json writes them)`);
+      }
+    }
+    return list;
+  });
+}
+
+function writeSvg(report, scalingSvg) {
+  if (!report.rows.some((r) => r.workload.startsWith('scale-'))) return;
+  fs.mkdirSync(svgDir, { recursive: true });
+  const svg = path.join(svgDir, `scaling-${report.suite}.svg`);
+  fs.writeFileSync(svg, scalingSvg(report));
+  log(`scaling plot: ${svg}`);
+}
+
+function writeReadme(reports) {
+  const { sections, splice } = require(path.join(root, 'build', 'scripts', 'bench', 'markdown.js'));
+  const file = path.resolve(readme);
+  const image = (r) => path.relative(path.dirname(file), path.join(svgDir, `scaling-${r.suite}.svg`)).split(path.sep).join('/');
+  fs.writeFileSync(file, splice(fs.readFileSync(file, 'utf8'), sections(reports, image)));
+  log(`${readme}: Performance tables of ${reports.map((r) => r.suite).join(', ')}`);
+}
+
 try {
+  if (from) {
+    buildTs();
+    const { formatReport, targets, scalingSvg } = require(path.join(root, 'build', 'scripts', 'bench', 'report.js'));
+    const reports = readReports(from.split(',').filter(Boolean)).map((r) => ({ ...r, targets: r.targets ?? targets(r) }));
+    for (const r of reports) writeSvg(r, scalingSvg);
+    if (readme) writeReadme(reports);
+    else if (json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
+    else for (const r of reports) console.log(`\n${formatReport(r)}`);
+    process.exit(0);
+  }
   const rxbench = build();
   if (perf) {
     // perf runs in the guest from this host's filesystem (Debian's linux-perf).
@@ -88,15 +147,11 @@ try {
   for (const kernel of direct ? ['host'] : kernels) {
     const report = runOne(kernel, rxbench, direct);
     reports.push({ suite: kernel, ...report, targets: targets(report) });
-    if (report.rows.some((r) => r.workload.startsWith('scale-'))) {
-      fs.mkdirSync(svgDir, { recursive: true });
-      const svg = path.join(svgDir, `scaling-${kernel}.svg`);
-      fs.writeFileSync(svg, scalingSvg(report));
-      log(`scaling plot: ${svg}`);
-    }
+    writeSvg(reports.at(-1), scalingSvg);
     if (!json) console.log(`\n${formatReport(report)}`);
   }
   if (json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
+  if (readme) writeReadme(reports);
 } catch (err) {
   log(`bench: ${err.message}`);
   process.exit(1);

@@ -75,9 +75,21 @@ export interface Figures {
   server_cpu_s?: number;
   /** Calls that ended during the job, warm-up included. */
   total_calls?: number;
+  /**
+   * CPU seconds of the kernel's own threads over the job (children of
+   * kthreadd: rxrpc's I/O threads krxrpcio/PORT on 6.2 on, the workqueues'
+   * kworkers that do its work on 6.1, ksoftirqd, RCU), which no process is
+   * charged for; by thread name without its number.
+   */
+  kernel_cpu_s?: Record<string, number>;
+  /** CPU seconds spent in hard and soft interrupts over the job (/proc/stat). */
+  irq_cpu_s?: number;
   /** Client and server CPU per call (small, memory, upgrade) or per MB (bulk), in ms. */
   client_cpu_ms?: number;
   server_cpu_ms?: number;
+  /** The kernel's threads' and interrupts' CPU, per call or per MB as above, in ms. */
+  kernel_cpu_ms?: number;
+  irq_cpu_ms?: number;
   /** Each round's figures, when the workload ran in rounds. */
   rounds?: Figures[];
   /** Where the CPU went (guest.js --perf DIR): perf's samples by process and category. */

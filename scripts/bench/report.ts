@@ -6,11 +6,12 @@ import { Figures, Impl } from './common';
 import { PAIRINGS, Report, Row, sizeName } from './suite';
 
 const NAMES: Record<Impl, string> = { c: 'C', binding: 'binding', api: 'api' };
-const pairName = (p: { client: Impl; server: Impl }) => `${NAMES[p.client]}/${NAMES[p.server]}`;
+export const pairName = (p: { client: Impl; server: Impl }) => `${NAMES[p.client]}/${NAMES[p.server]}`;
 
 /** The figures the table shows per workload, and whether higher is better. */
 function metrics(workload: string): Array<{ key: keyof Figures; label: string }> {
-  const cpu = [{ key: 'client_cpu_ms', label: 'cpu cli' }, { key: 'server_cpu_ms', label: 'cpu srv' }] as const;
+  const cpu = [{ key: 'client_cpu_ms', label: 'cpu cli' }, { key: 'server_cpu_ms', label: 'cpu srv' },
+    { key: 'kernel_cpu_ms', label: 'cpu kthr' }, { key: 'irq_cpu_ms', label: 'cpu irq' }] as const;
   if (workload.startsWith('small')) {
     return [{ key: 'rate', label: 'calls/s' }, { key: 'p50_ms', label: 'p50 ms' }, { key: 'p99_ms', label: 'p99 ms' }, ...cpu];
   }
@@ -77,6 +78,8 @@ export interface Target {
   met: boolean;
   /** Why the figure cannot be trusted in this run, if it cannot (bulk spread). */
   warning?: string;
+  /** Bulk targets: the worst row's workload ("upload 1 MiB"), the one the value is of. */
+  row?: string;
   /** For a target missed: where the rest of the time goes (from the profiles in README's Performance section). */
   explanation?: string;
 }
@@ -155,7 +158,7 @@ export function targets(report: Report): Target[] {
     const worst = ratios.reduce((a, b) => (b.v! < a.v! ? b : a));
     const warning = bulkWarning(report, worst.r);
     add({ id: `bulk-${pair.client}-${pair.server}`, what: `bulk throughput of the median call, x C/C, worst row: ${describe(worst.r.workload)}`,
-      pairing: pairName(pair), value: worst.v!, limit: 0.95, op: '>=', ...(warning ? { warning } : {}) });
+      pairing: pairName(pair), value: worst.v!, limit: 0.95, op: '>=', row: describe(worst.r.workload), ...(warning ? { warning } : {}) });
   }
   const [first, last] = [report.parameters.memory.checkpoints[0], report.parameters.memory.checkpoints.at(-1)!];
   for (const m of report.memory.filter((x) => x.client !== 'c')) {
@@ -178,6 +181,7 @@ export function formatReport(report: Report): string {
   if (report.rows.length > 0) {
     lines.push('pairs are client/server; binding = Endpoint (the native layer), api = Client / Server; (ratio) = figure / C/C figure');
     lines.push('cpu cli / cpu srv: CPU time (user + system, all threads) of the client / server process, ms per call (per MB for bulk)');
+    lines.push('cpu kthr / cpu irq: CPU time of the kernel\'s threads (rxrpc\'s I/O threads, kworkers, ksoftirqd: no process is charged) / of interrupts, same units');
     lines.push('MB/s: bytes over the time of all calls; MB/s med: the median call (a call stalled by kernel retransmission moves it little)');
     lines.push('');
   }
@@ -346,7 +350,7 @@ export function memoryPerCall(points: Array<{ x: number; row: Row }>, client: Im
   return ((vb - va) * 1e3) / (b.x - a.x);
 }
 
-function formatScaling(report: Report): string[] {
+export function formatScaling(report: Report): string[] {
   const lines: string[] = [];
   for (const prefix of ['scale', 'peers'] as const) {
     const series = scalingSeries(report, prefix);

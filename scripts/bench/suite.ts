@@ -182,6 +182,16 @@ function merge(list: Figures[], workload: Workload): Figures {
   if (units > 0) {
     out.client_cpu_ms = (sum('cpu_s') * 1000) / units;
     out.server_cpu_ms = (sum('server_cpu_s') * 1000) / units;
+    if (list.some((f) => f.kernel_cpu_s)) {
+      const threads: Record<string, number> = {};
+      for (const f of list) for (const [k, v] of Object.entries(f.kernel_cpu_s ?? {})) threads[k] = (threads[k] ?? 0) + v;
+      out.kernel_cpu_s = threads;
+      out.kernel_cpu_ms = (Object.values(threads).reduce((a, b) => a + b, 0) * 1000) / units;
+    }
+    if (list.some((f) => f.irq_cpu_s !== undefined)) {
+      out.irq_cpu_s = sum('irq_cpu_s');
+      out.irq_cpu_ms = (out.irq_cpu_s * 1000) / units;
+    }
   }
   if (list.length > 1) out.rounds = list;
   const profile = mergeProfiles(list.flatMap((f) => (f.profile ? [f.profile] : [])));
@@ -311,6 +321,45 @@ interface Servers {
   close(): void;
 }
 
+/**
+ * CPU seconds each kernel thread (a child of kthreadd, pid 2) has run so far,
+ * by name without its number ("krxrpcio/18400" -> "krxrpcio", "kworker/0:1-events"
+ * -> "kworker"), from /proc (schedstat: ns).
+ */
+export function kernelThreadsCpu(proc = '/proc'): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const pid of readdirSync(proc)) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`${proc}/${pid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      if (ppid !== 2) continue;
+      const name = stat.slice(stat.indexOf('(') + 1, close).replace(/[/:-].*$/, '');
+      out[name] = (out[name] ?? 0) + Number(readFileSync(`${proc}/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** What ran between two kernelThreadsCpu() readings; threads that ran nothing left out. */
+export function kernelCpuSince(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, s] of Object.entries(after)) {
+    const d = s - (before[name] ?? 0);
+    if (d > 0) out[name] = d;
+  }
+  return out;
+}
+
+/** CPU seconds in hard and soft interrupts so far, all CPUs (/proc/stat, USER_HZ ticks). */
+export function irqCpu(stat = '/proc/stat'): number {
+  const f = readFileSync(stat, 'utf8').split('\n')[0].trim().split(/\s+/);
+  return (Number(f[6]) + Number(f[7])) / 100;
+}
+
 /** CPU seconds a process's threads have run so far (user + system), from /proc (schedstat: ns). */
 function cpuOf(pid: number): number {
   try {
@@ -398,6 +447,8 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
     const job: Job = { port: servers.ports[server], service, workload, security: level && { key: key.description, level } };
     try {
       const before = cpuOf(servers.pids[server]);
+      const kernelBefore = kernelThreadsCpu();
+      const irqBefore = irqCpu();
       const pids = new Map<number, Role>([[servers.pids[server], 'server']]);
       const perf = options.perf;
       const file = perf && workload.kind === 'small' && !level
@@ -412,9 +463,10 @@ export async function runSuite(options: SuiteOptions): Promise<Report> {
         started = w.run(client, job);
       }
       const figures = await started.finally(() => profiling?.stop());
-      const server_cpu_s = cpuOf(servers.pids[server]) - before;
-      if (!file) return { ...figures, server_cpu_s };
-      return { ...figures, server_cpu_s, profile: { ...summarize(file, pids, perf!.frequency, 100), calls: figures.total_calls } };
+      const cpu = { server_cpu_s: cpuOf(servers.pids[server]) - before, kernel_cpu_s: kernelCpuSince(kernelBefore, kernelThreadsCpu()),
+        irq_cpu_s: irqCpu() - irqBefore };
+      if (!file) return { ...figures, ...cpu };
+      return { ...figures, ...cpu, profile: { ...summarize(file, pids, perf!.frequency, 100), calls: figures.total_calls } };
     } catch (err) {
       log(`  ${client}: ${(err as Error).message}`);
       return { calls: 0, errors: 1, failures: { [(err as Error).message]: 1 } };

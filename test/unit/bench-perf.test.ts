@@ -2,6 +2,10 @@
 // and what kind of code each sample of `perf script` belongs to.
 import { category, mergeProfiles, Profile, tally } from '../../scripts/bench/perf';
 import { formatProfiles } from '../../scripts/bench/report';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { irqCpu, kernelCpuSince, kernelThreadsCpu } from '../../scripts/bench/suite';
 import type { Report } from '../../scripts/bench/suite';
 
 describe('bench perf: category', () => {
@@ -136,5 +140,45 @@ describe('bench report: formatProfiles', () => {
     expect(lines.some((l) => l.startsWith('thread: rxrpc-bulk'))).toBe(false);
     // The C server's symbols are not listed under a Node client's row.
     expect(lines.filter((l) => l.startsWith('hottest in the'))).toEqual(['hottest in the client process, small, 64 in flight, api/C (us per call):']);
+  });
+});
+
+describe('bench: CPU of the kernel\'s threads and of interrupts (suite.ts)', () => {
+  // A /proc with two rxrpc I/O threads, a kworker, a user process (not a child
+  // of kthreadd) and a thread that vanished between readdir and read.
+  const fakeProc = (entries: Array<[pid: number, comm: string, ppid: number, ns: number]>, stat = 'cpu  1 2 3 4 5 60 140 0 0 0\n') => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-proc-'));
+    for (const [pid, comm, ppid, ns] of entries) {
+      mkdirSync(join(dir, String(pid)));
+      writeFileSync(join(dir, String(pid), 'stat'), `${pid} (${comm}) S ${ppid} 0 0 0 -1 69238880 0 0 0 0 0 0 0 0 0\n`);
+      writeFileSync(join(dir, String(pid), 'schedstat'), `${ns} 100 7\n`);
+    }
+    mkdirSync(join(dir, '999'));
+    writeFileSync(join(dir, 'stat'), stat);
+    return dir;
+  };
+
+  test('sums schedstat run time of kthreadd\'s children by name without the number; a process of its own and a vanished task are left out', () => {
+    const dir = fakeProc([[144, 'krxrpcio/18400', 2, 1.5e9], [152, 'krxrpcio/0', 2, 0.25e9], [11, 'kworker/0:1-events', 2, 2e8],
+      [16, 'rcu_preempt', 2, 1e7], [300, 'rxbench', 1, 9e9], [301, 'weird) name (x', 2, 1e9]]);
+    try {
+      expect(kernelThreadsCpu(dir)).toEqual({ krxrpcio: 1.75, kworker: 0.2, rcu_preempt: 0.01, 'weird) name (x': 1 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('what ran between two readings: differences, new threads whole, idle ones dropped', () => {
+    expect(kernelCpuSince({ krxrpcio: 1, kworker: 0.5, rcu_preempt: 0.1 }, { krxrpcio: 1.6, kworker: 0.5, rcu_preempt: 0.2, ksoftirqd: 0.05 }))
+      .toEqual({ krxrpcio: expect.closeTo(0.6), rcu_preempt: expect.closeTo(0.1), ksoftirqd: 0.05 });
+  });
+
+  test('interrupt time is irq + softirq of the first line of /proc/stat, in USER_HZ ticks', () => {
+    const dir = fakeProc([]);
+    try {
+      expect(irqCpu(join(dir, 'stat'))).toBeCloseTo(2.0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
