@@ -128,7 +128,8 @@ try {
   if (from) {
     buildTs();
     const { formatReport, targets, scalingSvg } = require(path.join(root, 'build', 'scripts', 'bench', 'report.js'));
-    const reports = readReports(from.split(',').filter(Boolean)).map((r) => ({ ...r, targets: r.targets ?? targets(r) }));
+    // Targets again from the rows, by this tree's rules.
+    const reports = readReports(from.split(',').filter(Boolean)).map((r) => ({ ...r, targets: targets(r) }));
     for (const r of reports) writeSvg(r, scalingSvg);
     if (readme) writeReadme(reports);
     else if (json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));

@@ -34,7 +34,8 @@ function targetLabel(t: Target): string {
 
 function targetCell(t: Target | undefined): string {
   if (!t) return '-';
-  return `${t.met ? 'met' : '**missed**'} ${t.value.toFixed(2)}${t.row ? ` (${t.row})` : ''}${t.warning ? ', unreliable' : ''}`;
+  return `${t.met ? 'met' : '**missed**'} ${t.value.toFixed(2)}${t.row ? ` (${t.row})` : ''}${t.warning ? ', unreliable' : ''}`
+    + (t.kernelBound ? ', kernel-bound' : '');
 }
 
 /** The targets of every report side by side, one column per kernel. */

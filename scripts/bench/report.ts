@@ -80,6 +80,8 @@ export interface Target {
   warning?: string;
   /** Bulk targets: the worst row's workload ("upload 1 MiB"), the one the value is of. */
   row?: string;
+  /** Small-call targets: why the ratio is the kernel's more than the sides' in this run, if it is (kernelBound()). */
+  kernelBound?: string;
   /** For a target missed: where the rest of the time goes (from the profiles in README's Performance section). */
   explanation?: string;
 }
@@ -129,6 +131,25 @@ function rowOf(report: Report, workload: string, pairing: string): Row | undefin
   return report.rows.find((r) => r.workload === workload && r.client === p.client && r.server === p.server);
 }
 
+/** How many times the two processes' CPU per call the kernel's threads of C/C may take before its rate is the kernel's. */
+export const KERNEL_BOUND = 2;
+
+/**
+ * Why a small-call ratio says more about the kernel than about the sides, if
+ * it does: the kernel's threads (rxrpc's I/O threads, kworkers) took more
+ * than KERNEL_BOUND times the CPU per call of C/C's two processes, so the
+ * kernel sets every pairing's rate and a side's own cost moves it less
+ * (stock 7.3: path-MTU discovery restarted with every incoming call).
+ */
+export function kernelBound(reference: Row | undefined): string | undefined {
+  const f = reference?.figures;
+  const kernel = f?.kernel_cpu_ms;
+  const processes = (f?.client_cpu_ms ?? 0) + (f?.server_cpu_ms ?? 0);
+  if (kernel === undefined || processes <= 0 || kernel <= KERNEL_BOUND * processes) return undefined;
+  return `C/C's kernel threads took ${kernel.toFixed(2)} ms of CPU per call, ${(kernel / processes).toFixed(1)} times its two ` +
+    `processes' ${processes.toFixed(2)}: the kernel sets the rate, and a side's own cost moves the ratio less`;
+}
+
 /** The targets, evaluated on one run (ratios to C/C of the same run). */
 export function targets(report: Report): Target[] {
   const out: Target[] = [];
@@ -140,7 +161,8 @@ export function targets(report: Report): Target[] {
   const rate = (id: string, workload: string, pairing: string, limit: number, what: string) => {
     const row = rowOf(report, workload, pairing);
     const v = row && ratio(report, row, 'rate');
-    if (row && v !== undefined) add({ id, what, pairing: pairName(row), value: v, limit, op: '>=' });
+    const bound = kernelBound(rowOf(report, workload, 'c/c'));
+    if (row && v !== undefined) add({ id, what, pairing: pairName(row), value: v, limit, op: '>=', ...(bound ? { kernelBound: bound } : {}) });
   };
   rate('api-c-64', 'small-64', 'api/c', 0.9, 'small-call rate at 64 in flight, x C/C');
   rate('api-c-1', 'small-1', 'api/c', 0.6, 'small-call rate at 1 in flight, x C/C');
@@ -258,7 +280,7 @@ export function formatReport(report: Report): string {
   lines.push('targets:');
   for (const t of targets(report)) {
     lines.push(`  ${t.met ? 'met   ' : 'MISSED'} ${pad(t.pairing, 16)} ${t.what}: ${t.value.toFixed(2)} (target ${t.op} ${t.limit})` +
-      (t.warning ? ` [unreliable: ${t.warning}]` : ''));
+      (t.warning ? ` [unreliable: ${t.warning}]` : '') + (t.kernelBound ? ` [kernel-bound: ${t.kernelBound}]` : ''));
     if (t.explanation) lines.push(`         ${t.explanation}`);
   }
   lines.push('');

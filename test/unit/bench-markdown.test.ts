@@ -5,6 +5,7 @@ import { Figures, Impl } from '../../scripts/bench/common';
 import {
   KernelReport, latestRuns, probeOutcomes, rxkadNotes, rxkadTable, scalingFailures, scalingSection, series, splice, targetsTable,
 } from '../../scripts/bench/markdown';
+import { KERNEL_BOUND, kernelBound } from '../../scripts/bench/report';
 import { FULL, PAIRINGS } from '../../scripts/bench/suite';
 
 type Rows = Array<[workload: string, client: Impl, server: Impl, figures: Partial<Figures>]>;
@@ -46,7 +47,7 @@ const r61 = report('6.1.0-57-amd64 (Debian 6.1.192-3)', 'bookworm', [
 ], [{ client: 'binding', figures: { calls: 1, errors: 0, rss_mb: { 1000: 50, 100000: 69.1 } } }]);
 
 const r73 = report('7.3.4+deb13-amd64 (Debian 7.3.4-1~bpo13+1)', 'trixie-backports', [
-  ['small-64', 'c', 'c', { rate: 300 }],
+  ['small-64', 'c', 'c', { rate: 300, kernel_cpu_ms: 1.53, client_cpu_ms: 0.2, server_cpu_ms: 0.15 }],
   ['small-64', 'api', 'c', { rate: 279 }],
   ['small-1', 'c', 'c', { rate: 260 }],
   ['upgrade', 'c', 'c', { p50_ms: 2, aborted: 10 }],
@@ -57,13 +58,30 @@ describe('bench markdown: targets', () => {
     const lines = targetsTable([r61, r73]).split('\n');
     expect(lines[0]).toBe('| target | 6.1 (6.1.0-57-amd64) | 7.3 (7.3.4+deb13-amd64) |');
     expect(lines[1]).toBe('|---|---|---|');
-    expect(lines).toContain('| api/C: small-call rate at 64 in flight >= 0.9 | **missed** 0.57 | met 0.93 |');
+    // 7.3's C/C spent 1.53 ms per call in the kernel's threads against 0.35 in its processes.
+    expect(lines).toContain('| api/C: small-call rate at 64 in flight >= 0.9 | **missed** 0.57 | met 0.93, kernel-bound |');
     expect(lines).toContain('| api/C: small-call rate at 1 in flight >= 0.6 | met 0.60 | - |');
     expect(lines).toContain('| C/api: small-call rate at 64 in flight (C client, Server) >= 0.85 | met 0.90 | - |');
     expect(lines).toContain('| api/C: upgrade probe latency (p50) <= 2 | **missed** 2.50 | - |');
     // 2 of 4 MB/s is the worse row, and its calls spread from 1 to 4 MB/s.
     expect(lines).toContain('| binding/C: bulk throughput of the median call >= 0.95 | **missed** 0.50 (download 1 MiB), unreliable | - |');
     expect(lines).toContain('| binding: resident growth 1000 -> 100000 calls (default V8 flags), MB < 5 | **missed** 19.10 | - |');
+  });
+});
+
+describe('bench report: kernel-bound small-call ratios', () => {
+  const cc = (kernel: number | undefined, client = 0.2, server = 0.15) =>
+    ({ workload: 'small-64', client: 'c', server: 'c', figures: { calls: 1, errors: 0, client_cpu_ms: client, server_cpu_ms: server, kernel_cpu_ms: kernel } }) as const;
+
+  test(`flagged only when C/C's kernel threads took more than ${KERNEL_BOUND} times its processes' CPU per call`, () => {
+    expect(kernelBound(cc(1.53))).toBe("C/C's kernel threads took 1.53 ms of CPU per call, 4.4 times its two processes' 0.35: "
+      + "the kernel sets the rate, and a side's own cost moves the ratio less");
+    expect(kernelBound(cc(0.7))).toBeUndefined();
+    expect(kernelBound(cc(0.71))).toBeDefined();
+    // A report from before the kernel's threads were measured, or without C/C's row or CPU figures.
+    expect(kernelBound(cc(undefined))).toBeUndefined();
+    expect(kernelBound(undefined)).toBeUndefined();
+    expect(kernelBound(cc(1, 0, 0))).toBeUndefined();
   });
 });
 
