@@ -89,48 +89,24 @@ function runOne(kernel, rxbench, direct) {
   }
 }
 
-/** The reports in the files --json wrote: each one report or a list of them, with the suite that ran it. */
-function readReports(files) {
-  return files.flatMap((file) => {
-    let parsed;
-    try {
-      parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (err) {
-      throw new Error(`--from ${file}: not a report bench.js --json wrote (${err.message})`);
-    }
-    const list = Array.isArray(parsed) ? parsed : [parsed];
-    for (const r of list) {
-      if (!r || typeof r.suite !== 'string' || typeof r.kernel !== 'string' || !Array.isArray(r.rows)) {
-        throw new Error(`--from ${file}: a report without suite, kernel and rows (bench.js --json writes them)`);
-      }
-    }
-    return list;
-  });
-}
+const markdown = () => require(path.join(root, 'build', 'scripts', 'bench', 'markdown.js'));
 
-function writeSvg(report, scalingSvg) {
-  if (!report.rows.some((r) => r.workload.startsWith('scale-'))) return;
-  fs.mkdirSync(svgDir, { recursive: true });
-  const svg = path.join(svgDir, `scaling-${report.suite}.svg`);
-  fs.writeFileSync(svg, scalingSvg(report));
-  log(`scaling plot: ${svg}`);
+function writeSvg(report) {
+  const file = markdown().writeScalingSvg(report, svgDir);
+  if (file) log(`scaling plot: ${file}`);
 }
 
 function writeReadme(reports) {
-  const { sections, splice } = require(path.join(root, 'build', 'scripts', 'bench', 'markdown.js'));
-  const file = path.resolve(readme);
-  const image = (r) => path.relative(path.dirname(file), path.join(svgDir, `scaling-${r.suite}.svg`)).split(path.sep).join('/');
-  fs.writeFileSync(file, splice(fs.readFileSync(file, 'utf8'), sections(reports, image)));
+  markdown().writeReadme(readme, reports, svgDir);
   log(`${readme}: Performance tables of ${reports.map((r) => r.suite).join(', ')}`);
 }
 
 try {
   if (from) {
     buildTs();
-    const { formatReport, targets, scalingSvg } = require(path.join(root, 'build', 'scripts', 'bench', 'report.js'));
-    // Targets again from the rows, by this tree's rules.
-    const reports = readReports(from.split(',').filter(Boolean)).map((r) => ({ ...r, targets: targets(r) }));
-    for (const r of reports) writeSvg(r, scalingSvg);
+    const { formatReport } = require(path.join(root, 'build', 'scripts', 'bench', 'report.js'));
+    const reports = markdown().readReports(from.split(',').filter(Boolean));
+    for (const r of reports) writeSvg(r);
     if (readme) writeReadme(reports);
     else if (json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
     else for (const r of reports) console.log(`\n${formatReport(r)}`);
@@ -142,13 +118,13 @@ try {
     const need = spawnSync('bash', ['-c', `. '${path.join(root, 'scripts', 'vm', 'common.sh')}' && need linux-perf`], { stdio: ['ignore', 2, 2] });
     if (need.status !== 0) throw new Error('--perf needs perf (Debian package linux-perf)');
   }
-  const { formatReport, targets, scalingSvg } = require(path.join(root, 'build', 'scripts', 'bench', 'report.js'));
+  const { formatReport, targets } = require(path.join(root, 'build', 'scripts', 'bench', 'report.js'));
   const direct = !process.env.RXRPC_VM_KERNEL && hostHasRxrpc();
   const reports = [];
   for (const kernel of direct ? ['host'] : kernels) {
     const report = runOne(kernel, rxbench, direct);
     reports.push({ suite: kernel, ...report, targets: targets(report) });
-    writeSvg(reports.at(-1), scalingSvg);
+    writeSvg(reports.at(-1));
     if (!json) console.log(`\n${formatReport(report)}`);
   }
   if (json) console.log(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));

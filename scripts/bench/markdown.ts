@@ -5,8 +5,10 @@
  * what is between them, nothing else (the prose around them is written by
  * hand). bench.js --readme FILE [--from a.json,b.json] runs it.
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Figures } from './common';
-import { bulkWarning, formatReport, formatScaling, pairName, ratio, scalingSeries, Target, targets } from './report';
+import { bulkWarning, formatReport, formatScaling, pairName, ratio, scalingSeries, scalingSvg, Target, targets } from './report';
 import { PAIRINGS, Report, Row } from './suite';
 
 /** A report as bench.js --json prints it: which VM suite ran it, and its targets. */
@@ -190,4 +192,43 @@ export function splice(text: string, parts: Record<string, string>): string {
     out = `${out.slice(0, a + open.length)}\n${body}\n${out.slice(b)}`;
   }
   return out;
+}
+
+/**
+ * The reports in files that bench.js --json wrote (each one report or a list
+ * of them), their targets evaluated again from the rows by this tree's rules.
+ * A file that is not such a report is an error naming it.
+ */
+export function readReports(files: string[]): KernelReport[] {
+  return files.flatMap((file) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new Error(`${file}: not a report bench.js --json wrote (${(err as Error).message})`);
+    }
+    const list = (Array.isArray(parsed) ? parsed : [parsed]) as KernelReport[];
+    for (const r of list) {
+      if (!r || typeof r.suite !== 'string' || typeof r.kernel !== 'string' || !Array.isArray(r.rows)) {
+        throw new Error(`${file}: a report without suite, kernel and rows (bench.js --json writes them)`);
+      }
+    }
+    return list.map((r) => ({ ...r, targets: targets(r) }));
+  });
+}
+
+/** Writes a report's scaling plot as DIR/scaling-SUITE.svg, if it has the scaling rows; the path, or undefined. */
+export function writeScalingSvg(report: KernelReport, dir: string): string | undefined {
+  if (!report.rows.some((r) => r.workload.startsWith('scale-'))) return undefined;
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `scaling-${report.suite}.svg`);
+  writeFileSync(file, scalingSvg(report));
+  return file;
+}
+
+/** Rewrites the generated parts of `readme` from the reports, its images pointing at DIR/scaling-SUITE.svg. */
+export function writeReadme(readme: string, reports: KernelReport[], svgDir: string): void {
+  const file = resolve(readme);
+  const image = (r: KernelReport) => relative(dirname(file), join(resolve(svgDir), `scaling-${r.suite}.svg`)).split(sep).join('/');
+  writeFileSync(file, splice(readFileSync(file, 'utf8'), sections(reports, image)));
 }

@@ -2,8 +2,12 @@
 // part says of a report, and that splice() touches only what is between a
 // part's markers.
 import { Figures, Impl } from '../../scripts/bench/common';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
-  KernelReport, latestRuns, probeOutcomes, rxkadNotes, rxkadTable, scalingFailures, scalingSection, series, splice, targetsTable,
+  KernelReport, latestRuns, probeOutcomes, readReports, rxkadNotes, rxkadTable, scalingFailures, scalingSection, series, splice, targetsTable,
+  writeReadme, writeScalingSvg,
 } from '../../scripts/bench/markdown';
 import { KERNEL_BOUND, kernelBound } from '../../scripts/bench/report';
 import { FULL, PAIRINGS } from '../../scripts/bench/suite';
@@ -147,5 +151,49 @@ describe('bench markdown: splice', () => {
     expect(() => splice(readme, { scaling: 'x' })).toThrow('README has no <!-- bench:scaling --> ... <!-- /bench:scaling --> pair (in that order) for the generated scaling part');
     expect(() => splice('<!-- /bench:a -->\n<!-- bench:a -->', { a: 'x' })).toThrow('<!-- bench:a -->');
     expect(() => splice('<!-- bench:a -->\n<!-- /bench:a -->\n<!-- bench:a -->', { a: 'x' })).toThrow('README has <!-- bench:a --> more than once');
+  });
+});
+
+describe('bench markdown: files (bench.js --from, --readme)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'bench-md-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('reads one report or a list per file, and evaluates the targets again from the rows', () => {
+    writeFileSync(join(dir, 'a.json'), JSON.stringify({ ...r61, targets: [{ id: 'stale' }] }));
+    writeFileSync(join(dir, 'b.json'), JSON.stringify([r73]));
+    const reports = readReports([join(dir, 'a.json'), join(dir, 'b.json')]);
+    expect(reports.map((r) => r.suite)).toEqual(['bookworm', 'trixie-backports']);
+    expect(reports[0].targets!.map((t) => t.id)).toContain('api-c-64');
+    expect(reports[0].targets!.map((t) => t.id)).not.toContain('stale');
+  });
+
+  test('a file that is not JSON, or a report without its suite (the guest\'s own report.json), is an error naming the file', () => {
+    writeFileSync(join(dir, 'bad.json'), 'rxrpc benchmark: Linux');
+    const { suite: _, ...guest } = r61;
+    writeFileSync(join(dir, 'guest.json'), JSON.stringify(guest));
+    expect(() => readReports([join(dir, 'bad.json')])).toThrow(`${join(dir, 'bad.json')}: not a report bench.js --json wrote`);
+    expect(() => readReports([join(dir, 'guest.json')])).toThrow(`${join(dir, 'guest.json')}: a report without suite, kernel and rows`);
+    expect(() => readReports([join(dir, 'missing.json')])).toThrow(`${join(dir, 'missing.json')}: not a report`);
+  });
+
+  test('writes the scaling plot only for a report with the scaling rows, and README\'s images point at it', () => {
+    const svgDir = join(dir, 'scripts', 'bench');
+    expect(writeScalingSvg(r73, svgDir)).toBeUndefined();
+    const svg = writeScalingSvg(r61, svgDir)!;
+    expect(svg).toBe(join(svgDir, 'scaling-bookworm.svg'));
+    expect(readFileSync(svg, 'utf8')).toMatch(/^<svg [^>]*>/);
+    const readme = join(dir, 'README.md');
+    const marked = Object.fromEntries(['targets', 'rxkad', 'rxkad-notes', 'scaling', 'scaling-failures', 'probes', 'latest']
+      .map((name) => [name, `<!-- bench:${name} -->\nold\n<!-- /bench:${name} -->`]));
+    writeFileSync(readme, `# Performance\n\n${Object.values(marked).join('\n\nprose\n\n')}\n`);
+    writeReadme(readme, [r61, r73], svgDir);
+    const text = readFileSync(readme, 'utf8');
+    expect(text).toContain('![scaling on 6.1](scripts/bench/scaling-bookworm.svg)');
+    expect(text).toContain('| target | 6.1 (6.1.0-57-amd64) | 7.3 (7.3.4+deb13-amd64) |');
+    expect(text).not.toContain('\nold\n');
+    expect(text.split('\nprose\n').length).toBe(7);
   });
 });
