@@ -155,7 +155,9 @@ export function targets(report: Report): Target[] {
   const out: Target[] = [];
   const add = (t: Omit<Target, 'met' | 'explanation'>) => {
     const met = t.op === '>=' ? t.value >= t.limit : t.op === '<=' ? t.value <= t.limit : t.value < t.limit;
-    const explanation = EXPLANATIONS[t.id] ?? (t.id.startsWith('bulk-') ? EXPLANATIONS.bulk : undefined);
+    // An rxkad target (id ending in its level) has the plain one's explanation.
+    const plain = t.id.replace(/-(auth|encrypt)$/, '');
+    const explanation = EXPLANATIONS[plain] ?? (plain.startsWith('bulk') ? EXPLANATIONS.bulk : undefined);
     out.push({ ...t, met, ...(met || !explanation ? {} : { explanation }) });
   };
   const rate = (id: string, workload: string, pairing: string, limit: number, what: string) => {
@@ -181,6 +183,21 @@ export function targets(report: Report): Target[] {
     const warning = bulkWarning(report, worst.r);
     add({ id: `bulk-${pair.client}-${pair.server}`, what: `bulk throughput of the median call, x C/C, worst row: ${describe(worst.r.workload)}`,
       pairing: pairName(pair), value: worst.v!, limit: 0.95, op: '>=', row: describe(worst.r.workload), ...(warning ? { warning } : {}) });
+  }
+  // rxkad, against C/C at the same level: one call at a time (the rows there are), and the worst
+  // bulk row of every Node pairing at each level.
+  const levels = [...new Set(report.rows.map((r) => r.workload.split('-')[2]).filter((l): l is string => l !== undefined))];
+  for (const level of levels) {
+    rate(`api-c-1-${level}`, `small-1-${level}`, 'api/c', 0.6, `small-call rate at 1 in flight, rxkad ${level}, x C/C at ${level}`);
+    const bulk = report.rows.filter((r) => !(r.client === 'c' && r.server === 'c') && r.figures.mbps_median !== undefined &&
+      r.workload.endsWith(`-${level}`));
+    const ratios = bulk.map((r) => ({ r, v: ratio(report, r, 'mbps_median') })).filter((x) => x.v !== undefined);
+    if (ratios.length === 0) continue;
+    const worst = ratios.reduce((a, b) => (b.v! < a.v! ? b : a));
+    const warning = bulkWarning(report, worst.r);
+    const row = `${describe(worst.r.workload.replace(`-${level}`, ''))}, ${pairName(worst.r)}`;
+    add({ id: `bulk-${level}`, what: `bulk throughput of the median call, rxkad ${level}, x C/C at ${level}, worst pairing and row: ${row}`,
+      pairing: 'every Node pairing', value: worst.v!, limit: 0.95, op: '>=', row, ...(warning ? { warning } : {}) });
   }
   const [first, last] = [report.parameters.memory.checkpoints[0], report.parameters.memory.checkpoints.at(-1)!];
   for (const m of report.memory.filter((x) => x.client !== 'c')) {

@@ -70,6 +70,12 @@ describe('bench markdown: targets', () => {
     // 2 of 4 MB/s is the worse row, and its calls spread from 1 to 4 MB/s.
     expect(lines).toContain('| binding/C: bulk throughput of the median call >= 0.95 | **missed** 0.50 (download 1 MiB), unreliable | - |');
     expect(lines).toContain('| binding: resident growth 1000 -> 100000 calls (default V8 flags), MB < 5 | **missed** 19.10 | - |');
+    // rxkad, against C/C at the same level: the one-at-a-time rate, and the worst bulk row of any Node pairing.
+    expect(lines).toContain('| api/C: small-call rate at 1 in flight, rxkad auth >= 0.6 | **missed** 0.50 | - |');
+    expect(lines).toContain('| every Node pairing: bulk throughput of the median call, rxkad auth >= 0.95 | met 1.00 (upload 1 MiB, api/api), unreliable | - |');
+    expect(lines).toContain('| every Node pairing: bulk throughput of the median call, rxkad encrypt >= 0.95 | met 1.00 (upload 1 MiB, binding/C) | - |');
+    // No api/C row at encrypt in 6.1's report, no rxkad rows at all in 7.3's: no such target.
+    expect(lines.some((l) => l.includes('rxkad encrypt >= 0.6'))).toBe(false);
   });
 });
 
