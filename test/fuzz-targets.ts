@@ -268,6 +268,13 @@ const controlDecode = fc.property(
         d!.code === expectedCode(known.terminal) && d!.unknown.length === 0, 'decoded as sent', { known, d });
     }
     if (!d) return;
+    if (d.oob) {
+      // An out-of-band message (a challenge, a response's outcome) belongs to no call: call id -1
+      // unless an RXRPC_USER_CALL_ID came with it.
+      check(d.kind === 'challenge' || d.kind === 'responded', 'an OOB message is a challenge or a response\'s outcome', d);
+      check(d.callId === -1 || (Number.isSafeInteger(d.callId) && d.callId >= 0), 'an OOB message\'s call id is -1 or a safe integer', d);
+      return;
+    }
     check(Number.isSafeInteger(d.callId) && d.callId >= 0, 'call id is a safe integer', d);
     check(found !== undefined, 'findCallId finds a call id wherever decodeControl does', d);
   },

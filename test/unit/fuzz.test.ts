@@ -38,6 +38,25 @@ describe('what fuzzing found', () => {
     }
   });
 
+  // fast-check made RXRPC_RESPONDED, a control message of unknown type and RXRPC_OOB_ID (seed
+  // -1886480232): an out-of-band message, which belongs to no call and decodes with call id -1; the
+  // property had asked every decoded message for a call id of 0 or more.
+  test('an out-of-band message with a control message of unknown type among them decodes with call id -1 and the type listed', () => {
+    const cmsg = (type: number, data: Buffer) => {
+      const b = Buffer.alloc(16 + ((data.length + 7) & ~7));
+      b.writeBigUInt64LE(BigInt(16 + data.length), 0);
+      b.writeInt32LE(272, 8);
+      b.writeInt32LE(type, 12);
+      data.copy(b, 16);
+      return b;
+    };
+    const id = Buffer.alloc(8);
+    id.writeBigUInt64LE(17895955851123227666n);
+    const bytes = Buffer.concat([cmsg(18, Buffer.from([24, 78, 100, 128])), cmsg(0, Buffer.from('a4070656205c7393', 'hex')), cmsg(15, id)]);
+    expect(decodeControl(bytes)).toEqual({ callId: -1, kind: 'responded', code: 0, unknown: [0],
+      oob: { id: 17895955851123227666n, responded: Buffer.from([24, 78, 100, 128]) } });
+  });
+
   test('lengths within the bytes decode as before; findCallId still stops at the bytes it has', () => {
     expect(decodeSockaddr(name, 36).port).toBe(7001);
     expect(decodeControl(control, 24).callId).toBe(0);
