@@ -119,7 +119,7 @@ export function rxkadNotes(reports: KernelReport[]): string {
       return `${rows.filter((r) => bulkWarning(report, r)).length} of ${rows.length} at ${l}`;
     }).join(', ')}`);
     const failed = report.rows.filter((r) => isSecured(r.workload) && r.figures.errors > 0)
-      .map((r) => `${r.figures.errors} in ${r.workload} ${pairName(r).toLowerCase()} (${codes(r.figures)})`);
+      .map((r) => `${r.figures.errors} in ${r.workload} ${pairName(r)} (${codes(r.figures)})`);
     parts.push(`failed calls: ${failed.length ? failed.join(', ') : 'none'}`);
     return `- ${series(report)}: ${parts.join('; ')}.`;
   }).join('\n');
