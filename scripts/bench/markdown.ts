@@ -19,6 +19,11 @@ export function series(report: Report): string {
   return /^(\d+\.\d+)/.exec(report.kernel)?.[1] ?? report.kernel;
 }
 
+/** How the generated parts name a report's kernel: its series, "7.3 fixed" for a run on the fixed module (suite "...+fix"). */
+export function label(report: KernelReport): string {
+  return `${series(report)}${report.suite.endsWith('+fix') ? ' fixed' : ''}`;
+}
+
 const release = (report: Report) => report.kernel.split(' ')[0];
 const two = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(2));
 
@@ -44,15 +49,15 @@ function targetCell(t: Target | undefined): string {
 export function targetsTable(reports: KernelReport[]): string {
   const lists = reports.map((r) => r.targets ?? targets(r));
   const ids: string[] = [];
-  const label = new Map<string, string>();
+  const what = new Map<string, string>();
   for (const list of lists) {
     for (const t of list) {
-      if (!label.has(t.id)) ids.push(t.id);
-      label.set(t.id, targetLabel(t));
+      if (!what.has(t.id)) ids.push(t.id);
+      what.set(t.id, targetLabel(t));
     }
   }
-  const lines = [`| target | ${reports.map((r) => `${series(r)} (${release(r)})`).join(' | ')} |`, `|---|${reports.map(() => '---|').join('')}`];
-  for (const id of ids) lines.push(`| ${label.get(id)} | ${lists.map((l) => targetCell(l.find((t) => t.id === id))).join(' | ')} |`);
+  const lines = [`| target | ${reports.map((r) => `${label(r)} (${release(r)})`).join(' | ')} |`, `|---|${reports.map(() => '---|').join('')}`];
+  for (const id of ids) lines.push(`| ${what.get(id)} | ${lists.map((l) => targetCell(l.find((t) => t.id === id))).join(' | ')} |`);
   return lines.join('\n');
 }
 
@@ -87,7 +92,7 @@ export function rxkadTable(reports: KernelReport[]): string {
         if (!row) return '-';
         return p.client === 'c' && p.server === 'c' ? num(row.figures[key] as number | undefined) : two(ratio(report, row, key));
       });
-      lines.push(`| ${series(report)} | ${securedName(w)} | ${key === 'rate' ? 'calls/s' : 'MB/s med'} | ${cells.join(' | ')} |`);
+      lines.push(`| ${label(report)} | ${securedName(w)} | ${key === 'rate' ? 'calls/s' : 'MB/s med'} | ${cells.join(' | ')} |`);
     }
   }
   return lines.join('\n');
@@ -121,14 +126,14 @@ export function rxkadNotes(reports: KernelReport[]): string {
     const failed = report.rows.filter((r) => isSecured(r.workload) && r.figures.errors > 0)
       .map((r) => `${r.figures.errors} in ${r.workload} ${pairName(r)} (${codes(r.figures)})`);
     parts.push(`failed calls: ${failed.length ? failed.join(', ') : 'none'}`);
-    return `- ${series(report)}: ${parts.join('; ')}.`;
+    return `- ${label(report)}: ${parts.join('; ')}.`;
   }).join('\n');
 }
 
 /** Per report: the scaling plot (SVG at `svg(report)`, a path from README) and the table. */
 export function scalingSection(reports: KernelReport[], svg: (report: KernelReport) => string): string {
   return reports.filter((r) => r.rows.some((row) => row.workload.startsWith('scale-'))).map((r) =>
-    `${series(r)} (${r.kernel}):\n\n![scaling on ${series(r)}](${svg(r)})\n\n\`\`\`\n${formatScaling(r).join('\n')}\n\`\`\``).join('\n\n');
+    `${label(r)} (${r.kernel}${r.suite.endsWith('+fix') ? ', the fixed rxrpc module' : ''}):\n\n![scaling on ${label(r)}](${svg(r)})\n\n\`\`\`\n${formatScaling(r).join('\n')}\n\`\`\``).join('\n\n');
 }
 
 /** Per report: the scaling rows that had failed calls, and why. */
@@ -137,7 +142,7 @@ export function scalingFailures(reports: KernelReport[]): string {
     const failed = (['scale', 'peers'] as const).flatMap((prefix) => scalingSeries(r, prefix).flatMap((s) => s.points
       .filter((p) => p.row.figures.errors > 0)
       .map((p) => `${s.pairing} ${prefix === 'scale' ? `at ${p.x} in flight` : `from ${p.x} endpoints`}: ${p.row.figures.errors} (${codes(p.row.figures)})`)));
-    return `- ${series(r)}: ${failed.length ? failed.join('; ') : 'none'}.`;
+    return `- ${label(r)}: ${failed.length ? failed.join('; ') : 'none'}.`;
   }).join('\n');
 }
 
@@ -151,13 +156,13 @@ export function probeOutcomes(reports: KernelReport[]): string {
         .filter(([n]) => n).map(([n, what]) => `${n} ${what}`);
       return `${pairName(p)} ${said.length ? said.join(', ') : 'no outcome'}`;
     }).filter((x) => x !== undefined);
-    return `- ${series(r)}: ${each.length ? each.join('; ') : 'no probes'}.`;
+    return `- ${label(r)}: ${each.length ? each.join('; ') : 'no probes'}.`;
   }).join('\n');
 }
 
 /** Every report's text table, folded. */
 export function latestRuns(reports: KernelReport[]): string {
-  return reports.map((r) => `<details><summary>${series(r)}: ${r.kernel}, ${r.date.slice(0, 16).replace('T', ' ')} UTC</summary>\n\n`
+  return reports.map((r) => `<details><summary>${label(r)}: ${r.kernel}${r.suite.endsWith('+fix') ? ', fixed rxrpc module' : ''}, ${r.date.slice(0, 16).replace('T', ' ')} UTC</summary>\n\n`
     + `\`\`\`\n${formatReport(r)}\n\`\`\`\n\n</details>`).join('\n\n');
 }
 

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  KernelReport, latestRuns, probeOutcomes, readReports, rxkadNotes, rxkadTable, scalingFailures, scalingSection, series, splice, targetsTable,
+  KernelReport, label, latestRuns, probeOutcomes, readReports, rxkadNotes, rxkadTable, scalingFailures, scalingSection, series, splice, targetsTable,
   writeReadme, writeScalingSvg,
 } from '../../scripts/bench/markdown';
 import { KERNEL_BOUND, kernelBound } from '../../scripts/bench/report';
@@ -137,8 +137,13 @@ describe('bench markdown: scaling, probes, latest runs', () => {
     expect(text.endsWith('```\n\n</details>')).toBe(true);
   });
 
-  test('series is the major and minor version of the kernel', () => {
+  test('series is the major and minor version of the kernel; a run on the fixed module is labelled so everywhere', () => {
     expect([series(r61), series(r73)]).toEqual(['6.1', '7.3']);
+    const fixed = { ...r73, suite: 'trixie-backports+fix' };
+    expect([label(r73), label(fixed)]).toEqual(['7.3', '7.3 fixed']);
+    expect(targetsTable([r73, fixed]).split('\n')[0]).toBe('| target | 7.3 (7.3.4+deb13-amd64) | 7.3 fixed (7.3.4+deb13-amd64) |');
+    expect(probeOutcomes([fixed])).toBe('- 7.3 fixed: C/C 10 aborted.');
+    expect(latestRuns([fixed])).toMatch(/^<details><summary>7\.3 fixed: 7\.3\.4\+deb13-amd64 \(Debian 7\.3\.4-1~bpo13\+1\), fixed rxrpc module, 2026-12-04/);
   });
 });
 
