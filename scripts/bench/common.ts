@@ -82,7 +82,11 @@ export interface Figures {
    * charged for; by thread name without its number.
    */
   kernel_cpu_s?: Record<string, number>;
-  /** CPU seconds spent in hard and soft interrupts over the job (/proc/stat). */
+  /**
+   * CPU seconds spent in hard and soft interrupts over the job (/proc/stat's
+   * irq and softirq, tick-sampled; where the kernel does not account
+   * interrupt time apart, part of it is also in the tasks' times).
+   */
   irq_cpu_s?: number;
   /** Client and server CPU per call (small, memory, upgrade) or per MB (bulk), in ms. */
   client_cpu_ms?: number;

@@ -220,7 +220,8 @@ export function formatReport(report: Report): string {
   if (report.rows.length > 0) {
     lines.push('pairs are client/server; binding = Endpoint (the native layer), api = Client / Server; (ratio) = figure / C/C figure');
     lines.push('cpu cli / cpu srv: CPU time (user + system, all threads) of the client / server process, ms per call (per MB for bulk)');
-    lines.push('cpu kthr / cpu irq: CPU time of the kernel\'s threads (rxrpc\'s I/O threads, kworkers, ksoftirqd: no process is charged) / of interrupts, same units');
+    lines.push('cpu kthr / cpu irq: CPU time of the kernel\'s threads (rxrpc\'s I/O threads, kworkers, ksoftirqd: no process is charged) / of interrupts (/proc/stat:'
+      + ' may overlap the others), same units');
     lines.push('MB/s: bytes over the time of all calls; MB/s med: the median call (a call stalled by kernel retransmission moves it little)');
     lines.push('');
   }
