@@ -23,7 +23,7 @@
 // request is read and discarded. The server binds S and S+1 on one address
 // with S upgradeable to S+1; workloads call S+1, the upgrade probe calls S.
 //
-// Threads: a poll loop (epoll in the server) reads everything with recvmsg(MSG_DONTWAIT). Sends
+// Threads: an epoll loop reads everything with recvmsg(MSG_DONTWAIT). Sends
 // that may sleep go to one sender thread making blocking sendmsg calls: the
 // first send of a client call (it waits for a free channel: a peer gets 16
 // calls at once), and whatever part of a reply or request the kernel did not
@@ -455,8 +455,19 @@ static struct {
   int active;
   long errors;
   long completed;  // calls ended, warm-up included
-  int next_fd;
+  // epoll over the local endpoints and the sender's eventfd, as libuv waits
+  // for the Node clients: poll() and a recvmsg on every endpoint per wakeup
+  // grew with the endpoints (100 in the peers rows). The last wait's ready
+  // descriptors are drained in turn, so that no endpoint starves.
+  int ep;
+  struct epoll_event ready[MAX_SOCKETS + 1];
+  int nready, next_ready;
 } client;
+
+static void client_watch(int fd) {
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+  if (epoll_ctl(client.ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl");
+}
 
 static volatile long first_send_failures;
 static volatile int first_send_errno;
@@ -564,9 +575,14 @@ struct outcome {
 static int next_outcome(struct outcome *o, double deadline, uint8_t *buf) {
   for (;;) {
     struct message m;
-    for (int e = 0; e < client.endpoints; e++) {
-      // Round-robin from where the last outcome came from, so that no endpoint starves.
-      int fd = client.fds[(client.next_fd + e) % client.endpoints];
+    for (; client.next_ready < client.nready; client.next_ready++) {
+      int fd = client.ready[client.next_ready].data.fd;
+      if (fd == sender.notify) {
+        uint64_t v;
+        if (read(sender.notify, &v, sizeof v) < 0 && errno != EAGAIN) die("eventfd read");
+        continue;
+      }
+      // An outcome returns with this descriptor still next: what else it holds is read first next time.
       while (receive(fd, buf, RECV_BUFFER, &m)) {
         struct call *c = (struct call *)m.id;
         if (c == NULL) continue;
@@ -575,7 +591,6 @@ static int next_outcome(struct outcome *o, double deadline, uint8_t *buf) {
           if (m.len > 0) c->service = m.service;
           if (!(m.flags & MSG_EOR)) continue;
         }
-        client.next_fd = (client.next_fd + e) % client.endpoints;
         client.active--;
         client.completed++;
         o->call = c;
@@ -605,14 +620,10 @@ static int next_outcome(struct outcome *o, double deadline, uint8_t *buf) {
       if (left <= 0) return 0;
       timeout = (int)(left * 1000) + 1;
     }
-    struct pollfd pfd[MAX_SOCKETS + 1];
-    for (int e = 0; e < client.endpoints; e++) pfd[e] = (struct pollfd){client.fds[e], POLLIN, 0};
-    pfd[client.endpoints] = (struct pollfd){sender.notify, POLLIN, 0};
-    if (poll(pfd, client.endpoints + 1, timeout) < 0 && errno != EINTR) die("poll");
-    if (pfd[client.endpoints].revents) {
-      uint64_t v;
-      if (read(sender.notify, &v, sizeof v) < 0 && errno != EAGAIN) die("eventfd read");
-    }
+    int n = epoll_wait(client.ep, client.ready, MAX_SOCKETS + 1, timeout);
+    if (n < 0 && errno != EINTR) die("epoll_wait");
+    client.nready = n < 0 ? 0 : n;
+    client.next_ready = 0;
   }
 }
 
@@ -717,6 +728,8 @@ static void run_upgrade(struct options *o, uint8_t *buf) {
   uint16_t asked = client.target.srx_service;
   make_request(4, 4);
   client.upgrade = 1;
+  // Fresh probes: the warm-up's endpoint is done with, and waited on no more (as before epoll).
+  if (client.fresh && epoll_ctl(client.ep, EPOLL_CTL_DEL, client.fds[0], NULL) < 0) die("epoll_ctl");
   struct stats s = {0};
   long upgraded = 0, original = 0, aborted = 0;
   struct outcome out;
@@ -724,10 +737,14 @@ static void run_upgrade(struct options *o, uint8_t *buf) {
     // A fresh probe's time includes making its socket, as a new Client's does.
     double t0 = now();
     int fresh = client.fresh ? private_socket() : -1;
-    if (fresh >= 0) client.fds[0] = fresh;
+    if (fresh >= 0) client.fds[0] = fresh, client_watch(fresh);
     start_call();
     next_outcome(&out, 0, buf);
-    if (fresh >= 0) close(fresh);
+    if (fresh >= 0) {
+      // Closing it takes it out of the epoll set; forget what the last wait said of it.
+      close(fresh);
+      client.nready = client.next_ready = 0;
+    }
     if (out.call) stats_add(&s, now() - (fresh >= 0 ? t0 : out.call->started));
     if (out.ok) *(out.service == asked ? &original : &upgraded) += 1;
     else if (out.abort) aborted++;
@@ -771,6 +788,10 @@ static int run_client(uint16_t port, uint16_t service, struct options *o) {
   if (client.ports == 0) client.ports = 1;
   client.target = address(service, port);
   sender_start(client_sent);
+  client.ep = epoll_create1(EPOLL_CLOEXEC);
+  if (client.ep < 0) die("epoll_create1");
+  for (int e = 0; e < client.endpoints; e++) client_watch(client.fds[e]);
+  client_watch(sender.notify);
   uint8_t *buf = malloc(RECV_BUFFER);
   double cpu = cpu_seconds();
   if (!strcmp(o->workload, "small")) run_small(o, buf);
