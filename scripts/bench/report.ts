@@ -160,6 +160,10 @@ export function targets(report: Report): Target[] {
     const explanation = EXPLANATIONS[plain] ?? (plain.startsWith('bulk') ? EXPLANATIONS.bulk : undefined);
     out.push({ ...t, met, ...(met || !explanation ? {} : { explanation }) });
   };
+  /** The bulk row with the lowest median-call ratio to C/C, and that ratio. */
+  const worstBulk = (rows: Row[]) => rows.map((r) => ({ r, v: ratio(report, r, 'mbps_median') }))
+    .filter((x): x is { r: Row; v: number } => x.v !== undefined)
+    .reduce<{ r: Row; v: number } | undefined>((a, b) => (a === undefined || b.v < a.v ? b : a), undefined);
   const rate = (id: string, workload: string, pairing: string, limit: number, what: string) => {
     const row = rowOf(report, workload, pairing);
     const v = row && ratio(report, row, 'rate');
@@ -177,12 +181,11 @@ export function targets(report: Report): Target[] {
     // The targets are for plain calls: rxkad rows (workload-size-level) are left out.
     const bulk = report.rows.filter((r) => r.client === pair.client && r.server === pair.server && r.figures.mbps_median !== undefined &&
       r.workload.split('-').length === 2);
-    const ratios = bulk.map((r) => ({ r, v: ratio(report, r, 'mbps_median') })).filter((x) => x.v !== undefined);
-    if (ratios.length === 0) continue;
-    const worst = ratios.reduce((a, b) => (b.v! < a.v! ? b : a));
+    const worst = worstBulk(bulk);
+    if (!worst) continue;
     const warning = bulkWarning(report, worst.r);
     add({ id: `bulk-${pair.client}-${pair.server}`, what: `bulk throughput of the median call, x C/C, worst row: ${describe(worst.r.workload)}`,
-      pairing: pairName(pair), value: worst.v!, limit: 0.95, op: '>=', row: describe(worst.r.workload), ...(warning ? { warning } : {}) });
+      pairing: pairName(pair), value: worst.v, limit: 0.95, op: '>=', row: describe(worst.r.workload), ...(warning ? { warning } : {}) });
   }
   // rxkad, against C/C at the same level: one call at a time (the rows there are), and the worst
   // bulk row of every Node pairing at each level.
@@ -191,13 +194,12 @@ export function targets(report: Report): Target[] {
     rate(`api-c-1-${level}`, `small-1-${level}`, 'api/c', 0.6, `small-call rate at 1 in flight, rxkad ${level}, x C/C at ${level}`);
     const bulk = report.rows.filter((r) => !(r.client === 'c' && r.server === 'c') && r.figures.mbps_median !== undefined &&
       r.workload.endsWith(`-${level}`));
-    const ratios = bulk.map((r) => ({ r, v: ratio(report, r, 'mbps_median') })).filter((x) => x.v !== undefined);
-    if (ratios.length === 0) continue;
-    const worst = ratios.reduce((a, b) => (b.v! < a.v! ? b : a));
+    const worst = worstBulk(bulk);
+    if (!worst) continue;
     const warning = bulkWarning(report, worst.r);
     const row = `${describe(worst.r.workload.replace(`-${level}`, ''))}, ${pairName(worst.r)}`;
     add({ id: `bulk-${level}`, what: `bulk throughput of the median call, rxkad ${level}, x C/C at ${level}, worst pairing and row: ${row}`,
-      pairing: 'every Node pairing', value: worst.v!, limit: 0.95, op: '>=', row, ...(warning ? { warning } : {}) });
+      pairing: 'every Node pairing', value: worst.v, limit: 0.95, op: '>=', row, ...(warning ? { warning } : {}) });
   }
   const [first, last] = [report.parameters.memory.checkpoints[0], report.parameters.memory.checkpoints.at(-1)!];
   for (const m of report.memory.filter((x) => x.client !== 'c')) {
