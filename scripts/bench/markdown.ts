@@ -8,8 +8,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Figures } from './common';
-import { bulkWarning, formatReport, formatScaling, pairName, ratio, scalingSeries, scalingSvg, Target, targets } from './report';
-import { PAIRINGS, Report, Row } from './suite';
+import { bulkWarning, formatReport, formatScaling, num, pairName, ratio, rowOf, scalingSeries, scalingSvg, Target, targets } from './report';
+import { PAIRINGS, Report } from './suite';
 
 /** A report as bench.js --json prints it: which VM suite ran it, and its targets. */
 export type KernelReport = Report & { suite: string; targets?: Target[] };
@@ -26,13 +26,6 @@ export function label(report: KernelReport): string {
 
 const release = (report: Report) => report.kernel.split(' ')[0];
 const two = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(2));
-
-function num(v: number | undefined): string {
-  if (v === undefined || !Number.isFinite(v)) return '-';
-  if (v >= 100) return v.toFixed(0);
-  if (v >= 10) return v.toFixed(1);
-  return v.toFixed(2);
-}
 
 /** A target's line label: "api/C: small-call rate at 64 in flight >= 0.9". */
 function targetLabel(t: Target): string {
@@ -77,10 +70,6 @@ function securedName(workload: string): string {
   return kind === 'small' ? `small, ${arg} in flight, ${level}` : `${kind} ${arg.replace(/([KM])iB/, ' $1iB')} ${level}`;
 }
 
-function rowOf(report: Report, workload: string, client: string, server: string): Row | undefined {
-  return report.rows.find((r) => r.workload === workload && r.client === client && r.server === server);
-}
-
 /** The rxkad rows of every report: C/C's figure, the other pairings as ratios to it. */
 export function rxkadTable(reports: KernelReport[]): string {
   const lines = [`| kernel | workload | figure | ${PAIRINGS.map(pairName).join(' | ')} |`, `|---|---|---|${PAIRINGS.map(() => '---:|').join('')}`];
@@ -88,7 +77,7 @@ export function rxkadTable(reports: KernelReport[]): string {
     for (const w of securedWorkloads(report)) {
       const key: keyof Figures = w.startsWith('small') ? 'rate' : 'mbps_median';
       const cells = PAIRINGS.map((p) => {
-        const row = rowOf(report, w, p.client, p.server);
+        const row = rowOf(report, w, `${p.client}/${p.server}`);
         if (!row) return '-';
         return p.client === 'c' && p.server === 'c' ? num(row.figures[key] as number | undefined) : two(ratio(report, row, key));
       });
@@ -103,7 +92,7 @@ const codes = (f: Figures) => Object.entries(f.failures ?? {}).sort((a, b) => b[
 /** One line per report: C/C's rates at each level, the encrypted bulk calls, unreliable rows, failed calls. */
 export function rxkadNotes(reports: KernelReport[]): string {
   return reports.map((report) => {
-    const cc = (w: string) => rowOf(report, w, 'c', 'c')?.figures;
+    const cc = (w: string) => rowOf(report, w, 'c/c')?.figures;
     const all = securedWorkloads(report);
     const levels = [...new Set(all.map((w) => w.split('-')[2]))];
     const smalls = all.filter((w) => w.startsWith('small-'));
@@ -150,7 +139,7 @@ export function scalingFailures(reports: KernelReport[]): string {
 export function probeOutcomes(reports: KernelReport[]): string {
   return reports.map((r) => {
     const each = PAIRINGS.map((p) => {
-      const f = rowOf(r, 'upgrade', p.client, p.server)?.figures;
+      const f = rowOf(r, 'upgrade', `${p.client}/${p.server}`)?.figures;
       if (!f) return undefined;
       const said = [[f.upgraded, 'upgraded'], [f.original, 'answered on the original service'], [f.aborted, 'aborted']]
         .filter(([n]) => n).map(([n, what]) => `${n} ${what}`);

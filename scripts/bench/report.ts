@@ -51,7 +51,7 @@ function describe(workload: string): string {
   return `${kind} ${arg.replace(/([KM])iB/, ' $1iB')}`;
 }
 
-function num(v: number | undefined): string {
+export function num(v: number | undefined): string {
   if (v === undefined || !Number.isFinite(v)) return '-';
   if (v >= 100) return v.toFixed(0);
   if (v >= 10) return v.toFixed(1);
@@ -126,7 +126,7 @@ const pairOf = (name: string) => {
   return { client, server };
 };
 
-function rowOf(report: Report, workload: string, pairing: string): Row | undefined {
+export function rowOf(report: Report, workload: string, pairing: string): Row | undefined {
   const p = pairOf(pairing);
   return report.rows.find((r) => r.workload === workload && r.client === p.client && r.server === p.server);
 }
