@@ -87,6 +87,11 @@ export function serve(address: string, port: number, services: number[],
   return server;
 }
 
+/** N of the fixed module's "upgrade-fix.N", 0 for Debian's stock module. */
+function fixNumber(moduleVersion: string | undefined): number {
+  return Number(/\d+$/.exec(moduleVersion ?? '')?.[0] ?? 0);
+}
+
 /**
  * True where the server's kernel aborts a request whose next packet is more
  * than 250 ms late (RX_CALL_TIMEOUT): Linux 6.12 and 7.x set next_req_timo in
@@ -94,7 +99,7 @@ export function serve(address: string, port: number, services: number[],
  * and the fixed module from upgrade-fix.2 on keeps milliseconds.
  */
 export function shortRequestTimeout(kernelRelease = release(), moduleVersion = fixedModuleVersion()): boolean {
-  const fixed = Number(/\d+$/.exec(moduleVersion ?? '')?.[0] ?? 0);
+  const fixed = fixNumber(moduleVersion);
   return (kernelSeries(kernelRelease) ?? 0) >= 6012 && fixed < 2;
 }
 
@@ -107,7 +112,7 @@ export function shortRequestTimeout(kernelRelease = release(), moduleVersion = f
  * module (upgrade-fix.6 on) assesses only a new peer.
  */
 export function restartsPathMtuDiscovery(kernelRelease = release(), moduleVersion = fixedModuleVersion()): boolean {
-  const fixed = Number(/\d+$/.exec(moduleVersion ?? '')?.[0] ?? 0);
+  const fixed = fixNumber(moduleVersion);
   return (kernelSeries(kernelRelease) ?? 0) >= 7000 && fixed < 6;
 }
 
