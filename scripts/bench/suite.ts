@@ -321,6 +321,11 @@ interface Servers {
   close(): void;
 }
 
+/** Seconds a task has run on a CPU, from its schedstat file (the first field, ns). */
+function ranSeconds(schedstat: string): number {
+  return Number(readFileSync(schedstat, 'utf8').split(' ')[0]) / 1e9;
+}
+
 /**
  * CPU seconds each kernel thread (a child of kthreadd, pid 2) has run so far,
  * by name without its number ("krxrpcio/18400" -> "krxrpcio", "kworker/0:1-events"
@@ -336,7 +341,7 @@ export function kernelThreadsCpu(proc = '/proc'): Record<string, number> {
       const ppid = Number(stat.slice(close + 2).split(' ')[1]);
       if (ppid !== 2) continue;
       const name = stat.slice(stat.indexOf('(') + 1, close).replace(/[/:-].*$/, '');
-      out[name] = (out[name] ?? 0) + Number(readFileSync(`${proc}/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+      out[name] = (out[name] ?? 0) + ranSeconds(`${proc}/${pid}/schedstat`);
     } catch {
       // Gone meanwhile.
     }
@@ -363,7 +368,7 @@ export function irqCpu(stat = '/proc/stat'): number {
 /** CPU seconds a process's threads have run so far (user + system), from /proc (schedstat: ns). */
 function cpuOf(pid: number): number {
   try {
-    return readdirSync(`/proc/${pid}/task`).reduce((n, t) => n + Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]) / 1e9, 0);
+    return readdirSync(`/proc/${pid}/task`).reduce((n, t) => n + ranSeconds(`/proc/${pid}/task/${t}/schedstat`), 0);
   } catch {
     return NaN;
   }
