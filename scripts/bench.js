@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --smoke] [--json] [--kernel bookworm[,...]] [--memory-calls N] [--only small,memory]
+// npm run bench [-- --help] [--smoke] [--json] [--kernel bookworm[,...]] [--memory-calls N] [--only small,memory]
 //                 [--wall-clock | --icount SHIFT] [--svg DIR] [--perf] [--readme FILE] [--from A.json,...]
 //
 // The Node binding against the C reference (scripts/bench/rxbench.c) on the
@@ -32,22 +32,34 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const log = (line) => process.stderr.write(`${line}\n`);
-const argv = process.argv.slice(2);
-const option = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
-const json = argv.includes('--json');
-const smoke = argv.includes('--smoke');
-const kernels = (option('--kernel') || process.env.RXRPC_KERNEL || 'bookworm').split(',');
-const memoryCalls = option('--memory-calls');
-const only = option('--only');
-const perf = argv.includes('--perf');
-const wallClock = argv.includes('--wall-clock');
-const shift = option('--icount') ?? '3';
-const svgDir = path.resolve(option('--svg') ?? path.join(root, 'build', 'bench'));
-const readme = option('--readme');
-const from = option('--from');
-if (!/^\d+$/.test(shift) || Number(shift) > 10) {
-  log(`bench: --icount takes a shift from 0 to 10, not ${shift}`);
-  process.exit(2);
+const usage = `usage: npm run bench [-- --help] [--smoke] [--json] [--kernel bookworm[,...]] [--memory-calls N] [--only JOB,...]
+                 [--wall-clock | --icount SHIFT] [--svg DIR] [--perf] [--readme FILE] [--from A.json,...]`;
+const { parseOptions, refuse, wholeNumber, kernelList } = require('./options');
+const values = parseOptions('bench', usage, {
+  json: { type: 'boolean' }, smoke: { type: 'boolean' }, kernel: { type: 'string' }, 'memory-calls': { type: 'string' },
+  only: { type: 'string' }, perf: { type: 'boolean' }, 'wall-clock': { type: 'boolean' }, icount: { type: 'string' },
+  svg: { type: 'string' }, readme: { type: 'string' }, from: { type: 'string' },
+});
+const json = values.json === true;
+const smoke = values.smoke === true;
+const kernels = kernelList('bench', usage, '--kernel', values.kernel || process.env.RXRPC_KERNEL || 'bookworm');
+const memoryCalls = values['memory-calls'];
+wholeNumber('bench', usage, '--memory-calls', memoryCalls);
+const only = values.only;
+const perf = values.perf === true;
+const wallClock = values['wall-clock'] === true;
+const shift = String(wholeNumber('bench', usage, '--icount', values.icount, 3, 0));
+const svgDir = path.resolve(values.svg ?? path.join(root, 'build', 'bench'));
+const readme = values.readme;
+const from = values.from;
+if (Number(shift) > 10) refuse('bench', usage, `--icount takes a shift from 0 to 10, not ${shift}`);
+if (wallClock && values.icount !== undefined) refuse('bench', usage, '--wall-clock and --icount exclude each other');
+// --only takes prefixes of the suite's job names (small-64, upload-16MiB, scale-256, ...).
+const JOBS = ['small', 'upload', 'download', 'upgrade', 'memory', 'scale', 'peers'];
+for (const prefix of only ? only.split(',') : []) {
+  if (!JOBS.some((job) => prefix !== '' && (job.startsWith(prefix) || prefix.startsWith(job)))) {
+    refuse('bench', usage, `--only takes prefixes of ${JOBS.join(', ')} (e.g. small-64), not ${JSON.stringify(prefix)}`);
+  }
 }
 
 function buildTs() {

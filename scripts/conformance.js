@@ -11,15 +11,13 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const argv = process.argv.slice(2);
-const opt = (name, fallback) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
-const json = argv.includes('--json');
-const n = Number(opt('--n', '50'));
 const STOCK = ['bookworm', 'bookworm-backports', 'trixie-backports'];
-const kernels = opt('--kernels', process.env.RXRPC_KERNELS || [...STOCK, ...STOCK.map((k) => `${k}+fix`)].join(',')).split(',');
+const { parseOptions, wholeNumber, kernelList } = require('./options');
+const usage = 'usage: npm run conformance [-- --help] [--json] [--n N] [--kernels SUITE[,...]]';
+const values = parseOptions('conformance', usage, { json: { type: 'boolean' }, n: { type: 'string' }, kernels: { type: 'string' } });
+const json = values.json === true;
+const n = wholeNumber('conformance', usage, '--n', values.n, 50);
+const kernels = kernelList('conformance', usage, '--kernels', values.kernels || process.env.RXRPC_KERNELS || [...STOCK, ...STOCK.map((k) => `${k}+fix`)].join(','));
 const runner = path.join(root, 'build', 'scripts', 'conformance-run.js');
 const log = (...a) => (json ? console.error(...a) : console.log(...a));
 

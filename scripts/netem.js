@@ -15,8 +15,15 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const argv = process.argv.slice(2);
-const option = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
+const { parseOptions, refuse, wholeNumber, kernelOne } = require('./options');
+const usage = 'usage: npm run netem [-- --help] [--kernel-a SUITE] [--kernel-b SUITE] [--small N] [--bulk N] [--only FAULT,...] [--json]';
+const values = parseOptions('netem', usage, {
+  'kernel-a': { type: 'string' }, 'kernel-b': { type: 'string' }, small: { type: 'string' }, bulk: { type: 'string' },
+  only: { type: 'string' }, json: { type: 'boolean' },
+});
+for (const o of ['small', 'bulk']) wholeNumber('netem', usage, `--${o}`, values[o]);
+const kernelA = kernelOne('netem', usage, '--kernel-a', values['kernel-a'] ?? 'bookworm');
+const kernelB = kernelOne('netem', usage, '--kernel-b', values['kernel-b'] ?? 'bookworm');
 const log = (line) => process.stderr.write(`${line}\n`);
 
 const pct = (o) => `${((100 * o.ok) / o.calls).toFixed(o.ok === o.calls ? 0 : 1)}% (${o.ok}/${o.calls})`;
@@ -46,13 +53,17 @@ function table(report) {
 function main() {
   const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], { cwd: root, stdio: ['ignore', 2, 2] });
   if (tsc.status !== 0) throw new Error('tsc failed');
+  const names = require(path.join(root, 'build', 'scripts', 'pair', 'faults.js')).FAULTS.map((f) => f.name);
+  for (const name of values.only?.split(',') ?? []) {
+    if (!names.includes(name)) refuse('netem', usage, `--only takes fault names (${names.map((n) => JSON.stringify(n)).join(', ')}), not ${JSON.stringify(name)}`);
+  }
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rxrpc-netem-'));
   const file = path.join(out, 'a', 'netem.json');
   const run = [process.execPath, path.join(root, 'build', 'scripts', 'netem-run.js'), '--out', file,
-    ...['--small', '--bulk', '--only'].flatMap((o) => (option(o) ? [o, option(o)] : []))];
+    ...['small', 'bulk', 'only'].flatMap((o) => (values[o] !== undefined ? [`--${o}`, values[o]] : []))];
   const agent = [process.execPath, path.join(root, 'build', 'scripts', 'pair', 'agent.js')];
-  const r = spawnSync('bash', [path.join(root, 'scripts', 'vm', 'pair.sh'), '--kernel-a', option('--kernel-a', 'bookworm'),
-    '--kernel-b', option('--kernel-b', 'bookworm'), '--timeout', '10800', '--out', out, '--', ...run, ':::', ...agent],
+  const r = spawnSync('bash', [path.join(root, 'scripts', 'vm', 'pair.sh'), '--kernel-a', kernelA,
+    '--kernel-b', kernelB, '--timeout', '10800', '--out', out, '--', ...run, ':::', ...agent],
   { cwd: root, stdio: ['ignore', 2, 2] });
   let report;
   try {
@@ -62,7 +73,7 @@ function main() {
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
-  console.log(argv.includes('--json') ? JSON.stringify(report, null, 2) : table(report));
+  console.log(values.json ? JSON.stringify(report, null, 2) : table(report));
   const ok = report.rows.every((row) => [row.small, row.bulk].every((o) => o.bad === 0 && o.pending === 0));
   return ok && r.status === 0;
 }

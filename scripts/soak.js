@@ -16,13 +16,17 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const argv = process.argv.slice(2);
-const option = (name, fallback) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : fallback);
-const short = argv.includes('--short');
-const calls = Number(option('--calls', short ? 20000 : 1000000));
-const every = Number(option('--every', short ? 4000 : Math.min(100000, calls)));
-const inflight = Number(option('--inflight', 16));
-const kernel = option('--kernel', 'bookworm');
+const { parseOptions, wholeNumber, kernelOne } = require('./options');
+const usage = 'usage: npm run soak [-- --help] [--short] [--calls N] [--every N] [--inflight N] [--kernel SUITE] [--json]';
+const values = parseOptions('soak', usage, {
+  short: { type: 'boolean' }, calls: { type: 'string' }, every: { type: 'string' }, inflight: { type: 'string' },
+  kernel: { type: 'string' }, json: { type: 'boolean' },
+});
+const short = values.short === true;
+const calls = wholeNumber('soak', usage, '--calls', values.calls, short ? 20000 : 1000000);
+const every = wholeNumber('soak', usage, '--every', values.every, short ? 4000 : Math.min(100000, calls));
+const inflight = wholeNumber('soak', usage, '--inflight', values.inflight, 16);
+const kernel = kernelOne('soak', usage, '--kernel', values.kernel ?? 'bookworm');
 const RSS_MB = 10;
 const HEAP_MB = 2;
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -78,7 +82,7 @@ function main() {
     fs.rmSync(out, { recursive: true, force: true });
   }
   const v = verdict(report);
-  if (argv.includes('--json')) {
+  if (values.json) {
     console.log(JSON.stringify({ ...report, verdict: v }, null, 2));
   } else {
     console.log(`soak: Linux ${report.kernel}, Node ${report.node}, ${report.date}, ${report.calls.toLocaleString('en-US')} calls, ${report.inflight} in flight`);
