@@ -11,7 +11,13 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const demo = path.join(root, 'build', 'scripts', 'upgrade-demo.js');
-const args = process.argv.slice(2);
+const { parseCommandLine, refuse, kernelOne } = require('./options');
+const usage = 'usage: npm run demo [-- --help] [kernel] [peer]   (the scenarios to run, default both; RXRPC_KERNEL picks the kernel, default bookworm)';
+const args = parseCommandLine('demo', usage, {}, { positionals: true }).positionals;
+for (const a of args) if (a !== 'kernel' && a !== 'peer') refuse('demo', usage, `unknown scenario ${JSON.stringify(a)} (kernel, peer)`);
+// The demonstration runs on the stock module and then on the fixed one ("+fix") itself.
+const kernel = kernelOne('demo', usage, 'RXRPC_KERNEL', process.env.RXRPC_KERNEL || 'bookworm');
+if (kernel.endsWith('+fix')) refuse('demo', usage, `RXRPC_KERNEL names a stock kernel (the demonstration runs its +fix too), not ${JSON.stringify(kernel)}`);
 
 const hostHasRxrpc = () => require('./host').hostHasRxrpc(root);
 
@@ -32,7 +38,6 @@ function inVm(kernel, demoArgs) {
 if (process.env.RXRPC_VM_KERNEL || hostHasRxrpc()) {
   process.exit(spawnSync(process.execPath, [demo, ...args], { stdio: 'inherit' }).status ?? 1);
 }
-const kernel = process.env.RXRPC_KERNEL || 'bookworm';
 console.log(`This kernel has no AF_RXRPC; running the demonstration in a ${kernel} kernel VM, twice.`);
 console.log(`\n=== 1 of 2: ${kernel} with Debian's stock rxrpc module`);
 const stock = inVm(kernel, args.length ? args : ['kernel', 'peer']);

@@ -12,22 +12,26 @@ function refuse(name, usage, message) {
 }
 
 /**
- * The values of `options` (parseArgs' shape) given on the command line; --help
- * (or -h) prints `usage` to stdout and exits 0.
+ * The values of `options` (parseArgs' shape) and the positional arguments
+ * given on the command line (positionals only when `positionals` is true);
+ * --help (or -h) prints `usage` to stdout and exits 0.
  */
-function parseOptions(name, usage, options, args = process.argv.slice(2)) {
-  let values;
+function parseCommandLine(name, usage, options, { args = process.argv.slice(2), positionals = false } = {}) {
+  let parsed;
   try {
-    ({ values } = parseArgs({ args, strict: true, options: { ...options, help: { type: 'boolean', short: 'h' } } }));
+    parsed = parseArgs({ args, strict: true, allowPositionals: positionals, options: { ...options, help: { type: 'boolean', short: 'h' } } });
   } catch (err) {
     refuse(name, usage, err.message);
   }
-  if (values.help) {
+  if (parsed.values.help) {
     process.stdout.write(`${usage}\n`);
     process.exit(0);
   }
-  return values;
+  return parsed;
 }
+
+/** The values of `options` given on the command line, which takes no positional arguments. */
+const parseOptions = (name, usage, options) => parseCommandLine(name, usage, options).values;
 
 /** `value` (a string from the command line, or `fallback`) as a whole number from `min` on. */
 function wholeNumber(name, usage, option, value, fallback, min = 1) {
@@ -59,4 +63,4 @@ function kernelOne(name, usage, option, value) {
   return value;
 }
 
-module.exports = { parseOptions, refuse, wholeNumber, kernelList, kernelOne };
+module.exports = { parseCommandLine, parseOptions, refuse, wholeNumber, kernelList, kernelOne };

@@ -1,18 +1,19 @@
-// The npm scripts that boot VMs (bench, conformance, soak, netem) refuse what
+// The npm scripts that boot VMs (bench, conformance, soak, netem, demo) refuse what
 // they do not understand before they build or boot anything: a mistyped option
 // used to start a run of up to an hour with the defaults.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-const run = (script: string, ...args: string[]) => {
+const run = (script: string, ...args: string[]) => runWith({}, script, ...args);
+const runWith = (env: Record<string, string>, script: string, ...args: string[]) => {
   const file = join(__dirname, '..', '..', '..', 'scripts', `${script}.js`);
   const r = spawnSync(process.execPath, [file, ...args], {
-    encoding: 'utf8', timeout: 30_000, env: { ...process.env, RXRPC_KERNEL: '', RXRPC_KERNELS: '' },
+    encoding: 'utf8', timeout: 30_000, env: { ...process.env, RXRPC_KERNEL: '', RXRPC_KERNELS: '', ...env },
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
-describe.each(['bench', 'conformance', 'soak', 'netem'])('npm run %s: options', (script) => {
+describe.each(['bench', 'conformance', 'soak', 'netem', 'demo'])('npm run %s: options', (script) => {
   test('--help and -h print the usage and run nothing', () => {
     for (const flag of ['--help', '-h']) {
       const r = run(script, flag);
@@ -25,7 +26,6 @@ describe.each(['bench', 'conformance', 'soak', 'netem'])('npm run %s: options', 
   test.each([
     [['--bogus'], "Unknown option '--bogus'"],
     [['--jsno'], "Unknown option '--jsno'"],
-    [['stray'], "Unexpected argument 'stray'"],
   ])('%j is refused with exit status 2 and the usage: %s', (args, message) => {
     const r = run(script, ...args);
     expect(r.status).toBe(2);
@@ -55,9 +55,21 @@ test.each([
   ['netem', ['--small', '-5'], "'--small' argument is ambiguous"],
   ['netem', ['--bulk', '2.5'], '--bulk takes a whole number from 1 on, not "2.5"'],
   ['netem', ['--kernel-b', 'trixie'], 'not "trixie"'],
+  ...['bench', 'conformance', 'soak', 'netem'].map((script) => [script, ['stray'], "Unexpected argument 'stray'"] as [string, string[], string]),
+  ['demo', ['stray'], 'unknown scenario "stray" (kernel, peer)'],
+  ['demo', ['kernel', 'peers'], 'unknown scenario "peers"'],
 ])('%s %j is refused with exit status 2: %s', (script, args, message) => {
   const r = run(script, ...args);
   expect(r.status).toBe(2);
   expect(r.stderr).toContain(message);
   expect(r.stdout).toBe('');
+});
+
+test.each([
+  ['sid', 'RXRPC_KERNEL takes one of bookworm, bookworm-backports or trixie-backports (with or without +fix), not "sid"'],
+  ['bookworm+fix', 'RXRPC_KERNEL names a stock kernel (the demonstration runs its +fix too), not "bookworm+fix"'],
+])('npm run demo with RXRPC_KERNEL=%s is refused with exit status 2', (kernel, message) => {
+  const r = runWith({ RXRPC_KERNEL: kernel }, 'demo');
+  expect(r.status).toBe(2);
+  expect(r.stderr).toContain(message);
 });
