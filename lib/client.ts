@@ -32,6 +32,7 @@ import {
   Destination, ServiceDestination,
 } from './services';
 import { after } from './timers';
+import { IdTable } from './idtable';
 
 export interface KernelTimeouts {
   /** Hard limit on the whole call, in seconds. */
@@ -165,6 +166,9 @@ const NO_CALL_OPTIONS: CallOptions = Object.freeze({});
 /** Each field of CallOptions.kernelTimeouts: its largest value and unit. */
 const KERNEL_TIMEOUT_LIMITS = [['hard', 2147483, 'seconds'], ['idle', 3600000, 'milliseconds'], ['normal', 3600000, 'milliseconds']] as const;
 
+/** Destinations whose idle slots the Client keeps before it sweeps them out (Client.releaseSlot). */
+const SLOTS_SWEEP_MIN = 64;
+
 /** A FIFO of async waiters with a limit on how many may run at once. */
 class Slots {
   active = 0;
@@ -220,6 +224,10 @@ export class ClientCall implements AsyncIterable<Buffer> {
 
   private lane: Endpoint | undefined;
   private serviceId: number;
+  /** @internal while it holds a slot: its number in the client's table of active calls, and its destination's key */
+  activeSerial = 0;
+  /** @internal */
+  activeKey: string | undefined;
 
   /** @internal */
   constructor(
@@ -485,7 +493,11 @@ export class Client extends EventEmitter<ClientEvents> {
   private readonly isolate: boolean;
   private readonly binding: NativeBinding | undefined;
   private readonly batch: number | undefined;
-  private readonly active = new Map<ClientCall, string>();
+  /** Calls that hold a slot, by their activeSerial (an IdTable, not a Map: see idtable.ts). */
+  private readonly active = new IdTable<ClientCall>();
+  private nextSerial = 1;
+  /** Above this many destinations, idle ones' slots are swept out (see releaseSlot). */
+  private slotsSweepAt = SLOTS_SWEEP_MIN;
   private readonly security: CheckedClientSecurity | undefined;
   private readonly keys: ClientKeys;
   private closed = false;
@@ -647,7 +659,7 @@ export class Client extends EventEmitter<ClientEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const call of [...this.active.keys()]) call.fail(new EndpointClosedError());
+    for (const call of this.active.values()) call.fail(new EndpointClosedError());
     for (const lane of this.allLanes()) lane.close();
     this.lanes4.clear();
     this.lanes6.clear();
@@ -679,9 +691,9 @@ export class Client extends EventEmitter<ClientEvents> {
 
   /** @internal a call ended: free its slot */
   release(call: ClientCall): void {
-    const key = this.active.get(call);
+    const key = call.activeKey;
     if (key === undefined) return;
-    this.active.delete(call);
+    this.deactivate(call);
     const slots = this.slots.get(key);
     if (slots) this.releaseSlot(key, slots);
   }
@@ -731,10 +743,9 @@ export class Client extends EventEmitter<ClientEvents> {
   private schedule(call: ClientCall, dest: Destination & { family: 'IPv4' | 'IPv6' }, service: number | false, probe: boolean,
     security: CheckedClientSecurity | undefined): void {
     const key = destKey(dest);
-    let slots = this.slots.get(key);
-    if (!slots) this.slots.set(key, (slots = new Slots(this.maxCallsPerPeer)));
-    const s = slots;
     const waitSlot = () => {
+      // Looked up when the gate opens: a sweep may have dropped the idle entry meanwhile.
+      const s = this.slots.get(key) ?? this.addSlots(key);
       const wait = s.acquire();
       if (!wait) this.begin(call, dest, key, s, service, probe, security);
       else void wait.then(() => this.begin(call, dest, key, s, service, probe, security));
@@ -752,13 +763,15 @@ export class Client extends EventEmitter<ClientEvents> {
       if (!call.isSettled) call.fail(new EndpointClosedError());
       return;
     }
-    this.active.set(call, key);
+    call.activeSerial = this.nextSerial++;
+    call.activeKey = key;
+    this.active.set(call.activeSerial, call);
     const service = asked === false ? call.service : probe ? asked : this.serviceFor(dest, asked);
     let lane: Endpoint;
     try {
       lane = this.lane(dest.family, service, security);
     } catch (err) {
-      this.active.delete(call);
+      this.deactivate(call);
       this.releaseSlot(key, slots);
       call.fail(err as Error);
       return;
@@ -766,9 +779,29 @@ export class Client extends EventEmitter<ClientEvents> {
     call.start(lane, service);
   }
 
+  private addSlots(key: string): Slots {
+    const slots = new Slots(this.maxCallsPerPeer);
+    this.slots.set(key, slots);
+    return slots;
+  }
+
+  private deactivate(call: ClientCall): void {
+    this.active.delete(call.activeSerial);
+    call.activeKey = undefined;
+  }
+
+  /**
+   * A destination's idle slots stay in the map, so that one call after
+   * another to it does not add and delete its key each time (a Map that
+   * churns keeps every later value alive through scavenges: see idtable.ts);
+   * once the map holds more destinations than slotsSweepAt, the idle ones
+   * are swept out and the mark set to twice what is left.
+   */
   private releaseSlot(key: string, slots: Slots): void {
     slots.release();
-    if (slots.idle && this.slots.get(key) === slots) this.slots.delete(key);
+    if (!slots.idle || this.slots.size <= this.slotsSweepAt) return;
+    for (const [k, s] of this.slots) if (s.idle) this.slots.delete(k);
+    this.slotsSweepAt = Math.max(SLOTS_SWEEP_MIN, 2 * this.slots.size);
   }
 
   private lane(family: 'IPv4' | 'IPv6', service: number, security: CheckedClientSecurity | undefined): Endpoint {

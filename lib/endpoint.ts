@@ -36,6 +36,7 @@ import { Challenge } from './security/rxgk';
 import { errnoName } from './errno';
 import { checkAbortCode, checkBytes, checkObject, emitError, InvalidArgTypeError, OutOfRangeError, RxAbortError } from './errors';
 import { EAGAIN } from './native';
+import { IdTable } from './idtable';
 import { RawSocket, RawSocketOptions, ReceivedMessage } from './socket';
 
 export { errnoName };
@@ -418,8 +419,8 @@ const TERMINAL_GRACE_MS = 2000;
 export class Endpoint extends EventEmitter<EndpointEvents> {
   readonly raw: RawSocket;
   private nextId = 1;
-  private readonly calls = new Map<number, Call>();
-  private readonly charged = new Set<number>();
+  private readonly calls = new IdTable<Call>();
+  private readonly charged = new IdTable<true>();
   private backlog = 0;
   private readonly blockedCalls = new Set<Call>();
   private retryTimer: NodeJS.Timeout | undefined;
@@ -524,7 +525,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.chargeTimer) clearTimeout(this.chargeTimer);
     this.raw.close();
-    const calls = [...this.calls.values()];
+    const calls = this.calls.values();
     for (const call of calls) call.finish({ ok: false, error: new EndpointClosedError() });
     this.charged.clear();
     this.blockedCalls.clear();
@@ -600,7 +601,7 @@ export class Endpoint extends EventEmitter<EndpointEvents> {
         return;
       }
       this.chargeDelay = CHARGE_RETRY_MIN_MS;
-      this.charged.add(id);
+      this.charged.set(id, true);
     }
   }
 

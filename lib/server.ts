@@ -29,6 +29,7 @@ import { fixedModuleVersion, kernelSeries } from './kernel';
 
 export { fixedModuleVersion };
 import { after } from './timers';
+import { IdTable } from './idtable';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -294,7 +295,8 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly services: readonly number[];
   readonly upgrade: ServicePair | undefined;
   private readonly endpoint: Endpoint;
-  private readonly calls = new Set<IncomingCall>();
+  /** Calls in progress, by their endpoint call ID (an IdTable, not a Set: see idtable.ts). */
+  private readonly calls = new IdTable<IncomingCall>();
   private readonly maxRequestBytes: number;
   private readonly keyring: Keyring | undefined;
   private handler: Handler;
@@ -403,13 +405,13 @@ export class Server extends EventEmitter<ServerEvents> {
       if (this.calls.size > 0) {
         let cancel = () => {};
         await Promise.race([
-          Promise.all([...this.calls].map((c) => c.finished)),
+          Promise.all(this.calls.values().map((c) => c.finished)),
           new Promise<void>((resolve) => {
             if (timeout !== Infinity) cancel = after(timeout, resolve);
           }),
         ]);
         cancel();
-        for (const call of this.calls) if (!call.isDone) call.abort(RX_CALL_DEAD);
+        for (const call of this.calls.values()) if (!call.isDone) call.abort(RX_CALL_DEAD);
       }
       this.endpoint.close();
       this.keyring?.close();
@@ -433,7 +435,7 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   private readonly forgetCall = (call: IncomingCall, error: Error | undefined): void => {
-    this.calls.delete(call);
+    this.calls.delete(call.id);
     if (error instanceof RxAbortError && !error.local && isSecurityAbortCode(error.abortCode)) {
       this.emit('securityError', error, call);
     }
@@ -445,7 +447,7 @@ export class Server extends EventEmitter<ServerEvents> {
       return;
     }
     const incoming = new IncomingCall(call, this.maxRequestBytes, this.forgetCall);
-    this.calls.add(incoming);
+    this.calls.set(call.id, incoming);
     let result: ReturnType<Handler>;
     try {
       result = this.handler(incoming);

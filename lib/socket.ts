@@ -23,6 +23,7 @@ import {
 } from './native';
 import { closeRacesConnectionTimer } from './kernel';
 import { checkBoolean } from './services';
+import { IdTable } from './idtable';
 
 export type TransportFamily = 'IPv4' | 'IPv6';
 
@@ -175,7 +176,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
   private readonly controlOffset: number;
   private readonly controlSize: number;
   private readonly nameSize: number;
-  private readonly pendingAsync = new Map<number, SubmitDone>();
+  private readonly pendingAsync = new IdTable<SubmitDone>();
   private readonly metaBuffer: Buffer;
   /** Encoded sendmsg targets by address, then by port * 65536 + service. */
   private readonly targets = new Map<string, Map<number, Buffer>>();
@@ -527,7 +528,7 @@ export class RawSocket extends EventEmitter<RawSocketEvents> {
     } else {
       closeNative();
     }
-    const pending = [...this.pendingAsync.values()];
+    const pending = this.pendingAsync.values();
     this.pendingAsync.clear();
     for (const done of pending) done(-1, socketClosed(), undefined);
     process.nextTick(() => this.emit('close'));

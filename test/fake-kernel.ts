@@ -8,6 +8,7 @@
 import { decodeSockaddr, encodeSockaddr, SOCKADDR_RXRPC_SIZE } from '../lib/codec';
 import { MSG_EOR, MSG_MORE, RXRPC_ABORT, RXRPC_CHARGE_ACCEPT, RXRPC_EXCLUSIVE_CALL, RXRPC_UPGRADE_SERVICE, RXRPC_USER_CALL_ID, SOL_RXRPC } from '../lib/constants';
 import { NativeBinding, NativeSocket, RecvBatch, SendDone } from '../lib/native';
+import { IdTable } from '../lib/idtable';
 
 const RECORD_SIZE = 192;
 const RECORD_NAME = 20;
@@ -115,7 +116,6 @@ export class FakeKernel {
   startTakes: number | undefined;
   /** Peers ("address|port") to which a first send sleeps until interrupted (waiting for a channel). */
   readonly startHangs = new Set<string>();
-  private readonly calls = new Map<string, FakeCall>();
   private socketIds = 0;
 
   /** Registers a scripted peer at a transport address. */
@@ -149,7 +149,8 @@ export class FakeKernel {
   callServer(socket: FakeSocket, callId: number, request: Buffer, service: number): Buffer[] {
     const from = { service, address: '10.0.0.9', port: 7001 };
     const call: FakeCall = { socket, callId, target: from, upgrade: false, exclusive: false, chunks: [], done: false, server: true };
-    this.calls.set(`${socket.id}|${callId}`, call);
+    socket.calls.delete(callId);
+    socket.calls.set(callId, call);
     const id = Buffer.alloc(8);
     id.writeBigUInt64LE(BigInt(callId));
     socket.deliver(request, 0, encodeSockaddr(from), cmsg(RXRPC_USER_CALL_ID, id));
@@ -177,7 +178,6 @@ export class FakeKernel {
       more = true;
     }
     const bytes = data ? data.length : 0;
-    const key = `${socket.id}|${ctl.callId}`;
     const target = name ? decodeSockaddr(name) : undefined;
     this.sent.push({
       socket: socket.id, callId: ctl.callId, upgrade: ctl.upgrade, exclusive: ctl.exclusive, abort: ctl.abort, bytes, more, blocking,
@@ -185,7 +185,7 @@ export class FakeKernel {
     });
     this.log.push(`send ${target ? `${target.address}:${target.port}/${target.service}` : '-'} call ${socket.id}/${ctl.callId}${ctl.upgrade ? ' upgrade' : ''}${ctl.abort !== undefined ? ` abort ${ctl.abort}` : ''}`);
     if (ctl.charge) return 0;
-    let call = this.calls.get(key);
+    let call = socket.calls.get(ctl.callId);
     if (ctl.abort !== undefined) {
       if (call) call.done = true;
       return 0;
@@ -193,11 +193,11 @@ export class FakeKernel {
     if (!call) {
       if (!target) throw Object.assign(new Error('sendmsg EBADSLT'), { code: 'EBADSLT', errno: -57, syscall: 'sendmsg' });
       call = { socket, callId: ctl.callId, target, upgrade: ctl.upgrade, exclusive: ctl.exclusive, chunks: [], done: false };
-      this.calls.set(key, call);
+      socket.calls.set(ctl.callId, call);
     }
     if (data) call.chunks.push(Buffer.from(data));
     if (!more && !call.server) this.answer(call);
-    if (!more && call.server && this.immediate) this.calls.delete(key); // the reply is complete
+    if (!more && call.server && this.immediate) socket.calls.delete(ctl.callId); // the reply is complete
     return bytes;
   }
 
@@ -210,7 +210,7 @@ export class FakeKernel {
     this.later(answer.delay ?? 0, () => {
       if (call.done || call.socket.closed) return;
       call.done = true;
-      if (this.immediate) this.calls.delete(`${call.socket.id}|${call.callId}`);
+      if (this.immediate) call.socket.calls.delete(call.callId);
       this.log.push(`answer call ${call.socket.id}/${call.callId}`);
       const id = Buffer.alloc(8);
       id.writeBigUInt64LE(BigInt(call.callId));
@@ -270,9 +270,11 @@ export class FakeSocket implements NativeSocket {
   }
 
   /** Blocking sends in progress, by token. */
-  readonly bulk = new Map<number, { timer: NodeJS.Timeout; finish: (taken: number) => void }>();
+  readonly bulk = new IdTable<{ timer: NodeJS.Timeout; finish: (taken: number) => void }>();
   /** First sends on a "starter thread" not yet completed, by token. */
-  readonly starting = new Map<number, { timer: NodeJS.Timeout | undefined; finish: (interrupted: boolean) => void }>();
+  readonly starting = new IdTable<{ timer: NodeJS.Timeout | undefined; finish: (interrupted: boolean) => void }>();
+  /** @internal the calls the kernel knows on this socket, by call ID (IdTables, as the library's: no Map churn to distort a profile) */
+  readonly calls = new IdTable<FakeCall>();
 
   private done(token: number, result: number, error: Error | undefined, data: Uint8Array | null): void {
     // What the kernel did not take comes back as the thread's own copy, as the addon does.

@@ -221,6 +221,41 @@ describe('Client on a fake kernel', () => {
     }
   });
 
+  test('idle destinations keep their slots up to a bound, are swept beyond it, and the per-peer limit holds throughout', async () => {
+    const limited = new Client({ binding: kernel.binding, maxCallsPerPeer: 1 });
+    const slotsOf = () => (limited as unknown as { slots: Map<string, unknown> }).slots;
+    const peers = Array.from({ length: 300 }, (_, i) => ({ address: `10.7.${i >> 8}.${i & 255}`, port: 17003 }));
+    let running = 0;
+    let most = 0;
+    for (const p of [A, ...peers]) {
+      kernel.peer(p.address, p.port, (r) => {
+        running++;
+        most = Math.max(most, running);
+        setTimeout(() => running--, 2);
+        return { reply: r.data, delay: 2 };
+      });
+    }
+    try {
+      // one call after another to A: its idle slots stay (no add and delete per call)
+      for (let i = 0; i < 5; i++) await limited.call({ ...A, service: 1 }, req);
+      const kept = slotsOf().get([...slotsOf().keys()][0]);
+      expect(slotsOf().size).toBe(1);
+      for (let i = 0; i < 5; i++) await limited.call({ ...A, service: 1 }, req);
+      expect(slotsOf().get([...slotsOf().keys()][0])).toBe(kept);
+      // 300 more destinations, three calls at a time to A interleaved: the map stays bounded
+      let largest = 0;
+      for (const p of peers) {
+        await Promise.all([limited.call({ ...p, service: 1 }, req), limited.call({ ...A, service: 1 }, req), limited.call({ ...A, service: 1 }, req)]);
+        largest = Math.max(largest, slotsOf().size);
+      }
+      expect(largest).toBeLessThanOrEqual(2 * 64 + 1);
+      expect(most).toBe(2); // A's one call and the other destination's, never two to A
+      expect(kernel.requests).toHaveLength(10 + 3 * peers.length);
+    } finally {
+      limited.close();
+    }
+  });
+
   test('closing settles every call: running, waiting for a slot, and waiting behind a probe', async () => {
     const limited = new Client({ binding: kernel.binding, maxCallsPerPeer: 1 });
     kernel.peer(A.address, A.port, () => ({ silent: true }));
